@@ -1,3 +1,27 @@
-"""crawlpool: a polite, resumable, fast web crawler on asyncio and aiohttp."""
+"""crawlpool: a polite, resumable, fast web crawler on asyncio and aiohttp.
 
-__version__ = "0.1.0"
+from crawlpool import crawl
+result = await crawl(["https://quotes.toscrape.com/"], output="output", max_pages=100)
+"""
+
+from crawlpool._version import __version__
+from crawlpool.api import CrawlResult, crawl, crawl_sync, iter_crawl
+from crawlpool.config import CrawlConfig
+from crawlpool.errors import ConfigError, CrawlpoolError, SeedError, UsageError
+from crawlpool.records import Page
+from crawlpool.stats import CrawlStats
+
+__all__ = [
+    "ConfigError",
+    "CrawlConfig",
+    "CrawlResult",
+    "CrawlStats",
+    "CrawlpoolError",
+    "Page",
+    "SeedError",
+    "UsageError",
+    "__version__",
+    "crawl",
+    "crawl_sync",
+    "iter_crawl",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from crawlpool.cli import main
+
+sys.exit(main())

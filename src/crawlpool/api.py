@@ -1,0 +1,129 @@
+"""The Python API: `crawl`, `iter_crawl`, `crawl_sync`.
+
+`crawl` and `iter_crawl` run on the caller's event loop (a notebook's included): they never call
+`asyncio.run`, never configure logging and never install signal handlers. To stop a crawl, cancel the
+task awaiting it (or leave the `async for` early): the crawl's session and files are closed on the way out.
+Everything a crawl uses (the one ClientSession, the frontier, the store, the clock) is built here and
+passed down; nothing is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from crawlpool.config import CrawlConfig
+from crawlpool.engine import Engine
+from crawlpool.errors import ConfigError
+from crawlpool.fetch import Fetcher
+from crawlpool.frontier import Politeness, open_frontier
+from crawlpool.records import Page
+from crawlpool.scope import Scope
+from crawlpool.seeds import check_seed_urls
+from crawlpool.stats import CrawlStats
+from crawlpool.store import Manifest, PageStore, prepare_output
+
+DNS_CACHE_TTL_S = 300
+
+
+@dataclass(slots=True)
+class CrawlResult:
+    """What `crawl` returns: every record (as in the manifest) and the crawl's counters."""
+
+    pages: list[Page]
+    stats: CrawlStats
+    output: Path
+    manifest: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.manifest = self.output / "manifest.jsonl"
+
+
+async def crawl(seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any) -> CrawlResult:
+    """Crawl from `seeds` and return every record. Options are CrawlConfig fields and override `config`.
+
+    Raises UsageError (ConfigError/SeedError) before any request for bad options or seeds."""
+    pages: list[Page] = []
+    cfg, urls = _prepare(seeds, config, options)
+    stats = await _run(cfg, urls, pages.append)
+    return CrawlResult(pages, stats, cfg.output)
+
+
+async def iter_crawl(
+    seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any
+) -> AsyncIterator[Page]:
+    """Crawl from `seeds`, yielding each record as it is committed. Leaving the loop stops the crawl."""
+    cfg, urls = _prepare(seeds, config, options)
+    pages: asyncio.Queue[Page | None] = asyncio.Queue()
+    task = asyncio.create_task(_run(cfg, urls, pages.put_nowait))
+    task.add_done_callback(lambda _: pages.put_nowait(None))
+    try:
+        while (page := await pages.get()) is not None:
+            yield page
+        await task  # re-raises the crawl's fatal error, if any
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def crawl_sync(seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any) -> CrawlResult:
+    """`crawl` for plain scripts. Raises RuntimeError inside a running event loop (use `await crawl`)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(crawl(seeds, config, **options))
+    raise RuntimeError(
+        "crawl_sync() cannot run inside a running event loop (as in Jupyter); "
+        "use `await crawlpool.crawl(...)` there instead"
+    )
+
+
+def _prepare(
+    seeds: Iterable[str], config: CrawlConfig | None, options: dict[str, Any]
+) -> tuple[CrawlConfig, list[str]]:
+    cfg = (config or CrawlConfig()).replace(**options) if options else (config or CrawlConfig())
+    if not isinstance(cfg, CrawlConfig):
+        raise ConfigError(f"config: expected a CrawlConfig, got {type(cfg).__name__}")
+    urls = check_seed_urls(seeds)
+    prepare_output(cfg.output)
+    return cfg, urls
+
+
+async def _run(cfg: CrawlConfig, seeds: list[str], on_page: Callable[[Page], None]) -> CrawlStats:
+    scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
+    frontier = open_frontier(cfg.frontier, Politeness(cfg.per_host, cfg.delay_s))
+    connector = aiohttp.TCPConnector(
+        limit=cfg.concurrency, limit_per_host=cfg.per_host, ttl_dns_cache=DNS_CACHE_TTL_S
+    )
+    try:
+        async with (
+            aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": cfg.user_agent},
+                auto_decompress=False,  # the fetcher decompresses, bounded by max_bytes
+                timeout=aiohttp.ClientTimeout(total=None),  # the fetcher's own deadline covers it
+                middlewares=cfg.middlewares,
+            ) as session,
+            Manifest(cfg.output) as manifest,
+        ):
+            fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes)
+            engine = Engine(
+                cfg,
+                frontier=frontier,
+                fetcher=fetcher,
+                store=PageStore(cfg.output),
+                manifest=manifest,
+                scope=scope,
+                on_page=on_page,
+            )
+            return await engine.run(seeds)
+    finally:
+        await frontier.aclose()

@@ -1,0 +1,221 @@
+"""The command line: `crawlpool crawl SEEDS... [options]`.
+
+The CLI is the only place that configures logging, installs signal handlers and calls `asyncio.run`.
+Exit codes: 0 the crawl finished (failed pages are data, not fatal); 2 bad input, reported in one line
+before any request; 1 an unexpected fatal error; 130 stopped by SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from crawlpool._version import __version__
+from crawlpool.api import CrawlResult, crawl
+from crawlpool.config import CrawlConfig, build_config, load_toml
+from crawlpool.errors import UsageError
+from crawlpool.seeds import load_seeds
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+log = logging.getLogger("crawlpool")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line instead of usage text plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", re.IGNORECASE)
+_UNITS: dict[str, int] = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+def _size(text: str) -> int:
+    """Bytes from `10485760`, `512k`, `10MiB`, `1GB` (KiB/MiB/GiB are powers of 1024)."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size like 10MiB or 500000, got {text!r}")
+    number, unit = int(match[1]), (match[2] or "").lower()
+    factor: int = 1024 ** ("kmg".index(unit[0]) + 1) if "i" in unit else _UNITS[unit[:1]]
+    if number * factor < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 byte")
+    return number * factor
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crawlpool", description="A polite, resumable, fast web crawler.")
+    parser.add_argument("--version", action="version", version=f"crawlpool {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    cmd = commands.add_parser(
+        "crawl",
+        help="crawl from seed URLs",
+        description="Crawl from seed URLs or seed-list files (one URL a line, '-' for stdin).",
+    )
+    cmd.add_argument("seeds", nargs="+", metavar="SEEDS", help="seed-list files, '-', or URLs")
+    out = cmd.add_argument_group("output and configuration")
+    out.add_argument("-o", "--output", type=Path, help="output directory (default: output)")
+    out.add_argument("-c", "--config", type=Path, help="TOML config file; flags override it")
+    limits = cmd.add_argument_group("how much to crawl")
+    limits.add_argument("--max-pages", type=_positive_int, metavar="N", help="stop after N stored pages")
+    limits.add_argument(
+        "--max-depth", type=_non_negative_int, metavar="N", help="follow links N deep (seeds: 0)"
+    )
+    limits.add_argument("--max-bytes", type=_size, metavar="SIZE", help="largest body kept (default: 10MiB)")
+    limits.add_argument(
+        "--scope",
+        choices=("host", "domain", "any"),
+        help="follow links to the seeds' hosts (default), registered domains, or anywhere",
+    )
+    limits.add_argument(
+        "--include", action="append", metavar="RE", help="follow only URLs matching RE (repeatable)"
+    )
+    limits.add_argument(
+        "--exclude", action="append", metavar="RE", help="never follow URLs matching RE (repeatable)"
+    )
+    polite = cmd.add_argument_group("speed and politeness")
+    polite.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="requests in flight (default: 32)"
+    )
+    polite.add_argument(
+        "--per-host", type=_positive_int, metavar="N", help="requests in flight per host (default: 2)"
+    )
+    polite.add_argument(
+        "--delay",
+        type=_seconds,
+        metavar="S",
+        dest="delay_s",
+        help="least seconds between two requests to one host (default: 0)",
+    )
+    polite.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        dest="timeout_s",
+        help="seconds per request, connect to last byte (default: 30)",
+    )
+    polite.add_argument("--retries", type=_non_negative_int, metavar="N", help="extra tries (default: 3)")
+    polite.add_argument("--user-agent", metavar="UA", help="User-Agent header")
+    polite.add_argument(
+        "--no-robots", dest="robots", action="store_false", default=None, help="ignore robots.txt"
+    )
+    polite.add_argument("--frontier", metavar="URL", help="where the crawl's state lives (default: memory)")
+    talk = cmd.add_argument_group("what it says")
+    talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    talk.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: debug)")
+    return parser
+
+
+_CLI_ONLY = {"command", "seeds", "config", "quiet", "verbose"}
+
+
+def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
+    file_options: dict[str, Any] = load_toml(args.config) if args.config else {}
+    flags = {name: value for name, value in vars(args).items() if name not in _CLI_ONLY and value is not None}
+    for name in ("include", "exclude"):
+        if name in flags:
+            flags[name] = tuple(flags[name])
+    return build_config(file_options, flags)
+
+
+def _setup_logging(quiet: bool, verbose: int) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("crawlpool: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    if level > logging.DEBUG:
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+async def _crawl_until_signalled(seeds: Sequence[str], config: CrawlConfig) -> CrawlResult | None:
+    """Run the crawl; SIGINT or SIGTERM cancels it. None means it was stopped by a signal."""
+    task = asyncio.create_task(crawl(seeds, config))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if task.cancelled():
+            return None
+        raise
+
+
+def _summary(result: CrawlResult) -> str:
+    stats = result.stats
+    return (
+        f"crawlpool: {stats.pages} pages stored, {stats.records} URLs tried, "
+        f"{stats.errors} failed, {stats.bytes} bytes in {stats.elapsed_s:.1f} s "
+        f"({stats.pages_per_s:.1f} pages/s); manifest: {result.manifest}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.verbose)
+    try:
+        config = _config_from_args(args)
+        seeds = load_seeds(args.seeds)
+        for warning in seeds.warnings:
+            log.warning("%s", warning)
+        result = asyncio.run(_crawl_until_signalled(seeds.urls, config))
+    except UsageError as exc:
+        sys.stderr.write(f"crawlpool: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the CLI's last line of defence: one line, traceback only with -v
+        if args.verbose:
+            log.exception("fatal error")
+        sys.stderr.write(f"crawlpool: fatal: {type(exc).__name__}: {exc} (-v shows the traceback)\n")
+        return EXIT_FATAL
+    if result is None:
+        sys.stderr.write("crawlpool: stopped by signal\n")
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        sys.stderr.write(_summary(result) + "\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

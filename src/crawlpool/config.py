@@ -1,0 +1,153 @@
+"""The crawl's options: one frozen `CrawlConfig`, validated when it is built.
+
+Options come from three places, later ones winning: the defaults below, a TOML file (`-c FILE`, keys
+named exactly like the fields, see `config/crawlpool.toml`), then keyword arguments or CLI flags.
+Every check happens here, before any request is sent, and fails with a `ConfigError` that names the
+option and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from aiohttp import ClientMiddlewareType
+
+from crawlpool._version import __version__
+from crawlpool.errors import ConfigError
+
+PROJECT_URL = "https://github.com/crawlpool/crawlpool"
+DEFAULT_USER_AGENT = f"crawlpool/{__version__} (+{PROJECT_URL})"
+MIB = 1024 * 1024
+
+ScopeMode = Literal["host", "domain", "any"]
+FRONTIERS_AVAILABLE = ("memory",)
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlConfig:
+    """What to crawl and how politely; every field has the CLI flag of the same name (`_` → `-`)."""
+
+    output: Path = Path("output")
+    concurrency: int = 32
+    per_host: int = 2
+    delay_s: float = 0.0
+    max_pages: int | None = None
+    max_depth: int | None = None
+    max_bytes: int = 10 * MIB
+    scope: ScopeMode = "host"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    timeout_s: float = 30.0
+    retries: int = 3
+    user_agent: str = DEFAULT_USER_AGENT
+    robots: bool = True
+    frontier: str = "memory"
+    # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
+    middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        _check_int(self.concurrency, "concurrency", minimum=1)
+        _check_int(self.per_host, "per_host", minimum=1)
+        _check_number(self.delay_s, "delay_s", minimum=0.0)
+        if self.max_pages is not None:
+            _check_int(self.max_pages, "max_pages", minimum=1)
+        if self.max_depth is not None:
+            _check_int(self.max_depth, "max_depth", minimum=0)
+        _check_int(self.max_bytes, "max_bytes", minimum=1)
+        _check_number(self.timeout_s, "timeout_s", minimum=0.001)
+        _check_int(self.retries, "retries", minimum=0)
+        if self.scope not in get_args(ScopeMode):
+            raise ConfigError(f"scope: {self.scope!r} is not one of host, domain, any")
+        for name in ("include", "exclude"):
+            patterns = getattr(self, name)
+            if isinstance(patterns, str) or not isinstance(patterns, Sequence):
+                raise ConfigError(f"{name}: expected a list of regular expressions")
+            object.__setattr__(self, name, tuple(patterns))
+            for pattern in patterns:
+                _check_regex(pattern, name)
+        if not isinstance(self.user_agent, str) or not self.user_agent.strip():
+            raise ConfigError("user_agent: must be a non-empty string")
+        if any(ch in self.user_agent for ch in "\r\n\0"):
+            raise ConfigError("user_agent: must not contain line breaks or NUL")
+        if not isinstance(self.robots, bool):
+            raise ConfigError("robots: expected true or false")
+        if self.frontier not in FRONTIERS_AVAILABLE:
+            raise ConfigError(
+                f"frontier: {self.frontier!r} is not available yet; "
+                f"choose one of {', '.join(FRONTIERS_AVAILABLE)}"
+            )
+        if not isinstance(self.output, (str, Path)) or not str(self.output):
+            raise ConfigError("output: expected a directory path")
+        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "middlewares", tuple(self.middlewares))
+
+    def replace(self, **changes: Any) -> CrawlConfig:
+        """A copy with `changes` applied (and validated); unknown names raise ConfigError."""
+        return dataclasses.replace(self, **_known_options(changes, source="option"))
+
+
+TOML_KEYS = frozenset(f.name for f in dataclasses.fields(CrawlConfig)) - {"middlewares"}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """The options in a TOML config file, checked for unknown keys; values are checked by CrawlConfig."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _known_options(data, source=str(path), allowed=TOML_KEYS)
+
+
+def build_config(*layers: Mapping[str, Any]) -> CrawlConfig:
+    """A validated config from option layers applied in order (defaults < file < flags)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(_known_options(layer, source="option"))
+    try:
+        return CrawlConfig(**merged)
+    except TypeError as exc:  # a value of the wrong type deep inside a check
+        raise ConfigError(str(exc)) from None
+
+
+def _known_options(
+    options: Mapping[str, Any], *, source: str, allowed: frozenset[str] | None = None
+) -> dict[str, Any]:
+    known = allowed if allowed is not None else TOML_KEYS | {"middlewares"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
+    return dict(options)
+
+
+def _check_int(value: object, name: str, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+
+
+def _check_number(value: object, name: str, *, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}: must be at least {minimum:g}, got {value}")
+
+
+def _check_regex(pattern: object, name: str) -> None:
+    if not isinstance(pattern, str):
+        raise ConfigError(f"{name}: expected a regular expression string, got {pattern!r}")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{name}: bad regular expression {pattern!r}: {exc}") from None

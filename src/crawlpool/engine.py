@@ -1,0 +1,238 @@
+"""The crawl loop: one feeder leasing work from the frontier, N workers fetching it.
+
+    frontier ──lease──▶ feeder ──▶ asyncio.Queue ──▶ worker × concurrency
+        ▲                                             │ fetch → store body → extract links
+        └──────────── add(links), then ack(record) ◀──┘ → manifest line → on_page
+
+The feeder leases only as many URLs as there are idle workers (and as `max_pages` still allows), so
+nothing leased waits long in the queue and a lease's start is its request's start. Links are added
+before the record is acked: once a URL is acked its children are already in the frontier, so "nothing
+queued and nothing leased" really means the crawl is over (`crawl_is_finished`). The feeder never polls:
+it waits for a worker to end a lease, or for the frontier's next host to become due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from crawlpool.config import CrawlConfig
+from crawlpool.fetch import REDIRECT_STATUSES, Fetcher, FetchError, Response
+from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
+from crawlpool.links import extract_links, is_html
+from crawlpool.paths import page_path
+from crawlpool.records import Page
+from crawlpool.retries import backoff_s, parse_retry_after
+from crawlpool.scope import Scope
+from crawlpool.stats import CrawlStats
+from crawlpool.store import Manifest, PageStore
+from crawlpool.urls import fingerprint, host_key, normalize_url
+
+log = logging.getLogger(__name__)
+
+
+def crawl_is_finished(counts: FrontierCounts, stored: int, max_pages: int | None) -> bool:
+    """The one rule for the end of a crawl: nothing is leased (so no worker can add links), and either
+    nothing is queued or `max_pages` pages are stored."""
+    if counts.leased:
+        return False
+    return counts.queued == 0 or (max_pages is not None and stored >= max_pages)
+
+
+def make_request(url: str, depth: int, referrer: str | None) -> Request:
+    """A frontier request for a normalized URL."""
+    return Request(url, fingerprint(url), host_key(url), depth, referrer)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: CrawlConfig,
+        *,
+        frontier: Frontier,
+        fetcher: Fetcher,
+        store: PageStore,
+        manifest: Manifest,
+        scope: Scope,
+        on_page: Callable[[Page], None],
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._frontier = frontier
+        self._fetcher = fetcher
+        self._store = store
+        self._manifest = manifest
+        self._scope = scope
+        self._on_page = on_page
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.stats = CrawlStats()
+        self._active = 0  # leases handed to workers and not yet ended
+        self._changed = asyncio.Event()
+
+    async def run(self, seeds: Sequence[str]) -> CrawlStats:
+        started = self._clock()
+        await self._frontier.add([make_request(url, 0, None) for url in seeds])
+        queue: asyncio.Queue[Lease | None] = asyncio.Queue()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._config.concurrency):
+                    group.create_task(self._work(queue))
+                await self._feed(queue)
+                for _ in range(self._config.concurrency):
+                    queue.put_nowait(None)
+        finally:
+            self.stats.elapsed_s = self._clock() - started
+        return self.stats
+
+    async def _feed(self, queue: asyncio.Queue[Lease | None]) -> None:
+        while True:
+            self._changed.clear()  # any lease ending from here on wakes the wait below
+            free = self._free_slots()
+            wait_s: float | None = None
+            if free > 0:
+                batch = await self._frontier.lease(free)
+                for lease in batch.leases:
+                    self._active += 1
+                    queue.put_nowait(lease)
+                if batch.leases:
+                    continue
+                wait_s = batch.wait_s
+            if self._active == 0:
+                counts = await self._frontier.counts()
+                if crawl_is_finished(counts, self.stats.pages, self._config.max_pages):
+                    return
+                if wait_s is None:
+                    raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
+            await self._wait_for_change(wait_s)
+
+    def _free_slots(self) -> int:
+        free = self._config.concurrency - self._active
+        if self._config.max_pages is not None:
+            free = min(free, self._config.max_pages - self.stats.pages - self._active)
+        return free
+
+    async def _wait_for_change(self, timeout_s: float | None) -> None:
+        if timeout_s is None:
+            await self._changed.wait()
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._changed.wait()
+        except TimeoutError:
+            pass  # the frontier's next host is due now
+
+    async def _work(self, queue: asyncio.Queue[Lease | None]) -> None:
+        while (lease := await queue.get()) is not None:
+            try:
+                await self._process(lease)
+            except Exception as exc:  # the one place an unexpected error becomes data
+                log.exception("unexpected error while crawling %s", lease.request.url)
+                await self._commit(lease, self._failure(lease.request, exc))
+            finally:
+                self._active -= 1
+                self._changed.set()
+
+    async def _process(self, lease: Lease) -> None:
+        request = lease.request
+        response = await self._fetcher.fetch(request.url)
+        if response.retryable and request.attempts < self._config.retries:
+            await self._frontier.retry(lease, self._clock() + self._retry_delay_s(request, response))
+            self.stats.retries += 1
+            log.info("retrying %s after %s", request.url, response.error)
+            return
+        await self._commit(lease, await self._record(request, response))
+
+    async def _commit(self, lease: Lease, page: Page) -> None:
+        if not await self._frontier.ack(lease, page):
+            log.warning("lease of %s was no longer current; its record was dropped", page.url)
+            return
+        await self._manifest.append(page)
+        self.stats.count(page)
+        if page.error is not None:
+            log.info("%s: %s", page.url, page.error)
+        self._on_page(page)
+
+    def _retry_delay_s(self, request: Request, response: Response) -> float:
+        delay = backoff_s(request.attempts, self._rng)
+        after = parse_retry_after(response.retry_after, time.time())
+        return max(delay, after) if after is not None else delay
+
+    async def _record(self, request: Request, response: Response) -> Page:
+        """Store what came back, queue its links, and describe it as a manifest record."""
+        final_url = request.url
+        error = response.error
+        path = sha256 = None
+        links = 0
+        if response.status in REDIRECT_STATUSES:
+            final_url, error = await self._follow_redirect(request, response)
+        elif response.body and (error is None or error.code == "too_large"):
+            path = page_path(request.url)
+            sha256 = await self._store.write(path, response.body)
+            if is_html(response.content_type):
+                links = await self._add_links(request, response)
+        return Page(
+            url=request.url,
+            final_url=final_url,
+            status=response.status,
+            content_type=response.content_type,
+            depth=request.depth,
+            referrer=request.referrer,
+            path=path,
+            bytes=len(response.body) if path is not None else 0,
+            sha256=sha256,
+            fetched_at=_utc_now(),
+            elapsed_ms=response.elapsed_ms,
+            error=str(error) if error is not None else None,
+            links=links,
+        )
+
+    async def _add_links(self, request: Request, response: Response) -> int:
+        found = [
+            url
+            for url in extract_links(response.body, request.url, response.content_type)
+            if self._scope.allows(url)
+        ]
+        depth = request.depth + 1
+        if self._config.max_depth is None or depth <= self._config.max_depth:
+            await self._frontier.add([make_request(url, depth, request.url) for url in found])
+        return len(found)
+
+    async def _follow_redirect(self, request: Request, response: Response) -> tuple[str, FetchError | None]:
+        """Queue the redirect's target as a URL of its own (same depth: a redirect is not a link hop),
+        so it is scope-checked and deduplicated like any link. Returns (final_url, error)."""
+        if not response.location:
+            return request.url, FetchError("redirect", f"{response.status} without a Location")
+        target = normalize_url(response.location, request.url)
+        if target is None:
+            return request.url, FetchError("redirect", "Location is not an http(s) URL")
+        if not self._scope.allows(target):
+            return target, FetchError("off_scope", "redirect target is outside the crawl's scope")
+        await self._frontier.add([make_request(target, request.depth, request.url)])
+        return target, None
+
+    def _failure(self, request: Request, exc: Exception) -> Page:
+        return Page(
+            url=request.url,
+            final_url=request.url,
+            status=None,
+            content_type=None,
+            depth=request.depth,
+            referrer=request.referrer,
+            path=None,
+            bytes=0,
+            sha256=None,
+            fetched_at=_utc_now(),
+            elapsed_ms=0,
+            error=f"internal: {type(exc).__name__}: {exc}",
+            links=0,
+        )
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

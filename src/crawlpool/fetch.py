@@ -1,0 +1,232 @@
+"""One HTTP request over the crawl's shared `aiohttp.ClientSession`, turned into data.
+
+The fetcher sends one GET (redirects are not followed here: the engine follows them hop by hop so that
+each hop is scope-checked and deduplicated), streams the body and decompresses it itself, so that
+`max_bytes` counts decompressed bytes and a gzip bomb never grows memory past that. Every failure
+becomes a `FetchError` with a short code that goes into the manifest:
+
+    timeout      no complete response within timeout_s (connect to last byte)
+    dns          the host name did not resolve
+    connect      the connection was refused, reset or dropped before a response
+    tls          TLS handshake or certificate verification failed
+    truncated    the body ended before its Content-Length or its compressed stream ended, or the
+                 connection broke mid-body
+    too_large    the decompressed body passed max_bytes; the body is cut there and may be kept
+    encoding     a Content-Encoding we did not ask for and cannot decode, or a corrupt one
+    protocol     the server's answer was not valid HTTP
+    http_4xx     status 400-499 (the status itself is kept in the record)
+    http_5xx     status 500-599
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+CHUNK_BYTES = 64 * 1024
+RETRYABLE_CODES = frozenset({"timeout", "dns", "connect", "truncated"})
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchError:
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What one request produced. `status` is None when no response arrived (`error` says why)."""
+
+    status: int | None
+    content_type: str | None
+    body: bytes
+    location: str | None
+    retry_after: str | None
+    elapsed_ms: int
+    error: FetchError | None
+
+    @property
+    def retryable(self) -> bool:
+        """A transient failure worth another attempt."""
+        if self.status is not None:
+            return self.status in RETRYABLE_STATUSES
+        return self.error is not None and self.error.code in RETRYABLE_CODES
+
+
+class _TooLarge(Exception):
+    """Raised inside body reading when max_bytes is passed."""
+
+
+class Fetcher:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout_s: float,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._timeout_s = timeout_s
+        self._max_bytes = max_bytes
+        self._clock = clock
+
+    async def fetch(self, url: str) -> Response:
+        started = self._clock()
+        status: int | None = None
+        content_type: str | None = None
+        location: str | None = None
+        retry_after: str | None = None
+        reason = ""
+        body = b""  # stays empty unless the whole body (or a too_large prefix) was read
+        error: FetchError | None = None
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._session.get(
+                    url,
+                    allow_redirects=False,
+                    headers={"Accept-Encoding": ACCEPT_ENCODING},
+                ) as resp,
+            ):
+                status, reason = resp.status, resp.reason or ""
+                content_type = resp.headers.get("Content-Type")
+                location = resp.headers.get("Location")
+                retry_after = resp.headers.get("Retry-After")
+                if not (status in REDIRECT_STATUSES and location):
+                    body, error = await self._read_body(resp)
+        except TimeoutError:
+            error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
+        except aiohttp.ClientError as exc:
+            error = classify_client_error(exc)
+        except OSError as exc:
+            error = FetchError("connect", exc.strerror or type(exc).__name__)
+        if error is None and status is not None:
+            error = http_error(status, reason)
+        elapsed_ms = round((self._clock() - started) * 1000)
+        return Response(status, content_type, body, location, retry_after, elapsed_ms, error)
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> tuple[bytes, FetchError | None]:
+        """The decompressed body, cut at max_bytes; an error when it is incomplete or too large."""
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        try:
+            decoder = _decoder(encoding)
+        except ValueError:
+            return b"", FetchError("encoding", f"unsupported Content-Encoding {encoding!r}")
+        declared = _content_length(resp)
+        limit = self._max_bytes
+        parts: list[bytes] = []
+        kept = 0
+        raw_bytes = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                raw_bytes += len(chunk)
+                data = decoder.feed(chunk, limit - kept + 1) if decoder else chunk
+                while True:
+                    if kept + len(data) > limit:
+                        parts.append(data[: limit - kept])
+                        raise _TooLarge
+                    parts.append(data)
+                    kept += len(data)
+                    if decoder is None or not decoder.pending:
+                        break
+                    data = decoder.feed(b"", limit - kept + 1)
+        except _TooLarge:
+            return b"".join(parts), FetchError(
+                "too_large", f"body cut at max_bytes={limit} after decompression"
+            )
+        except zlib.error as exc:
+            return b"", FetchError("encoding", f"corrupt {encoding} body: {exc}")
+        if declared is not None and raw_bytes < declared:
+            return b"", FetchError("truncated", f"body ended after {raw_bytes} of {declared} bytes")
+        if decoder is not None and not decoder.complete:
+            return b"", FetchError("truncated", f"{encoding} stream ended early")
+        return b"".join(parts), None
+
+
+class _Decoder:
+    """Bounded decompression: never produces more than asked for per call (gzip bombs stay small)."""
+
+    def __init__(self, wbits: int) -> None:
+        self._wbits = wbits
+        self._z = zlib.decompressobj(wbits)
+        self._started = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._z.unconsumed_tail) or (self._z.eof and bool(self._z.unused_data))
+
+    @property
+    def complete(self) -> bool:
+        return self._z.eof or not self._started
+
+    def feed(self, data: bytes, max_length: int) -> bytes:
+        if self._z.eof and self._z.unused_data:
+            # A new gzip member follows the last one (concatenated gzip is valid).
+            data = self._z.unused_data + data
+            self._z = zlib.decompressobj(self._wbits)
+        else:
+            data = self._z.unconsumed_tail + data
+        if data:
+            self._started = True
+        return self._z.decompress(data, max_length)
+
+
+def _decoder(encoding: str) -> _Decoder | None:
+    if encoding in ("identity", ""):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return _Decoder(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        # 32 + MAX_WBITS accepts zlib- and gzip-wrapped data; raw deflate (a common server bug) is not.
+        return _Decoder(32 + zlib.MAX_WBITS)
+    raise ValueError(encoding)
+
+
+def _content_length(resp: aiohttp.ClientResponse) -> int | None:
+    value = resp.headers.get("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def http_error(status: int, reason: str) -> FetchError | None:
+    """The error of an HTTP status, or None for a status that is not a failure."""
+    if 400 <= status < 500:
+        return FetchError("http_4xx", f"{status} {reason}".strip())
+    if 500 <= status < 600:
+        return FetchError("http_5xx", f"{status} {reason}".strip())
+    return None
+
+
+def classify_client_error(exc: aiohttp.ClientError) -> FetchError:
+    """The manifest code for an aiohttp exception."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return FetchError("dns", text)
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return FetchError("tls", text)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return FetchError("connect", text)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return FetchError("truncated", text)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return FetchError("timeout", text)
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        return FetchError("connect", text)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return FetchError("protocol", text)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return FetchError("invalid_url", text)
+    return FetchError("client", text)

@@ -1,0 +1,91 @@
+"""The Frontier protocol: what every backend (memory, sqlite, redis) promises the engine.
+
+Theory of operation. A URL's life is  seen → queued → leased → done. `add` marks a URL seen and queues
+it, once per fingerprint for the whole crawl. `lease` hands out queued URLs, but only those whose host may
+be hit now: fewer than `per_host` of the host's URLs are leased, and `delay_s` has passed since the last
+lease of that host started. Each lease carries a token; the holder ends it in exactly one of three ways:
+
+- `ack(lease, page)`  — the commit point: the record is kept and the URL is done, in one step;
+- `retry(lease, not_before)` — the attempt failed transiently; the URL is queued again, not before then;
+- `release(lease)` — the URL was never tried (e.g. the crawl is stopping); it goes back as it was.
+
+A lease whose holder vanished (a crash) is returned to the queue by the backend: leases are
+at-least-once, and `ack` is what makes each URL's record exactly-once. An empty `lease` answer does not
+mean the crawl is finished — other URLs may be leased and about to add links; `counts()` says when it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from crawlpool.records import Page
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A URL to fetch. `url` is normalized; `fp` is its 64-bit fingerprint; seeds have depth 0."""
+
+    url: str
+    fp: int
+    host: str
+    depth: int
+    referrer: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to fetch `request` until the lease is acked, retried or released."""
+
+    request: Request
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseBatch:
+    """What `lease` handed out, and when more may be due: `wait_s` is the time until the next host's
+    turn, or None when nothing queued becomes due by waiting alone (only a lease ending can free it)."""
+
+    leases: list[Lease]
+    wait_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Politeness:
+    """Per-host limits the frontier enforces when it hands out work."""
+
+    per_host: int = 2
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierCounts:
+    seen: int
+    queued: int
+    leased: int
+    done: int
+
+
+class Frontier(Protocol):
+    async def add(self, requests: Sequence[Request]) -> int:
+        """Queue each request whose fingerprint was never seen; return how many were new."""
+
+    async def lease(self, limit: int) -> LeaseBatch:
+        """Lease up to `limit` queued requests whose host may be hit now."""
+
+    async def ack(self, lease: Lease, page: Page) -> bool:
+        """Commit `page` as the record of the lease's URL. False: the lease was not current (stale or
+        already ended) and nothing was committed — the caller must not publish the record."""
+
+    async def retry(self, lease: Lease, not_before: float) -> bool:
+        """Queue the URL again with one more attempt, not before clock time `not_before`.
+        False: the lease was not current."""
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the URL back untried. False: the lease was not current."""
+
+    async def counts(self) -> FrontierCounts: ...
+
+    async def aclose(self) -> None: ...

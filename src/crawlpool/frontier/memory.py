@@ -1,0 +1,138 @@
+"""The in-memory frontier: for tests and throwaway crawls; its state dies with the process.
+
+Hosts that have queued URLs and a free slot sit in a heap keyed by the time they may next be hit, so
+`lease` costs O(log hosts) per URL however many hosts wait. A host is in the heap at most once: it is
+taken out when leased and put back when it has work and a free slot again. Retries wait in a second heap
+until their not-before time, then rejoin the front of their host's queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.records import Page
+
+
+@dataclass(slots=True)
+class _Host:
+    queue: deque[Request] = field(default_factory=deque)
+    in_flight: int = 0
+    next_allowed: float = 0.0
+    scheduled: bool = False  # in the ready heap
+
+
+class MemoryFrontier:
+    def __init__(self, politeness: Politeness, clock: Callable[[], float] = time.monotonic) -> None:
+        self._politeness = politeness
+        self._clock = clock
+        self._seen: set[int] = set()
+        self._hosts: dict[str, _Host] = {}
+        self._ready: list[tuple[float, int, str]] = []  # (next_allowed, tie-break, host)
+        self._waiting: list[tuple[float, int, Request]] = []  # retries: (not_before, tie-break, req)
+        self._leases: dict[int, Lease] = {}
+        self._seq = 0
+        self._queued = 0
+        self._done = 0
+
+    async def add(self, requests: Sequence[Request]) -> int:
+        added = 0
+        for request in requests:
+            if request.fp in self._seen:
+                continue
+            self._seen.add(request.fp)
+            host = self._host(request.host)
+            host.queue.append(request)
+            self._schedule(request.host, host)
+            added += 1
+        self._queued += added
+        return added
+
+    async def lease(self, limit: int) -> LeaseBatch:
+        now = self._clock()
+        self._promote_due_retries(now)
+        leases: list[Lease] = []
+        while len(leases) < limit and self._ready and self._ready[0][0] <= now:
+            _, _, name = heapq.heappop(self._ready)
+            host = self._hosts[name]
+            host.scheduled = False
+            request = host.queue.popleft()
+            host.in_flight += 1
+            host.next_allowed = now + self._politeness.delay_s
+            self._seq += 1
+            lease = Lease(request, token=self._seq)
+            self._leases[lease.token] = lease
+            leases.append(lease)
+            self._schedule(name, host)
+        self._queued -= len(leases)
+        return LeaseBatch(leases, self._wait_s(now))
+
+    async def ack(self, lease: Lease, page: Page) -> bool:
+        if not self._end(lease):
+            return False
+        self._done += 1
+        return True
+
+    async def retry(self, lease: Lease, not_before: float) -> bool:
+        if not self._end(lease):
+            return False
+        request = replace(lease.request, attempts=lease.request.attempts + 1)
+        self._seq += 1
+        heapq.heappush(self._waiting, (not_before, self._seq, request))
+        self._queued += 1
+        return True
+
+    async def release(self, lease: Lease) -> bool:
+        if not self._end(lease):
+            return False
+        host = self._hosts[lease.request.host]
+        host.queue.appendleft(lease.request)
+        self._queued += 1
+        self._schedule(lease.request.host, host)
+        return True
+
+    async def counts(self) -> FrontierCounts:
+        return FrontierCounts(
+            seen=len(self._seen), queued=self._queued, leased=len(self._leases), done=self._done
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+    def _host(self, name: str) -> _Host:
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = _Host()
+        return host
+
+    def _schedule(self, name: str, host: _Host) -> None:
+        """Put the host in the ready heap if it has work, a free slot, and is not there already."""
+        if host.scheduled or not host.queue or host.in_flight >= self._politeness.per_host:
+            return
+        host.scheduled = True
+        self._seq += 1
+        heapq.heappush(self._ready, (host.next_allowed, self._seq, name))
+
+    def _end(self, lease: Lease) -> bool:
+        if self._leases.pop(lease.token, None) is None:
+            return False
+        name = lease.request.host
+        host = self._hosts[name]
+        host.in_flight -= 1
+        self._schedule(name, host)
+        return True
+
+    def _promote_due_retries(self, now: float) -> None:
+        while self._waiting and self._waiting[0][0] <= now:
+            _, _, request = heapq.heappop(self._waiting)
+            host = self._host(request.host)
+            host.queue.appendleft(request)
+            self._schedule(request.host, host)
+
+    def _wait_s(self, now: float) -> float | None:
+        due = [heap[0][0] for heap in (self._ready, self._waiting) if heap]
+        return max(0.0, min(due) - now) if due else None

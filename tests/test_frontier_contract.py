@@ -1,0 +1,173 @@
+"""The Frontier contract: every backend must pass this suite unchanged (add a backend to BACKENDS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from crawlpool.frontier import Frontier, MemoryFrontier, Politeness, Request
+from crawlpool.records import Page
+from crawlpool.urls import fingerprint, host_key
+
+BACKENDS = ["memory"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+FrontierFactory = Callable[[Politeness], Frontier]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_frontier(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[FrontierFactory]:
+    made: list[Frontier] = []
+
+    def factory(politeness: Politeness) -> Frontier:
+        assert request.param == "memory"
+        frontier = MemoryFrontier(politeness, clock)
+        made.append(frontier)
+        return frontier
+
+    yield factory
+    for frontier in made:
+        await frontier.aclose()
+
+
+def req(url: str, depth: int = 0) -> Request:
+    return Request(url, fingerprint(url), host_key(url), depth)
+
+
+def page(url: str) -> Page:
+    return Page(url, url, 200, "text/html", 0, None, None, 0, None, "2026-01-01T00:00:00Z", 1, None, 0)
+
+
+A = [f"http://a.test/{i}" for i in range(6)]
+B = [f"http://b.test/{i}" for i in range(6)]
+
+
+async def test_add_queues_each_fingerprint_once(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=10))
+    assert await frontier.add([req(A[0]), req(A[1]), req(A[0])]) == 2
+    assert await frontier.add([req(A[1]), req(A[2])]) == 1
+    counts = await frontier.counts()
+    assert (counts.seen, counts.queued, counts.leased, counts.done) == (3, 3, 0, 0)
+
+
+async def test_done_urls_are_never_queued_again(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=10))
+    await frontier.add([req(A[0])])
+    (lease,) = (await frontier.lease(5)).leases
+    assert await frontier.ack(lease, page(A[0]))
+    assert await frontier.add([req(A[0])]) == 0
+    assert (await frontier.lease(5)).leases == []
+
+
+async def test_lease_hands_out_at_most_per_host_per_host(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=2))
+    await frontier.add([req(u) for u in A + B])
+    batch = await frontier.lease(10)
+    hosts = [lease.request.host for lease in batch.leases]
+    assert sorted(hosts) == sorted([host_key(A[0])] * 2 + [host_key(B[0])] * 2)
+    # Nothing more until a lease ends; waiting alone will not help.
+    again = await frontier.lease(10)
+    assert again.leases == [] and again.wait_s is None
+    assert await frontier.ack(batch.leases[0], page(batch.leases[0].request.url))
+    (next_lease,) = (await frontier.lease(10)).leases
+    assert next_lease.request.host == batch.leases[0].request.host
+
+
+async def test_delay_spaces_lease_starts_per_host(make_frontier: FrontierFactory, clock: FakeClock) -> None:
+    frontier = make_frontier(Politeness(per_host=5, delay_s=2.0))
+    await frontier.add([req(u) for u in A[:3] + B[:1]])
+    first = await frontier.lease(10)
+    assert sorted(lease.request.url for lease in first.leases) == [A[0], B[0]]
+    assert first.wait_s == pytest.approx(2.0)
+    clock.now += 1.5
+    early = await frontier.lease(10)
+    assert early.leases == [] and early.wait_s == pytest.approx(0.5)
+    clock.now += 0.5
+    assert [lease.request.url for lease in (await frontier.lease(10)).leases] == [A[1]]
+
+
+async def test_urls_of_a_host_come_out_in_order(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=1))
+    await frontier.add([req(u) for u in A[:3]])
+    seen = []
+    for _ in range(3):
+        (lease,) = (await frontier.lease(10)).leases
+        seen.append(lease.request.url)
+        await frontier.ack(lease, page(lease.request.url))
+    assert seen == A[:3]
+
+
+async def test_retry_waits_until_not_before_and_counts_the_attempt(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = make_frontier(Politeness(per_host=1))
+    await frontier.add([req(A[0])])
+    (lease,) = (await frontier.lease(1)).leases
+    assert await frontier.retry(lease, not_before=clock.now + 5)
+    waiting = await frontier.lease(1)
+    assert waiting.leases == [] and waiting.wait_s == pytest.approx(5)
+    assert (await frontier.counts()).queued == 1
+    clock.now += 5
+    (again,) = (await frontier.lease(1)).leases
+    assert again.request.url == A[0] and again.request.attempts == 1
+    assert again.token != lease.token
+
+
+async def test_release_puts_the_url_back_first_without_an_attempt(
+    make_frontier: FrontierFactory,
+) -> None:
+    frontier = make_frontier(Politeness(per_host=1))
+    await frontier.add([req(A[0]), req(A[1])])
+    (lease,) = (await frontier.lease(1)).leases
+    assert await frontier.release(lease)
+    (again,) = (await frontier.lease(1)).leases
+    assert again.request.url == A[0] and again.request.attempts == 0
+
+
+async def test_a_lease_ends_once(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=2))
+    await frontier.add([req(A[0])])
+    (lease,) = (await frontier.lease(1)).leases
+    assert await frontier.ack(lease, page(A[0]))
+    assert not await frontier.ack(lease, page(A[0]))
+    assert not await frontier.retry(lease, not_before=0)
+    assert not await frontier.release(lease)
+    counts = await frontier.counts()
+    assert (counts.queued, counts.leased, counts.done) == (0, 0, 1)
+
+
+async def test_counts_follow_the_lifecycle(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=5))
+    await frontier.add([req(u) for u in A[:4]])
+    batch = await frontier.lease(3)
+    counts = await frontier.counts()
+    assert (counts.queued, counts.leased) == (1, 3)
+    await frontier.ack(batch.leases[0], page(A[0]))
+    await frontier.release(batch.leases[1])
+    await frontier.retry(batch.leases[2], not_before=0)
+    counts = await frontier.counts()
+    assert (counts.seen, counts.queued, counts.leased, counts.done) == (4, 3, 0, 1)
+
+
+async def test_a_busy_host_does_not_block_another(make_frontier: FrontierFactory) -> None:
+    frontier = make_frontier(Politeness(per_host=1))
+    await frontier.add([req(u) for u in A[:3]])
+    (held,) = (await frontier.lease(5)).leases
+    await frontier.add([req(B[0])])
+    (other,) = (await frontier.lease(5)).leases
+    assert other.request.host == host_key(B[0])
+    assert held.request.host == host_key(A[0])
