@@ -111,13 +111,13 @@ async def test_urls_of_a_host_come_out_in_order(make_frontier: FrontierFactory) 
     assert seen == A[:3]
 
 
-async def test_retry_waits_until_not_before_and_counts_the_attempt(
+async def test_retry_waits_its_delay_and_counts_the_attempt(
     make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
     frontier = make_frontier(Politeness(per_host=1))
     await frontier.add([req(A[0])])
     (lease,) = (await frontier.lease(1)).leases
-    assert await frontier.retry(lease, not_before=clock.now + 5)
+    assert await frontier.retry(lease, delay_s=5)
     waiting = await frontier.lease(1)
     assert waiting.leases == [] and waiting.wait_s == pytest.approx(5)
     assert (await frontier.counts()).queued == 1
@@ -144,7 +144,7 @@ async def test_a_lease_ends_once(make_frontier: FrontierFactory) -> None:
     (lease,) = (await frontier.lease(1)).leases
     assert await frontier.ack(lease, page(A[0]))
     assert not await frontier.ack(lease, page(A[0]))
-    assert not await frontier.retry(lease, not_before=0)
+    assert not await frontier.retry(lease, delay_s=0)
     assert not await frontier.release(lease)
     counts = await frontier.counts()
     assert (counts.queued, counts.leased, counts.done) == (0, 0, 1)
@@ -158,7 +158,7 @@ async def test_counts_follow_the_lifecycle(make_frontier: FrontierFactory) -> No
     assert (counts.queued, counts.leased) == (1, 3)
     await frontier.ack(batch.leases[0], page(A[0]))
     await frontier.release(batch.leases[1])
-    await frontier.retry(batch.leases[2], not_before=0)
+    await frontier.retry(batch.leases[2], delay_s=0)
     counts = await frontier.counts()
     assert (counts.seen, counts.queued, counts.leased, counts.done) == (4, 3, 0, 1)
 
@@ -171,3 +171,30 @@ async def test_a_busy_host_does_not_block_another(make_frontier: FrontierFactory
     (other,) = (await frontier.lease(5)).leases
     assert other.request.host == host_key(B[0])
     assert held.request.host == host_key(A[0])
+
+
+async def test_pace_host_changes_the_delay_of_that_host_only(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = make_frontier(Politeness(per_host=5, delay_s=1.0))
+    await frontier.add([req(u) for u in A[:3] + B[:3]])
+    assert len((await frontier.lease(10)).leases) == 2
+    await frontier.pace_host(host_key(A[0]), delay_s=10.0)
+    clock.now += 1.0
+    batch = await frontier.lease(10)
+    assert [lease.request.host for lease in batch.leases] == [host_key(B[0])]
+    assert batch.wait_s == pytest.approx(1.0)  # b's next turn comes before a's
+    clock.now += 9.0
+    assert {lease.request.url for lease in (await frontier.lease(10)).leases} == {A[1], B[2]}
+
+
+async def test_a_blocked_host_hands_out_nothing_until_the_block_ends(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = make_frontier(Politeness(per_host=5))
+    await frontier.add([req(u) for u in A[:2]])
+    await frontier.pace_host(host_key(A[0]), blocked_for_s=30.0)
+    blocked = await frontier.lease(10)
+    assert blocked.leases == [] and blocked.wait_s == pytest.approx(30.0)
+    clock.now += 30.0
+    assert len((await frontier.lease(10)).leases) == 2

@@ -142,7 +142,7 @@ class Engine:
         request = lease.request
         response = await self._fetcher.fetch(request.url)
         if response.retryable and request.attempts < self._config.retries:
-            await self._frontier.retry(lease, self._clock() + self._retry_delay_s(request, response))
+            await self._frontier.retry(lease, self._retry_delay_s(request, response))
             self.stats.retries += 1
             log.info("retrying %s after %s", request.url, response.error)
             return

@@ -6,12 +6,15 @@ be hit now: fewer than `per_host` of the host's URLs are leased, and `delay_s` h
 lease of that host started. Each lease carries a token; the holder ends it in exactly one of three ways:
 
 - `ack(lease, page)`  — the commit point: the record is kept and the URL is done, in one step;
-- `retry(lease, not_before)` — the attempt failed transiently; the URL is queued again, not before then;
+- `retry(lease, delay_s)` — the attempt failed transiently; the URL is queued again, due after delay_s;
 - `release(lease)` — the URL was never tried (e.g. the crawl is stopping); it goes back as it was.
 
 A lease whose holder vanished (a crash) is returned to the queue by the backend: leases are
 at-least-once, and `ack` is what makes each URL's record exactly-once. An empty `lease` answer does not
 mean the crawl is finished — other URLs may be leased and about to add links; `counts()` says when it is.
+
+Times in this protocol are durations (`delay_s`, `wait_s`), never instants: each backend measures them
+on its own clock (the injected one, SQLite's process clock, Redis `TIME`), so no two clocks are compared.
 """
 
 from __future__ import annotations
@@ -79,12 +82,19 @@ class Frontier(Protocol):
         """Commit `page` as the record of the lease's URL. False: the lease was not current (stale or
         already ended) and nothing was committed — the caller must not publish the record."""
 
-    async def retry(self, lease: Lease, not_before: float) -> bool:
-        """Queue the URL again with one more attempt, not before clock time `not_before`.
+    async def retry(self, lease: Lease, delay_s: float) -> bool:
+        """Queue the URL again with one more attempt, due `delay_s` from now.
         False: the lease was not current."""
 
     async def release(self, lease: Lease) -> bool:
         """Give the URL back untried. False: the lease was not current."""
+
+    async def pace_host(
+        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
+    ) -> None:
+        """Change how often `host` may be hit: `delay_s` replaces its least gap between lease starts
+        (robots Crawl-delay, adaptive backoff); `blocked_for_s` hands out none of its URLs for that
+        long from now (Retry-After). Times are relative so that each backend uses its own clock."""
 
     async def counts(self) -> FrontierCounts: ...
 

@@ -1,9 +1,10 @@
 """The in-memory frontier: for tests and throwaway crawls; its state dies with the process.
 
 Hosts that have queued URLs and a free slot sit in a heap keyed by the time they may next be hit, so
-`lease` costs O(log hosts) per URL however many hosts wait. A host is in the heap at most once: it is
-taken out when leased and put back when it has work and a free slot again. Retries wait in a second heap
-until their not-before time, then rejoin the front of their host's queue.
+`lease` costs O(log hosts) per URL however many hosts wait. A host has at most one live heap entry:
+its `entry` number names it, and an entry whose number no longer matches (the host was re-paced or
+leased since) is skipped when it surfaces. Retries wait in a second heap until their due time, then
+rejoin the front of their host's queue.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from crawlpool.records import Page
 class _Host:
     queue: deque[Request] = field(default_factory=deque)
     in_flight: int = 0
-    next_allowed: float = 0.0
-    scheduled: bool = False  # in the ready heap
+    last_start: float = float("-inf")
+    delay_s: float = 0.0
+    blocked_until: float = float("-inf")
+    entry: int = 0  # number of the host's live entry in the ready heap; 0: none
+
+    def due(self) -> float:
+        return max(self.last_start + self.delay_s, self.blocked_until)
 
 
 class MemoryFrontier:
@@ -32,8 +38,8 @@ class MemoryFrontier:
         self._clock = clock
         self._seen: set[int] = set()
         self._hosts: dict[str, _Host] = {}
-        self._ready: list[tuple[float, int, str]] = []  # (next_allowed, tie-break, host)
-        self._waiting: list[tuple[float, int, Request]] = []  # retries: (not_before, tie-break, req)
+        self._ready: list[tuple[float, int, str]] = []  # (due, entry number, host)
+        self._waiting: list[tuple[float, int, Request]] = []  # retries: (due, tie-break, request)
         self._leases: dict[int, Lease] = {}
         self._seq = 0
         self._queued = 0
@@ -56,13 +62,16 @@ class MemoryFrontier:
         now = self._clock()
         self._promote_due_retries(now)
         leases: list[Lease] = []
-        while len(leases) < limit and self._ready and self._ready[0][0] <= now:
-            _, _, name = heapq.heappop(self._ready)
+        ready = self._ready
+        while len(leases) < limit and ready and ready[0][0] <= now:
+            _, entry, name = heapq.heappop(ready)
             host = self._hosts[name]
-            host.scheduled = False
+            if host.entry != entry:
+                continue  # superseded by a later entry of the same host
+            host.entry = 0
             request = host.queue.popleft()
             host.in_flight += 1
-            host.next_allowed = now + self._politeness.delay_s
+            host.last_start = now
             self._seq += 1
             lease = Lease(request, token=self._seq)
             self._leases[lease.token] = lease
@@ -77,12 +86,12 @@ class MemoryFrontier:
         self._done += 1
         return True
 
-    async def retry(self, lease: Lease, not_before: float) -> bool:
+    async def retry(self, lease: Lease, delay_s: float) -> bool:
         if not self._end(lease):
             return False
         request = replace(lease.request, attempts=lease.request.attempts + 1)
         self._seq += 1
-        heapq.heappush(self._waiting, (not_before, self._seq, request))
+        heapq.heappush(self._waiting, (self._clock() + delay_s, self._seq, request))
         self._queued += 1
         return True
 
@@ -95,6 +104,17 @@ class MemoryFrontier:
         self._schedule(lease.request.host, host)
         return True
 
+    async def pace_host(
+        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
+    ) -> None:
+        state = self._host(host)
+        if delay_s is not None:
+            state.delay_s = delay_s
+        if blocked_for_s is not None:
+            state.blocked_until = max(state.blocked_until, self._clock() + blocked_for_s)
+        state.entry = 0  # its due time changed: re-enter the heap with the new one
+        self._schedule(host, state)
+
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
             seen=len(self._seen), queued=self._queued, leased=len(self._leases), done=self._done
@@ -106,16 +126,16 @@ class MemoryFrontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts[name] = _Host()
+            host = self._hosts[name] = _Host(delay_s=self._politeness.delay_s)
         return host
 
     def _schedule(self, name: str, host: _Host) -> None:
-        """Put the host in the ready heap if it has work, a free slot, and is not there already."""
-        if host.scheduled or not host.queue or host.in_flight >= self._politeness.per_host:
+        """Give the host a heap entry if it has work and a free slot and has no live entry yet."""
+        if host.entry or not host.queue or host.in_flight >= self._politeness.per_host:
             return
-        host.scheduled = True
         self._seq += 1
-        heapq.heappush(self._ready, (host.next_allowed, self._seq, name))
+        host.entry = self._seq
+        heapq.heappush(self._ready, (host.due(), host.entry, name))
 
     def _end(self, lease: Lease) -> bool:
         if self._leases.pop(lease.token, None) is None:
@@ -134,5 +154,7 @@ class MemoryFrontier:
             self._schedule(request.host, host)
 
     def _wait_s(self, now: float) -> float | None:
+        while self._ready and self._hosts[self._ready[0][2]].entry != self._ready[0][1]:
+            heapq.heappop(self._ready)  # drop superseded entries so the head is a real due time
         due = [heap[0][0] for heap in (self._ready, self._waiting) if heap]
         return max(0.0, min(due) - now) if due else None
