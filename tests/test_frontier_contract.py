@@ -1,16 +1,20 @@
-"""The Frontier contract: every backend must pass this suite unchanged (add a backend to BACKENDS)."""
+"""The Frontier contract: every backend passes this suite unchanged. A backend joins by adding a module
+to tests/frontier_backends/ (see its __init__)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 
-from crawlpool.frontier import Frontier, MemoryFrontier, Politeness, Request
+from crawlpool.frontier import Frontier, Politeness, Request
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
+from tests.frontier_backends import backend_modules
 
-BACKENDS = ["memory"]
+BACKENDS = backend_modules()
 
 
 class FakeClock:
@@ -21,7 +25,7 @@ class FakeClock:
         return self.now
 
 
-FrontierFactory = Callable[[Politeness], Frontier]
+FrontierFactory = Callable[[Politeness], Awaitable[Frontier]]
 
 
 @pytest.fixture
@@ -29,19 +33,22 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=BACKENDS)
-async def make_frontier(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[FrontierFactory]:
-    made: list[Frontier] = []
+@pytest.fixture(params=BACKENDS, ids=[m.NAME for m in BACKENDS])
+async def make_frontier(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[FrontierFactory]:
+    """Opens frontiers of the backend under test; each call gets a fresh, empty crawl."""
+    module = request.param
+    async with AsyncExitStack() as stack:
+        opened = 0
 
-    def factory(politeness: Politeness) -> Frontier:
-        assert request.param == "memory"
-        frontier = MemoryFrontier(politeness, clock)
-        made.append(frontier)
-        return frontier
+        async def factory(politeness: Politeness) -> Frontier:
+            nonlocal opened
+            opened += 1
+            backend = module.open_backend(politeness, clock, tmp_path / f"frontier-{opened}")
+            return await stack.enter_async_context(backend)
 
-    yield factory
-    for frontier in made:
-        await frontier.aclose()
+        yield factory
 
 
 def req(url: str, depth: int = 0) -> Request:
@@ -57,7 +64,7 @@ B = [f"http://b.test/{i}" for i in range(6)]
 
 
 async def test_add_queues_each_fingerprint_once(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=10))
+    frontier = await make_frontier(Politeness(per_host=10))
     assert await frontier.add([req(A[0]), req(A[1]), req(A[0])]) == 2
     assert await frontier.add([req(A[1]), req(A[2])]) == 1
     counts = await frontier.counts()
@@ -65,7 +72,7 @@ async def test_add_queues_each_fingerprint_once(make_frontier: FrontierFactory) 
 
 
 async def test_done_urls_are_never_queued_again(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=10))
+    frontier = await make_frontier(Politeness(per_host=10))
     await frontier.add([req(A[0])])
     (lease,) = (await frontier.lease(5)).leases
     assert await frontier.ack(lease, page(A[0]))
@@ -74,7 +81,7 @@ async def test_done_urls_are_never_queued_again(make_frontier: FrontierFactory) 
 
 
 async def test_lease_hands_out_at_most_per_host_per_host(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=2))
+    frontier = await make_frontier(Politeness(per_host=2))
     await frontier.add([req(u) for u in A + B])
     batch = await frontier.lease(10)
     hosts = [lease.request.host for lease in batch.leases]
@@ -88,7 +95,7 @@ async def test_lease_hands_out_at_most_per_host_per_host(make_frontier: Frontier
 
 
 async def test_delay_spaces_lease_starts_per_host(make_frontier: FrontierFactory, clock: FakeClock) -> None:
-    frontier = make_frontier(Politeness(per_host=5, delay_s=2.0))
+    frontier = await make_frontier(Politeness(per_host=5, delay_s=2.0))
     await frontier.add([req(u) for u in A[:3] + B[:1]])
     first = await frontier.lease(10)
     assert sorted(lease.request.url for lease in first.leases) == [A[0], B[0]]
@@ -101,7 +108,7 @@ async def test_delay_spaces_lease_starts_per_host(make_frontier: FrontierFactory
 
 
 async def test_urls_of_a_host_come_out_in_order(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=1))
+    frontier = await make_frontier(Politeness(per_host=1))
     await frontier.add([req(u) for u in A[:3]])
     seen = []
     for _ in range(3):
@@ -114,7 +121,7 @@ async def test_urls_of_a_host_come_out_in_order(make_frontier: FrontierFactory) 
 async def test_retry_waits_its_delay_and_counts_the_attempt(
     make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
-    frontier = make_frontier(Politeness(per_host=1))
+    frontier = await make_frontier(Politeness(per_host=1))
     await frontier.add([req(A[0])])
     (lease,) = (await frontier.lease(1)).leases
     assert await frontier.retry(lease, delay_s=5)
@@ -130,7 +137,7 @@ async def test_retry_waits_its_delay_and_counts_the_attempt(
 async def test_release_puts_the_url_back_first_without_an_attempt(
     make_frontier: FrontierFactory,
 ) -> None:
-    frontier = make_frontier(Politeness(per_host=1))
+    frontier = await make_frontier(Politeness(per_host=1))
     await frontier.add([req(A[0]), req(A[1])])
     (lease,) = (await frontier.lease(1)).leases
     assert await frontier.release(lease)
@@ -139,7 +146,7 @@ async def test_release_puts_the_url_back_first_without_an_attempt(
 
 
 async def test_a_lease_ends_once(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=2))
+    frontier = await make_frontier(Politeness(per_host=2))
     await frontier.add([req(A[0])])
     (lease,) = (await frontier.lease(1)).leases
     assert await frontier.ack(lease, page(A[0]))
@@ -151,7 +158,7 @@ async def test_a_lease_ends_once(make_frontier: FrontierFactory) -> None:
 
 
 async def test_counts_follow_the_lifecycle(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=5))
+    frontier = await make_frontier(Politeness(per_host=5))
     await frontier.add([req(u) for u in A[:4]])
     batch = await frontier.lease(3)
     counts = await frontier.counts()
@@ -164,7 +171,7 @@ async def test_counts_follow_the_lifecycle(make_frontier: FrontierFactory) -> No
 
 
 async def test_a_busy_host_does_not_block_another(make_frontier: FrontierFactory) -> None:
-    frontier = make_frontier(Politeness(per_host=1))
+    frontier = await make_frontier(Politeness(per_host=1))
     await frontier.add([req(u) for u in A[:3]])
     (held,) = (await frontier.lease(5)).leases
     await frontier.add([req(B[0])])
@@ -176,7 +183,7 @@ async def test_a_busy_host_does_not_block_another(make_frontier: FrontierFactory
 async def test_pace_host_changes_the_delay_of_that_host_only(
     make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
-    frontier = make_frontier(Politeness(per_host=5, delay_s=1.0))
+    frontier = await make_frontier(Politeness(per_host=5, delay_s=1.0))
     await frontier.add([req(u) for u in A[:3] + B[:3]])
     assert len((await frontier.lease(10)).leases) == 2
     await frontier.pace_host(host_key(A[0]), delay_s=10.0)
@@ -191,7 +198,7 @@ async def test_pace_host_changes_the_delay_of_that_host_only(
 async def test_a_blocked_host_hands_out_nothing_until_the_block_ends(
     make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
-    frontier = make_frontier(Politeness(per_host=5))
+    frontier = await make_frontier(Politeness(per_host=5))
     await frontier.add([req(u) for u in A[:2]])
     await frontier.pace_host(host_key(A[0]), blocked_for_s=30.0)
     blocked = await frontier.lease(10)
