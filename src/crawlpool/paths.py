@@ -108,19 +108,19 @@ def page_path(normalized_url: str) -> str:
 
     `normalized_url` must be an absolute http(s) URL already normalized by crawlpool. It is not
     normalized again: spellings the normalizer would merge (``%41`` and ``A`` aside) get
-    different paths. A fragment is ignored. Raises ValueError for another scheme, a missing host
-    or a bad port.
+    different paths. A fragment is ignored. Raises ValueError for another scheme, a missing or
+    malformed host, or a bad port.
     """
     parts = urlsplit(normalized_url)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"not an http(s) URL: {normalized_url!r}")
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    if hostport.startswith("["):
-        host = hostport[: hostport.find("]") + 1]
-    else:
-        host = hostport.partition(":")[0]
-    if not host:
-        raise ValueError(f"URL has no host: {normalized_url!r}")
+    # Not parts.hostname: it drops an IPv6 address's brackets, which keep it apart from a name.
+    bracketed = hostport.startswith("[")
+    host = hostport[: hostport.find("]") + 1] if bracketed else hostport.partition(":")[0]
+    if not host or hostport[len(host) : len(host) + 1] not in ("", ":"):
+        # urlsplit lets "[::1]x" through; ignoring the "x" would share "[::1]"'s files.
+        raise ValueError(f"URL has no valid host: {normalized_url!r}")
     port = parts.port
 
     host_dir = _escape_host(host)
