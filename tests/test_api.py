@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from contextlib import aclosing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,10 +80,12 @@ def test_crawl_sync_in_a_plain_script(threaded_site: str, tmp_path: Path) -> Non
 async def test_iter_crawl_yields_records_and_stops_when_left(site: TestServer, tmp_path: Path) -> None:
     output = tmp_path / "o"
     seen = []
-    async for page in iter_crawl([f"http://127.0.0.1:{site.port}/"], output=output, concurrency=1):
-        seen.append(page)
-        if len(seen) == 3:
-            break
+    pages = iter_crawl([f"http://127.0.0.1:{site.port}/"], output=output, concurrency=1)
+    async with aclosing(pages):
+        async for page in pages:
+            seen.append(page)
+            if len(seen) == 3:
+                break
     manifest = (output / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["url"] for line in manifest][:3] == [p.url for p in seen]
     assert len(manifest) <= 4, "the crawl went on after the loop was left"

@@ -58,7 +58,11 @@ async def crawl(seeds: Iterable[str], config: CrawlConfig | None = None, **optio
 async def iter_crawl(
     seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any
 ) -> AsyncIterator[Page]:
-    """Crawl from `seeds`, yielding each record as it is committed. Leaving the loop stops the crawl."""
+    """Crawl from `seeds`, yielding each record as it is committed.
+
+    Closing the generator stops the crawl; to stop it the moment you leave the loop, iterate inside
+    `async with contextlib.aclosing(iter_crawl(...)) as pages:` (otherwise Python closes an abandoned
+    async generator only when it is garbage-collected)."""
     cfg, urls = _prepare(seeds, config, options)
     pages: asyncio.Queue[Page | None] = asyncio.Queue()
     task = asyncio.create_task(_run(cfg, urls, pages.put_nowait))
