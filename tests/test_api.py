@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from contextlib import aclosing
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
