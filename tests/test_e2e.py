@@ -78,6 +78,8 @@ async def test_api_crawl_of_the_site_stores_every_page_once(site: TestServer, tm
     assert result.stats.records == len(EXPECTED)
     log = site.app[REQUEST_LOG]
     fetched = [path for path, _ in log]
+    assert fetched[0] == "/robots.txt", "robots.txt comes before the host's first page"
+    fetched = fetched[1:]
     assert len(fetched) == len(set(fetched)) == len(EXPECTED), "a URL was fetched twice"
     assert "/never-followed" not in fetched
     assert all(headers[TOKEN_HEADER] == TOKEN for _, headers in log), "middleware skipped"

@@ -24,6 +24,7 @@ from crawlpool.errors import ConfigError
 from crawlpool.fetch import Fetcher
 from crawlpool.frontier import Politeness, open_frontier
 from crawlpool.records import Page
+from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
@@ -119,6 +120,17 @@ async def _run(cfg: CrawlConfig, seeds: list[str], on_page: Callable[[Page], Non
             Manifest(cfg.output) as manifest,
         ):
             fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes)
+            robots = (
+                RobotsCache(
+                    Fetcher(
+                        session, timeout_s=cfg.timeout_s, max_bytes=max(cfg.max_bytes, ROBOTS_MAX_BYTES)
+                    ).fetch,
+                    cfg.user_agent,
+                    crawl_delay_cap_s=cfg.max_crawl_delay_s,
+                )
+                if cfg.robots
+                else None
+            )
             engine = Engine(
                 cfg,
                 frontier=frontier,
@@ -127,7 +139,12 @@ async def _run(cfg: CrawlConfig, seeds: list[str], on_page: Callable[[Page], Non
                 manifest=manifest,
                 scope=scope,
                 on_page=on_page,
+                robots=robots,
             )
-            return await engine.run(seeds)
+            try:
+                return await engine.run(seeds)
+            finally:
+                if robots is not None:
+                    await robots.aclose()
     finally:
         await frontier.aclose()

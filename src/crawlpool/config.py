@@ -20,6 +20,7 @@ from aiohttp import ClientMiddlewareType
 
 from crawlpool._version import __version__
 from crawlpool.errors import ConfigError
+from crawlpool.robots import user_agent_token
 
 PROJECT_URL = "https://github.com/crawlpool/crawlpool"
 DEFAULT_USER_AGENT = f"crawlpool/{__version__} (+{PROJECT_URL})"
@@ -31,7 +32,8 @@ FRONTIERS_AVAILABLE = ("memory",)
 
 @dataclass(frozen=True, slots=True)
 class CrawlConfig:
-    """What to crawl and how politely; every field has the CLI flag of the same name (`_` → `-`)."""
+    """What to crawl and how politely. Each field has a CLI flag: its name with `-` for `_` and without
+    a `_s` unit suffix (`per_host` → `--per-host`, `delay_s` → `--delay`)."""
 
     output: Path = Path("output")
     concurrency: int = 32
@@ -47,6 +49,10 @@ class CrawlConfig:
     retries: int = 3
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
+    max_crawl_delay_s: float = 30.0
+    max_url_chars: int = 2083
+    max_segments: int = 20
+    max_repeats: int = 2
     frontier: str = "memory"
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
@@ -75,6 +81,17 @@ class CrawlConfig:
             raise ConfigError("user_agent: must be a non-empty string")
         if any(ch in self.user_agent for ch in "\r\n\0"):
             raise ConfigError("user_agent: must not contain line breaks or NUL")
+        try:
+            user_agent_token(self.user_agent)
+        except ValueError:
+            raise ConfigError(
+                f"user_agent: {self.user_agent!r} must start with a product token such as 'mybot/1.0', "
+                "which robots.txt groups are matched against"
+            ) from None
+        _check_number(self.max_crawl_delay_s, "max_crawl_delay_s", minimum=0.0)
+        _check_int(self.max_url_chars, "max_url_chars", minimum=16)
+        _check_int(self.max_segments, "max_segments", minimum=1)
+        _check_int(self.max_repeats, "max_repeats", minimum=1)
         if not isinstance(self.robots, bool):
             raise ConfigError("robots: expected true or false")
         if self.frontier not in FRONTIERS_AVAILABLE:

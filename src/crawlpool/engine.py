@@ -25,14 +25,19 @@ from crawlpool.fetch import REDIRECT_STATUSES, Fetcher, FetchError, Response
 from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
 from crawlpool.links import extract_links, is_html
 from crawlpool.paths import page_path
+from crawlpool.politeness import HostPace
 from crawlpool.records import Page
 from crawlpool.retries import backoff_s, parse_retry_after
+from crawlpool.robots import RobotsCache, RobotsUnavailable
 from crawlpool.scope import Scope
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.urls import fingerprint, host_key, normalize_url
 
 log = logging.getLogger(__name__)
+
+# Statuses whose Retry-After means "the whole host, not just this URL" (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 def crawl_is_finished(counts: FrontierCounts, stored: int, max_pages: int | None) -> bool:
@@ -59,6 +64,7 @@ class Engine:
         manifest: Manifest,
         scope: Scope,
         on_page: Callable[[Page], None],
+        robots: RobotsCache | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -69,11 +75,13 @@ class Engine:
         self._manifest = manifest
         self._scope = scope
         self._on_page = on_page
+        self._robots = robots
         self._clock = clock
         self._rng = rng or random.Random()
         self.stats = CrawlStats()
         self._active = 0  # leases handed to workers and not yet ended
         self._changed = asyncio.Event()
+        self._paces: dict[str, HostPace] = {}
 
     async def run(self, seeds: Sequence[str]) -> CrawlStats:
         started = self._clock()
@@ -133,20 +141,71 @@ class Engine:
                 await self._process(lease)
             except Exception as exc:  # the one place an unexpected error becomes data
                 log.exception("unexpected error while crawling %s", lease.request.url)
-                await self._commit(lease, self._failure(lease.request, exc))
+                error = f"internal: {type(exc).__name__}: {exc}"
+                await self._commit(lease, self._unfetched(lease.request, error))
             finally:
                 self._active -= 1
                 self._changed.set()
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request
+        if self._robots is not None and not await self._robots_allow(lease):
+            return
         response = await self._fetcher.fetch(request.url)
+        self.stats.requests += 1
+        retry_after_s = await self._pace_host(request.host, response)
         if response.retryable and request.attempts < self._config.retries:
-            await self._frontier.retry(lease, self._retry_delay_s(request, response))
+            delay_s = backoff_s(request.attempts, self._rng)
+            await self._frontier.retry(lease, max(delay_s, retry_after_s or 0.0))
             self.stats.retries += 1
             log.info("retrying %s after %s", request.url, response.error)
             return
         await self._commit(lease, await self._record(request, response))
+
+    async def _robots_allow(self, lease: Lease) -> bool:
+        """Apply the host's robots.txt (fetched first if needed). False: the lease has been ended here
+        (recorded as blocked, or given back to wait for robots.txt or for the host's next turn)."""
+        assert self._robots is not None
+        request = lease.request
+        fetched_now = not self._robots.known(request.url)
+        verdict = await self._robots.rules_for(request.url)
+        if isinstance(verdict, RobotsUnavailable):
+            if verdict.failures > self._config.retries:
+                await self._commit(lease, self._unfetched(request, f"robots: {verdict.reason}"))
+            else:
+                await self._frontier.pace_host(request.host, blocked_for_s=verdict.retry_in_s)
+                await self._frontier.release(lease)
+            return False
+        if verdict.crawl_delay_s is not None and self._pace(request.host).raise_floor(verdict.crawl_delay_s):
+            await self._frontier.pace_host(request.host, delay_s=self._pace(request.host).delay_s)
+        if not verdict.allows(request.url):
+            self.stats.robots_blocked += 1
+            await self._commit(lease, self._unfetched(request, "robots: disallowed by robots.txt"))
+            return False
+        if fetched_now and self._pace(request.host).delay_s > 0:
+            # The robots.txt request used this host's turn; the page waits for the next one.
+            await self._frontier.release(lease)
+            return False
+        return True
+
+    def _pace(self, host: str) -> HostPace:
+        pace = self._paces.get(host)
+        if pace is None:
+            pace = self._paces[host] = HostPace(floor_s=self._config.delay_s)
+        return pace
+
+    async def _pace_host(self, host: str, response: Response) -> float | None:
+        """Slow the host down when it struggles (see politeness.py), and hold all of its URLs back
+        for a Retry-After. Returns the Retry-After in seconds, if any."""
+        pace = self._pace(host)
+        if pace.observe(response.status, response.elapsed_ms):
+            await self._frontier.pace_host(host, delay_s=pace.delay_s)
+        if response.status not in RETRY_AFTER_STATUSES:
+            return None
+        retry_after_s = parse_retry_after(response.retry_after, time.time())
+        if retry_after_s:
+            await self._frontier.pace_host(host, blocked_for_s=retry_after_s)
+        return retry_after_s
 
     async def _commit(self, lease: Lease, page: Page) -> None:
         if not await self._frontier.ack(lease, page):
@@ -157,11 +216,6 @@ class Engine:
         if page.error is not None:
             log.info("%s: %s", page.url, page.error)
         self._on_page(page)
-
-    def _retry_delay_s(self, request: Request, response: Response) -> float:
-        delay = backoff_s(request.attempts, self._rng)
-        after = parse_retry_after(response.retry_after, time.time())
-        return max(delay, after) if after is not None else delay
 
     async def _record(self, request: Request, response: Response) -> Page:
         """Store what came back, queue its links, and describe it as a manifest record."""
@@ -216,7 +270,8 @@ class Engine:
         await self._frontier.add([make_request(target, request.depth, request.url)])
         return target, None
 
-    def _failure(self, request: Request, exc: Exception) -> Page:
+    def _unfetched(self, request: Request, error: str) -> Page:
+        """The record of a URL that got no response of its own (robots, trap, an internal error)."""
         return Page(
             url=request.url,
             final_url=request.url,
@@ -229,7 +284,7 @@ class Engine:
             sha256=None,
             fetched_at=_utc_now(),
             elapsed_ms=0,
-            error=f"internal: {type(exc).__name__}: {exc}",
+            error=error,
             links=0,
         )
 

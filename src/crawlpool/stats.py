@@ -10,13 +10,17 @@ from crawlpool.records import Page
 
 @dataclass(slots=True)
 class CrawlStats:
-    """`pages` counts stored pages; `records` every URL tried (one manifest line each)."""
+    """`pages` counts stored pages; `records` every URL tried (one manifest line each); `requests`
+    every HTTP request sent, so `requests - records` is the number of extra attempts (retries)."""
 
     pages: int = 0
     records: int = 0
     errors: int = 0
     bytes: int = 0
+    requests: int = 0
     retries: int = 0
+    robots_blocked: int = 0
+    traps: int = 0
     elapsed_s: float = 0.0
     by_status: Counter[str] = field(default_factory=Counter)
     by_error: Counter[str] = field(default_factory=Counter)
@@ -42,7 +46,10 @@ class CrawlStats:
             "records": self.records,
             "errors": self.errors,
             "bytes": self.bytes,
+            "requests": self.requests,
             "retries": self.retries,
+            "robots_blocked": self.robots_blocked,
+            "traps": self.traps,
             "elapsed_s": round(self.elapsed_s, 3),
             "pages_per_s": round(self.pages_per_s, 1),
             "by_status": dict(sorted(self.by_status.items())),

@@ -1,0 +1,590 @@
+"""The SQLite frontier: the default backend, whose state outlives the process so a crawl can resume.
+
+Theory of operation. The frontier keeps the memory backend's semantics exactly (see `base.py` and
+`memory.py`); what differs is where the state lives. URLs live on disk, one row each, so memory stays flat
+however large the frontier grows. Per-host scheduling state (queued and leased counts, pacing, the ready
+heap of `memory.py`) lives in memory too, rebuilt from the tables at open: hosts are few next to URLs.
+
+Schema (WAL journal, `synchronous=NORMAL`: a commit is a WAL append without fsync, so a power cut may
+lose the last commits but never corrupts the file, and a killed process loses nothing committed):
+
+    meta(key PRIMARY KEY, value)          schema_version, opens (lease-token epoch), the engine's keys
+    hosts(id INTEGER PRIMARY KEY, host UNIQUE, last_start, delay_s, blocked_until)
+                                          pacing; NULL is "never" / "the politeness default"
+    urls(fp INTEGER PRIMARY KEY, url, host → hosts.id, depth, referrer, attempts, state, seq, due)
+        index (host, seq) WHERE state = QUEUED   "the next queued URL of host H"
+        index (due, seq)  WHERE state = WAITING  "retries that are due"
+        index (seq)       WHERE state = LEASED   "leases left by a dead process" (a handful of rows)
+    records(seq INTEGER PRIMARY KEY, fp UNIQUE, page)   one JSON Page per done URL, in commit order
+
+A URL's row moves through these states; each arrow is one transaction, together with the in-memory
+host bookkeeping that mirrors it:
+
+    (absent) ──add──▶ QUEUED ──lease──▶ LEASED ──ack──▶ DONE       (+ its records row, same transaction)
+                        ▲ ▲                │ │
+                        │ └────release─────┘ │         seq = front: first of its host, no attempt charged
+                        │                    ▼
+                        └─lease, once due── WAITING    retry: attempts + 1, due = now + delay_s
+
+`seq` orders a host's queue. `add` takes ever-increasing numbers; putting a URL back in front (release,
+a retry coming due, a lease reclaimed at open) takes ever-decreasing negative ones, so it sorts before
+everything queued, and the latest one put back comes first, as `deque.appendleft` does in `memory.py`.
+Rows are never deleted: a DONE row is what keeps its fingerprint "seen".
+
+Resume after kill -9 is exact. Every step above is one transaction, so the file always holds a state the
+frontier passed through; the only state that belongs to the dead process is its leases (rows LEASED).
+No lease can outlive its process, so `open` returns every LEASED row to the front of its host's queue,
+in its original order, without charging an attempt: a kill is rarely the URL's fault (Ctrl-C, OOM, a
+reboot), and the engine does not consult `attempts` before a fetch, so charging one would only spend the
+URL's retries for transient errors. Because `ack` commits the record and retires the URL together, a URL
+is either DONE with exactly one record, or will be leased again: never lost, never recorded twice. The
+open also takes an exclusive `flock` on `<db>.lock`, so two processes never share the state.
+
+The clock defaults to wall time (`time.time`) because pacing instants (`last_start`, `blocked_until`)
+and retry due times are stored and must keep their meaning across a restart; a monotonic clock restarts
+with each boot. A `last_start` in the future at open (the wall clock stepped back) is capped at now, so a
+clock step never stalls a host. Lease tokens are `opens << 32 | n`, unique across reopenings of the file.
+
+All calls run synchronously on the event-loop thread: each is one short local transaction, cheaper
+than a hop to an executor. A `sqlite3.Error` becomes a `FrontierError`; after one, the in-memory
+state may no longer match the file, so the frontier refuses further work: reopen it to resume from the
+last commit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import heapq
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crawlpool.errors import FrontierError
+from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.records import Page
+
+SCHEMA_VERSION = 1
+
+# URL states, as stored in urls.state.
+QUEUED, LEASED, WAITING, DONE = 0, 1, 2, 3
+
+_SCHEMA = f"""
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE hosts(
+    id INTEGER PRIMARY KEY, host TEXT NOT NULL UNIQUE,
+    last_start REAL, delay_s REAL, blocked_until REAL
+);
+CREATE TABLE urls(
+    fp INTEGER PRIMARY KEY, url TEXT NOT NULL, host INTEGER NOT NULL, depth INTEGER NOT NULL,
+    referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL, seq INTEGER NOT NULL, due REAL
+);
+CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
+CREATE INDEX urls_waiting ON urls(due, seq) WHERE state = {WAITING};
+CREATE INDEX urls_leased ON urls(seq) WHERE state = {LEASED};
+CREATE TABLE records(seq INTEGER PRIMARY KEY, fp INTEGER NOT NULL UNIQUE, page TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
+"""
+
+_ADD = (
+    "INSERT OR IGNORE INTO urls(fp, url, host, depth, referrer, attempts, state, seq) "
+    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?)"
+)
+_TAKE_NEXT = (
+    f"UPDATE urls SET state = {LEASED} WHERE fp = "
+    f"(SELECT fp FROM urls WHERE state = {QUEUED} AND host = ? ORDER BY seq LIMIT 1) "
+    "RETURNING fp, url, depth, referrer, attempts"
+)
+_TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
+
+# The code of a record's error, as `Page.error_code` computes it, in SQL.
+_ERROR_CODE = "CASE WHEN instr(e, ':') > 0 THEN substr(e, 1, instr(e, ':') - 1) ELSE e END"
+
+_PAGE_BATCH = 500
+
+_REASONS = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_CORRUPT": "the database file is corrupt",
+    "SQLITE_NOTADB": "the file is not a SQLite database",
+    "SQLITE_READONLY": "the database file is read-only",
+    "SQLITE_IOERR": "a disk I/O error",
+    "SQLITE_CANTOPEN": "the database file cannot be opened",
+    "SQLITE_BUSY": "the database is locked by another program",
+    "SQLITE_LOCKED": "the database is locked by another program",
+    "SQLITE_PERM": "permission denied",
+}
+
+_NEVER = float("-inf")
+
+
+@dataclass(slots=True)
+class _Host:
+    id: int
+    delay_s: float
+    queued: int = 0  # URLs of the host in state QUEUED (not WAITING)
+    in_flight: int = 0
+    last_start: float = _NEVER
+    blocked_until: float = _NEVER
+    entry: int = 0  # number of the host's live entry in the ready heap; 0: none
+
+    def due(self) -> float:
+        return max(self.last_start + self.delay_s, self.blocked_until)
+
+
+class SqliteFrontier:
+    """A Frontier stored in one SQLite file; build it with `await SqliteFrontier.open(...)`."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        lock_fd: int,
+        politeness: Politeness,
+        clock: Callable[[], float],
+    ) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._lock_fd: int | None = lock_fd
+        self._politeness = politeness
+        self._clock = clock
+        self._failure: str | None = None
+        self._hosts: dict[str, _Host] = {}
+        self._host_ids = 0
+        self._ready: list[tuple[float, int, str]] = []  # (due, entry number, host), as in memory.py
+        self._entries = 0
+        self._retry_due: float | None = None  # earliest due time of a WAITING row
+        self._leases: dict[int, Lease] = {}
+        self._token = 0
+        self._front = 0  # last seq given to a URL put back in front; decreasing
+        self._back = 0  # last seq given to a URL added at the back; increasing
+        self._seen = self._queued = self._done = 0
+
+    @classmethod
+    async def open(
+        cls, path: Path, politeness: Politeness, clock: Callable[[], float] = time.time
+    ) -> SqliteFrontier:
+        """Open the crawl state at `path`, creating it (and its parent directories) if absent.
+
+        Leases left by a previous process are returned to the front of their hosts' queues. Raises
+        FrontierError when another process holds the state, or the file is not a usable crawl state."""
+        lock_fd = _take_lock(path)
+        try:
+            conn = _connect(path)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        frontier = cls(path, conn, lock_fd, politeness, clock)
+        try:
+            frontier._load()
+        except BaseException:
+            await frontier.aclose()
+            raise
+        return frontier
+
+    # -- the Frontier protocol ------------------------------------------------------------------------
+
+    async def add(self, requests: Sequence[Request]) -> int:
+        if not requests:
+            return 0
+        groups: dict[str, list[Request]] = {}
+        for request in requests:
+            group = groups.get(request.host)
+            if group is None:
+                groups[request.host] = [request]
+            else:
+                group.append(request)
+        added = 0
+        seq = self._back
+        with self._transaction() as conn:
+            for name, group in groups.items():
+                host = self._hosts.get(name) or self._new_host(conn, name)
+                rows = []
+                for r in group:
+                    seq += 1
+                    rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq))
+                before = conn.total_changes
+                conn.executemany(_ADD, rows)
+                new = conn.total_changes - before
+                if new:
+                    host.queued += new
+                    added += new
+                    self._schedule(name, host)
+        self._back = seq
+        self._seen += added
+        self._queued += added
+        return added
+
+    async def lease(self, limit: int) -> LeaseBatch:
+        now = self._clock()
+        leases: list[Lease] = []
+        ready = self._ready
+        retries_due = self._retry_due is not None and self._retry_due <= now
+        if retries_due or (limit > 0 and ready and ready[0][0] <= now):
+            with self._transaction() as conn:
+                if retries_due:
+                    self._promote_due_retries(conn, now)
+                started: list[tuple[float, int]] = []
+                while len(leases) < limit and ready and ready[0][0] <= now:
+                    _, entry, name = heapq.heappop(ready)
+                    host = self._hosts[name]
+                    if host.entry != entry:
+                        continue  # superseded by a later entry of the same host
+                    host.entry = 0
+                    row = conn.execute(_TAKE_NEXT, (host.id,)).fetchall()
+                    if not row:
+                        raise FrontierError(f"crawl state {self._path}: host {name} has no queued URL")
+                    fp, url, depth, referrer, attempts = row[0]
+                    host.queued -= 1
+                    host.in_flight += 1
+                    host.last_start = now
+                    started.append((now, host.id))
+                    self._token += 1
+                    lease = Lease(Request(url, fp, name, depth, referrer, attempts), self._token)
+                    self._leases[lease.token] = lease
+                    leases.append(lease)
+                    self._schedule(name, host)
+                conn.executemany("UPDATE hosts SET last_start = ? WHERE id = ?", started)
+        self._queued -= len(leases)
+        return LeaseBatch(leases, self._wait_s(now))
+
+    async def ack(self, lease: Lease, page: Page) -> bool:
+        current = self._leases.get(lease.token)
+        if current is None:
+            return False
+        fp = current.request.fp
+        with self._transaction() as conn:
+            conn.execute(f"UPDATE urls SET state = {DONE} WHERE fp = ?", (fp,))
+            conn.execute("INSERT INTO records(fp, page) VALUES (?, ?)", (fp, page.to_json()))
+        self._end(current)
+        self._done += 1
+        return True
+
+    async def retry(self, lease: Lease, delay_s: float) -> bool:
+        current = self._leases.get(lease.token)
+        if current is None:
+            return False
+        due = self._clock() + delay_s
+        with self._transaction() as conn:
+            conn.execute(
+                f"UPDATE urls SET state = {WAITING}, attempts = attempts + 1, due = ?, seq = ? WHERE fp = ?",
+                (due, self._back + 1, current.request.fp),
+            )
+        self._back += 1
+        self._end(current)
+        self._queued += 1
+        if self._retry_due is None or due < self._retry_due:
+            self._retry_due = due
+        return True
+
+    async def release(self, lease: Lease) -> bool:
+        current = self._leases.get(lease.token)
+        if current is None:
+            return False
+        with self._transaction() as conn:
+            conn.execute(_TO_FRONT, (self._front - 1, current.request.fp))
+        self._front -= 1
+        self._hosts[current.request.host].queued += 1
+        self._queued += 1
+        self._end(current)
+        return True
+
+    async def pace_host(
+        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
+    ) -> None:
+        with self._transaction() as conn:
+            state = self._hosts.get(host) or self._new_host(conn, host)
+            if delay_s is not None:
+                state.delay_s = delay_s
+            if blocked_for_s is not None:
+                state.blocked_until = max(state.blocked_until, self._clock() + blocked_for_s)
+            conn.execute(
+                "UPDATE hosts SET delay_s = coalesce(?, delay_s), blocked_until = ? WHERE id = ?",
+                (delay_s, _stored(state.blocked_until), state.id),
+            )
+        state.entry = 0  # its due time changed: re-enter the heap with the new one
+        self._schedule(host, state)
+
+    async def counts(self) -> FrontierCounts:
+        return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
+
+    async def aclose(self) -> None:
+        """Close the file and release the lock; leases still held come back at the next open."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._failure = self._failure or "closed"
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    # -- beyond the protocol: records, meta and status ------------------------------------------------
+
+    async def committed_pages(self, start: int = 0) -> AsyncIterator[Page]:
+        """The records committed by `ack`, in commit order, skipping the first `start` of them.
+
+        At resume, the records committed after the last line the manifest got are the tail of this."""
+        conn = self._connection()
+        after = -1
+        try:
+            if start > 0:
+                row = conn.execute("SELECT seq FROM records ORDER BY seq LIMIT 1 OFFSET ?", (start - 1,))
+                first = row.fetchone()
+                if first is None:
+                    return
+                after = first[0]
+            while True:
+                # Pages of a bounded size, so no read statement stays open across the caller's awaits.
+                rows = conn.execute(
+                    "SELECT seq, page FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (after, _PAGE_BATCH)
+                ).fetchall()
+                for _, text in rows:
+                    yield Page.from_dict(json.loads(text))
+                if len(rows) < _PAGE_BATCH:
+                    return
+                after = rows[-1][0]
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    async def committed_count(self) -> int:
+        """How many records `ack` has committed (the number of done URLs)."""
+        row = self._query_one("SELECT count(*) FROM records", ())
+        return 0 if row is None else int(row[0])
+
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None if it was never set."""
+        row = self._query_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    async def describe(self) -> dict[str, object]:
+        """What `crawlpool status` shows: URLs by state (`queued` includes `retrying`, URLs waiting for
+        a retry's delay), done URLs by outcome (`ok` and `errors` by code), pages stored, hosts, and the
+        `started` / `updated` meta values (None if never set)."""
+        conn = self._connection()
+        try:
+            by_state = dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
+            outcomes = conn.execute(
+                f"SELECT {_ERROR_CODE} AS code, count(*), total(stored) FROM "
+                "(SELECT json_extract(page, '$.error') AS e,"
+                " json_extract(page, '$.path') IS NOT NULL AS stored FROM records)"
+                " GROUP BY code ORDER BY code"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        errors = {code: n for code, n, _ in outcomes if code is not None}
+        return {
+            "seen": sum(by_state.values()),
+            "queued": by_state.get(QUEUED, 0) + by_state.get(WAITING, 0),
+            "retrying": by_state.get(WAITING, 0),
+            "leased": by_state.get(LEASED, 0),
+            "done": by_state.get(DONE, 0),
+            "ok": sum(n for code, n, _ in outcomes if code is None),
+            "errors": errors,
+            "pages_stored": int(sum(stored for _, _, stored in outcomes)),
+            "hosts": len(self._hosts),
+            "started": await self.get_meta("started"),
+            "updated": await self.get_meta("updated"),
+        }
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Create or check the schema, reclaim dead leases and rebuild the per-host state."""
+        with self._transaction() as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            elif "meta" not in tables:
+                raise FrontierError(f"crawl state {self._path} is not a crawlpool database")
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if version is None:
+                raise FrontierError(f"crawl state {self._path} is not a crawlpool database")
+            if version[0] != str(SCHEMA_VERSION):
+                raise FrontierError(
+                    f"crawl state {self._path} has schema version {version[0]}; this crawlpool reads "
+                    f"version {SCHEMA_VERSION}"
+                )
+            opens = int(conn.execute("SELECT value FROM meta WHERE key = 'opens'").fetchone()[0]) + 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'opens'", (str(opens),))
+            self._token = opens << 32
+
+            counts: dict[int, int] = {}
+            low = high = 0
+            for state, n, first, last in conn.execute(
+                "SELECT state, count(*), min(seq), max(seq) FROM urls GROUP BY state"
+            ):
+                counts[state] = n
+                low, high = min(low, first), max(high, last)
+            self._front, self._back = low, high
+            # Reclaim from the last to the first, each in front of the previous: original order kept.
+            orphans = conn.execute(f"SELECT fp FROM urls WHERE state = {LEASED} ORDER BY seq DESC").fetchall()
+            moves = [(self._front - i, fp) for i, (fp,) in enumerate(orphans, start=1)]
+            conn.executemany(_TO_FRONT, moves)
+            self._front -= len(moves)
+
+            self._seen = sum(counts.values())
+            self._done = counts.get(DONE, 0)
+            self._queued = self._seen - self._done
+            now = self._clock()
+            for host_id, name, last_start, delay_s, blocked_until in conn.execute(
+                "SELECT id, host, last_start, delay_s, blocked_until FROM hosts"
+            ):
+                self._hosts[name] = _Host(
+                    id=host_id,
+                    delay_s=self._politeness.delay_s if delay_s is None else delay_s,
+                    last_start=_NEVER if last_start is None else min(last_start, now),
+                    blocked_until=_NEVER if blocked_until is None else blocked_until,
+                )
+                self._host_ids = max(self._host_ids, host_id)
+            by_id = {host.id: (name, host) for name, host in self._hosts.items()}
+            for host_id, n in conn.execute(
+                f"SELECT host, count(*) FROM urls WHERE state = {QUEUED} GROUP BY host"
+            ):
+                name, host = by_id[host_id]
+                host.queued = n
+                self._schedule(name, host)
+            self._retry_due = conn.execute(f"SELECT min(due) FROM urls WHERE state = {WAITING}").fetchone()[0]
+
+    def _new_host(self, conn: sqlite3.Connection, name: str) -> _Host:
+        self._host_ids += 1
+        conn.execute("INSERT INTO hosts(id, host) VALUES (?, ?)", (self._host_ids, name))
+        host = self._hosts[name] = _Host(id=self._host_ids, delay_s=self._politeness.delay_s)
+        return host
+
+    def _schedule(self, name: str, host: _Host) -> None:
+        """Give the host a heap entry if it has work and a free slot and has no live entry yet."""
+        if host.entry or not host.queued or host.in_flight >= self._politeness.per_host:
+            return
+        self._entries += 1
+        host.entry = self._entries
+        heapq.heappush(self._ready, (host.due(), host.entry, name))
+
+    def _end(self, lease: Lease) -> None:
+        del self._leases[lease.token]
+        name = lease.request.host
+        host = self._hosts[name]
+        host.in_flight -= 1
+        self._schedule(name, host)
+
+    def _promote_due_retries(self, conn: sqlite3.Connection, now: float) -> None:
+        """Move WAITING rows that are due to the front of their hosts' queues, in due order (the last
+        promoted comes first, as in memory.py)."""
+        due = conn.execute(
+            f"SELECT urls.fp, hosts.host FROM urls JOIN hosts ON hosts.id = urls.host "
+            f"WHERE urls.state = {WAITING} AND urls.due <= ? ORDER BY urls.due, urls.seq",
+            (now,),
+        ).fetchall()
+        moves = []
+        for fp, name in due:
+            self._front -= 1
+            moves.append((self._front, fp))
+            host = self._hosts[name]
+            host.queued += 1
+            self._schedule(name, host)
+        conn.executemany(_TO_FRONT, moves)
+        self._retry_due = conn.execute(f"SELECT min(due) FROM urls WHERE state = {WAITING}").fetchone()[0]
+
+    def _wait_s(self, now: float) -> float | None:
+        while self._ready and self._hosts[self._ready[0][2]].entry != self._ready[0][1]:
+            heapq.heappop(self._ready)  # drop superseded entries so the head is a real due time
+        due = [t for t in (self._ready[0][0] if self._ready else None, self._retry_due) if t is not None]
+        return max(0.0, min(due) - now) if due else None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._failure is not None or self._conn is None:
+            raise FrontierError(f"crawl state {self._path} is {self._failure}; reopen it to continue")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # The in-memory state may have moved ahead of the rolled-back file: refuse further work.
+            self._failure = "unusable after an error"
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error is the one worth reporting
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+
+    def _query_one(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._connection().execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return row
+
+    def _error(self, exc: sqlite3.Error) -> FrontierError:
+        return _frontier_error(self._path, exc)
+
+
+def _stored(instant: float) -> float | None:
+    return None if instant == _NEVER else instant
+
+
+def _frontier_error(path: Path, exc: sqlite3.Error) -> FrontierError:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    reason = _REASONS.get("_".join(name.split("_")[:2]), "a database error")
+    detail = " ".join(str(exc).split())  # one line, whatever SQLite said
+    return FrontierError(f"crawl state {path}: {reason} ({detail})")
+
+
+def _take_lock(path: Path) -> int:
+    """Hold an exclusive flock on `<path>.lock` for as long as the returned descriptor is open; the
+    kernel drops it when the process dies, so a kill -9 never leaves the state locked."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise FrontierError(f"crawl state {path}: cannot create it ({exc.strerror or exc})") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise FrontierError(
+            f"crawl state {path} is in use by another crawlpool process (pid {holder})"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise FrontierError(f"crawl state {path}: cannot lock {lock_path} ({exc.strerror or exc})") from exc
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        # isolation_level=None: transactions are the explicit BEGIN/COMMIT of each call, nothing implicit.
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _frontier_error(path, exc) from exc
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _frontier_error(path, exc) from exc
+    return conn

@@ -1,0 +1,303 @@
+"""robots.txt (RFC 9309): fetch once per host, parse with Protego, cache, and answer "may I fetch this?".
+
+Theory of operation. Rules apply per scheme, host and port (RFC 9309 §2.3), so everything is keyed by
+`host_key`. `RobotsCache.rules_for(url)` answers from the cache when it can; otherwise it fetches
+`/robots.txt` of the URL's host through the crawler's own fetcher (one request at a time per host:
+concurrent callers share it) and turns the outcome into one of two answers:
+
+    outcome of GET /robots.txt                   crawlpool does                               RFC 9309
+    -------------------------------------------  -------------------------------------------  ----------
+    2xx                                          parse the first 512,000 bytes (whole lines)  §2.3.1.1,
+                                                 as UTF-8, errors replaced, BOM stripped;     §2.5, §2.2
+                                                 the `crawlpool` group, else `*`, applies
+    2xx with a body that did not arrive whole    unavailable: retry with backoff              §2.3.1.4
+      (truncated, timed out, bad encoding)
+    301/302/303/307/308                          follow Location (relative or absolute, to    §2.3.1.2
+                                                 any host), up to 5 redirects
+    a 6th redirect (loops end here too), or a    allow all, cached for the TTL                §2.3.1.2,
+      3xx we cannot follow (no/invalid Location)                                              §2.3.1.3
+    4xx other than 429                           allow all, cached for the TTL                §2.3.1.3
+    429, 5xx                                     unavailable: disallow all, retry with        §2.3.1.4
+                                                 backoff; never cached for the whole crawl
+    no response (connect, dns, timeout, tls...)  unavailable, as for 5xx                      §2.3.1.4
+    rules older than the TTL (24 h)              fetched again on the next call               §2.4
+
+Why a 6th redirect allows all: §2.3.1.2 lets crawlers "assume that the robots.txt file is unavailable",
+and "unavailable" is the §2.3.1.3 case (like a 4xx), which means no restrictions. Google does the same.
+
+"Unavailable" answers come back as `RobotsUnavailable`, with the time to wait before asking again: 5 s
+after the first failure, doubling to at most 10 min, times a random factor in [0.8, 1.0] so that hosts
+failing together do not retry together (the factor only shrinks the delay, so each retry still waits
+longer than the one before). A Retry-After header on the failure lengthens the wait, up to the same cap.
+The engine decides when to stop asking (after `--retries` failures).
+
+Deviations we inherit from Protego's group matching (RFC 9309 §2.2.1 asks for an exact, case-insensitive
+match of the product token): a group named by a prefix of our token (`User-agent: crawl`) applies to
+`crawlpool` too, and a group line carrying a version (`User-agent: crawlpool/1.0`) is not recognized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from protego import Protego
+
+from crawlpool.fetch import REDIRECT_STATUSES, Response
+from crawlpool.retries import parse_retry_after
+from crawlpool.urls import host_key, normalize_url
+
+__all__ = [
+    "ALLOW_ALL",
+    "MAX_REDIRECTS",
+    "ROBOTS_MAX_BYTES",
+    "RobotsCache",
+    "RobotsRules",
+    "RobotsUnavailable",
+    "parse_robots",
+    "robots_url",
+    "user_agent_token",
+]
+
+logger = logging.getLogger(__name__)
+
+ROBOTS_MAX_BYTES = 512_000  # RFC 9309 §2.5: parse at least 500 KiB
+MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2: follow at least five consecutive redirects
+TTL_S = 86_400.0  # RFC 9309 §2.4: do not use a cached copy for more than 24 hours
+CRAWL_DELAY_CAP_S = 30.0
+RETRY_BASE_S = 5.0
+RETRY_CAP_S = 600.0
+RETRY_JITTER = (0.8, 1.0)
+
+_PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
+_LINE_BREAKS = (b"\n", b"\r")
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsRules:
+    """Parsed rules for one host (or `ALLOW_ALL`). Build it with `parse_robots`.
+
+    `crawl_delay_s` is the matching group's Crawl-delay, already capped, or None when the group has
+    none (or no group matches). `sitemaps` are the Sitemap lines of the whole file, as written."""
+
+    crawl_delay_s: float | None = None
+    sitemaps: tuple[str, ...] = ()
+    # None means no rules at all. The parser keeps the rules, not the body.
+    _parser: Protego | None = field(default=None, repr=False)
+    _token: str = field(default="", repr=False)
+
+    def allows(self, url: str) -> bool:
+        """True when the rules let our user agent fetch `url` (an absolute URL of this host)."""
+        if self._parser is None:
+            return True
+        return self._parser.can_fetch(url, self._token)
+
+
+ALLOW_ALL = RobotsRules()
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsUnavailable:
+    """robots.txt could not be read (5xx, 429, network); the host's URLs must wait `retry_in_s`."""
+
+    reason: str
+    retry_in_s: float
+    failures: int  # consecutive failures so far for this host
+
+
+def parse_robots(
+    body: bytes, user_agent_token: str, *, crawl_delay_cap_s: float = CRAWL_DELAY_CAP_S
+) -> RobotsRules:
+    """Rules of a robots.txt body for the product token `user_agent_token` (see `user_agent_token`).
+
+    Only the first `ROBOTS_MAX_BYTES` are read, and a line cut there is dropped whole: half a rule could
+    mean something the site never wrote. Never raises, whatever the bytes."""
+    if len(body) > ROBOTS_MAX_BYTES:
+        if body[ROBOTS_MAX_BYTES : ROBOTS_MAX_BYTES + 1] in _LINE_BREAKS:
+            body = body[:ROBOTS_MAX_BYTES]
+        else:
+            body = _whole_lines(body[:ROBOTS_MAX_BYTES])
+    # Cutting at a line break never splits a UTF-8 sequence, whose bytes are all >= 0x80.
+    text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    parser = Protego.parse(text)
+    delay_s = parser.crawl_delay(user_agent_token)
+    return RobotsRules(
+        crawl_delay_s=None if delay_s is None else min(delay_s, crawl_delay_cap_s),
+        sitemaps=tuple(parser.sitemaps),
+        _parser=parser,
+        _token=user_agent_token,
+    )
+
+
+def _whole_lines(head: bytes) -> bytes:
+    """`head` up to its last line break: the line after it was cut and is dropped."""
+    end = max(head.rfind(b"\n"), head.rfind(b"\r"))
+    return head[: end + 1]
+
+
+def robots_url(url: str) -> str:
+    """The robots.txt URL for `url`'s scheme, host and port: 'http://h:8080/a/b?c' ->
+    'http://h:8080/robots.txt'. Userinfo is dropped. Raises ValueError if `url` is not an http(s) URL."""
+    key = _host_key(url)
+    result = normalize_url(key + "/robots.txt")  # drops the default port host_key spells out
+    assert result is not None  # a host key is made of a valid scheme, host and port
+    return result
+
+
+def user_agent_token(user_agent: str) -> str:
+    """The product token of a User-Agent, lowercased, as robots.txt groups name it (RFC 9309 §2.2.1:
+    letters, '_' and '-'): 'crawlpool/0.1.0 (+https://...)' -> 'crawlpool', 'MyBot/2.0' -> 'mybot'.
+    Raises ValueError when the User-Agent does not start with one."""
+    match = _PRODUCT_TOKEN.match(user_agent.strip())
+    if match is None:
+        raise ValueError(
+            f"user agent {user_agent!r} must start with a product token (letters, '_' or '-'), "
+            "e.g. 'mybot/1.0'"
+        )
+    return match.group().lower()
+
+
+def _host_key(url: str) -> str:
+    normalized = normalize_url(url)
+    if normalized is None:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return host_key(normalized)
+
+
+@dataclass(slots=True)
+class _Entry:
+    answer: RobotsRules | RobotsUnavailable
+    until: float  # rules: fresh until; unavailable: retry at (both on the cache's clock)
+
+
+class RobotsCache:
+    """robots.txt rules per scheme/host/port, fetched on demand and kept for `ttl_s`.
+
+    `fetch` is the crawler's `Fetcher.fetch` (same session, User-Agent and limits; it must not follow
+    redirects, this cache does). Its `max_bytes` should be at least `ROBOTS_MAX_BYTES`, or less of the
+    file is read. Only the parsed rules are kept, never a body."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[Response]],
+        user_agent: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ttl_s: float = TTL_S,
+        crawl_delay_cap_s: float = CRAWL_DELAY_CAP_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._token = user_agent_token(user_agent)
+        self._clock = clock
+        self._ttl_s = ttl_s
+        self._crawl_delay_cap_s = crawl_delay_cap_s
+        self._rng = rng if rng is not None else random.Random()
+        self._entries: dict[str, _Entry] = {}
+        # One fetch per host at a time. A task, not a bare coroutine, so that a waiter's cancellation
+        # (shielded) cannot cancel the fetch the other waiters are sharing.
+        self._inflight: dict[str, asyncio.Task[RobotsRules | RobotsUnavailable]] = {}
+
+    async def rules_for(self, url: str) -> RobotsRules | RobotsUnavailable:
+        """The rules for `url`'s host, fetching robots.txt when none are fresh; `RobotsUnavailable` when
+        it cannot be read now (its `retry_in_s` says how long until asking again is worthwhile).
+
+        Raises ValueError if `url` is not an http(s) URL. An exception raised by `fetch` itself (the
+        crawler's Fetcher raises none) reaches every caller sharing that fetch; the next call retries."""
+        key = _host_key(url)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._refresh(key), name=f"robots.txt {key}")
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(task)
+
+    def known(self, url: str) -> bool:
+        """True when `rules_for(url)` would answer from the cache without a request: the rules are
+        fresh, or robots.txt was unavailable and its retry time has not come."""
+        return self._cached(_host_key(url)) is not None
+
+    async def aclose(self) -> None:
+        """Cancel the fetches in flight (the crawl is stopping) and wait for them to end."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _cached(self, key: str) -> RobotsRules | RobotsUnavailable | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now >= entry.until:
+            return None
+        if isinstance(entry.answer, RobotsUnavailable):
+            # The caller should wait for what is left of the delay, not the whole of it again.
+            return RobotsUnavailable(entry.answer.reason, entry.until - now, entry.answer.failures)
+        return entry.answer
+
+    def _forget(self, key: str, task: asyncio.Task[RobotsRules | RobotsUnavailable]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+
+    async def _refresh(self, key: str) -> RobotsRules | RobotsUnavailable:
+        outcome = await self._download(robots_url(key))
+        if isinstance(outcome, RobotsRules):
+            self._entries[key] = _Entry(outcome, self._clock() + self._ttl_s)
+            return outcome
+        reason, retry_after = outcome
+        previous = self._entries.get(key)
+        failures = 1
+        if previous is not None and isinstance(previous.answer, RobotsUnavailable):
+            failures = previous.answer.failures + 1
+        retry_in_s = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)) * self._rng.uniform(*RETRY_JITTER)
+        if retry_after is not None:
+            retry_in_s = max(retry_in_s, min(retry_after, RETRY_CAP_S))
+        answer = RobotsUnavailable(reason, retry_in_s, failures)
+        self._entries[key] = _Entry(answer, self._clock() + retry_in_s)
+        logger.info("%s: %s (failure %d, retry in %.1f s)", key, reason, failures, retry_in_s)
+        return answer
+
+    async def _download(self, url: str) -> RobotsRules | tuple[str, float | None]:
+        """Rules, or (why robots.txt is unavailable, the server's Retry-After in seconds or None)."""
+        redirects = 0
+        while True:
+            response = await self._fetch(url)
+            if not (response.status in REDIRECT_STATUSES and response.location):
+                return self._outcome(response)
+            if redirects == MAX_REDIRECTS:
+                logger.info("%s: more than %d redirects; allowing all", url, MAX_REDIRECTS)
+                return ALLOW_ALL
+            target = normalize_url(response.location, url)
+            if target is None:
+                logger.info("%s: unusable redirect to %r; allowing all", url, response.location)
+                return ALLOW_ALL
+            url = target
+            redirects += 1
+
+    def _outcome(self, response: Response) -> RobotsRules | tuple[str, float | None]:
+        status = response.status
+        if status is None:
+            return f"robots.txt unreachable: {response.error}", None
+        if status == 429 or status >= 500:
+            # Wall clock only for an HTTP-date Retry-After, which is an instant, not a duration.
+            return f"robots.txt answered {status}", parse_retry_after(response.retry_after, time.time())
+        if 200 <= status < 300:
+            error = response.error
+            if error is None:
+                return parse_robots(response.body, self._token, crawl_delay_cap_s=self._crawl_delay_cap_s)
+            if error.code == "too_large":
+                # The fetcher's cap cut the body mid-line; keep the whole lines before it.
+                body = _whole_lines(response.body)
+                return parse_robots(body, self._token, crawl_delay_cap_s=self._crawl_delay_cap_s)
+            return f"robots.txt unreadable: {error}", None
+        # 4xx (RFC 9309 §2.3.1.3), and a 3xx without a Location to follow.
+        return ALLOW_ALL
