@@ -106,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow links to the seeds' hosts (default), registered domains, or anywhere",
     )
     limits.add_argument(
+        "--max-url-chars",
+        type=_positive_int,
+        metavar="N",
+        help="trap guard: longest URL followed (default: 2083)",
+    )
+    limits.add_argument(
+        "--max-segments", type=_positive_int, metavar="N", help="trap guard: most path segments (default: 20)"
+    )
+    limits.add_argument(
+        "--max-repeats",
+        type=_positive_int,
+        metavar="N",
+        help="trap guard: most repeats of one path segment in a row (default: 2)",
+    )
+    limits.add_argument(
         "--include", action="append", metavar="RE", help="follow only URLs matching RE (repeatable)"
     )
     limits.add_argument(
@@ -136,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     polite.add_argument("--user-agent", metavar="UA", help="User-Agent header")
     polite.add_argument(
         "--no-robots", dest="robots", action="store_false", default=None, help="ignore robots.txt"
+    )
+    polite.add_argument(
+        "--max-crawl-delay",
+        type=_seconds,
+        metavar="S",
+        dest="max_crawl_delay_s",
+        help="cap on a robots.txt Crawl-delay (default: 30)",
     )
     polite.add_argument("--frontier", metavar="URL", help="where the crawl's state lives (default: memory)")
     talk = cmd.add_argument_group("what it says")
