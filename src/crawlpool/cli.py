@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per request, connect to last byte (default: 30)",
     )
     polite.add_argument("--retries", type=_non_negative_int, metavar="N", help="extra tries (default: 3)")
+    polite.add_argument(
+        "--retry-backoff",
+        type=_seconds,
+        metavar="S",
+        dest="retry_backoff_s",
+        help="first retry waits up to S seconds, doubling each time (default: 0.5)",
+    )
     polite.add_argument("--user-agent", metavar="UA", help="User-Agent header")
     polite.add_argument(
         "--no-robots", dest="robots", action="store_false", default=None, help="ignore robots.txt"

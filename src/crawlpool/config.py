@@ -47,6 +47,7 @@ class CrawlConfig:
     exclude: tuple[str, ...] = ()
     timeout_s: float = 30.0
     retries: int = 3
+    retry_backoff_s: float = 0.5
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
     max_crawl_delay_s: float = 30.0
@@ -68,6 +69,7 @@ class CrawlConfig:
         _check_int(self.max_bytes, "max_bytes", minimum=1)
         _check_number(self.timeout_s, "timeout_s", minimum=0.001)
         _check_int(self.retries, "retries", minimum=0)
+        _check_number(self.retry_backoff_s, "retry_backoff_s", minimum=0.0)
         if self.scope not in get_args(ScopeMode):
             raise ConfigError(f"scope: {self.scope!r} is not one of host, domain, any")
         for name in ("include", "exclude"):

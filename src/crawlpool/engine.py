@@ -155,7 +155,7 @@ class Engine:
         self.stats.requests += 1
         retry_after_s = await self._pace_host(request.host, response)
         if response.retryable and request.attempts < self._config.retries:
-            delay_s = backoff_s(request.attempts, self._rng)
+            delay_s = backoff_s(request.attempts, self._rng, self._config.retry_backoff_s)
             await self._frontier.retry(lease, max(delay_s, retry_after_s or 0.0))
             self.stats.retries += 1
             log.info("retrying %s after %s", request.url, response.error)

@@ -10,11 +10,12 @@ BACKOFF_CAP_S = 60.0
 RETRY_AFTER_CAP_S = 600.0
 
 
-def backoff_s(attempt: int, rng: random.Random) -> float:
-    """Delay before attempt number `attempt + 1` (attempt >= 0 failed tries so far minus one).
+def backoff_s(attempt: int, rng: random.Random, base_s: float = BACKOFF_BASE_S) -> float:
+    """Delay before the retry that follows failed attempt number `attempt` (0 for the first).
 
-    Full jitter (a uniform draw below the exponential bound) spreads retries of many URLs apart."""
-    bound = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))
+    The bound doubles with each attempt from `base_s`, up to a minute; the delay is drawn from the upper
+    half of it (jitter), so that URLs failing together do not come back together."""
+    bound = min(BACKOFF_CAP_S, base_s * (2**attempt))
     return rng.uniform(bound / 2, bound)
 
 

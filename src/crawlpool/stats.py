@@ -11,7 +11,7 @@ from crawlpool.records import Page
 @dataclass(slots=True)
 class CrawlStats:
     """`pages` counts stored pages; `records` every URL tried (one manifest line each); `requests`
-    every HTTP request sent, so `requests - records` is the number of extra attempts (retries)."""
+    every page request sent (robots.txt requests apart), so `retries` of them were second tries."""
 
     pages: int = 0
     records: int = 0
