@@ -149,3 +149,24 @@ def test_example_config_lists_every_option_with_its_default() -> None:
     for key in TOML_KEYS:
         assert f"# {key} = " in text or f"{key} = " in text, f"{key} missing from {example}"
     load_toml(example)  # and it is valid
+
+
+def test_failures_lists_failed_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    lines = [
+        '{"url": "http://a/1", "status": 200, "error": null}',
+        '{"url": "http://a/2", "status": 404, "error": "http_4xx: 404 Not Found"}',
+        '{"url": "http://a/3", "status": null, "error": "timeout: no complete response"}',
+        '{"url": "http://a/4", "sta',  # cut by a crash
+    ]
+    (output / "manifest.jsonl").write_text("\n".join(lines))
+    assert main(["failures", str(output)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "http://a/2\t404\thttp_4xx: 404 Not Found",
+        "http://a/3\tNone\ttimeout: no complete response",
+    ]
+    assert main(["failures", str(output), "--code", "timeout"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["http://a/3\tNone\ttimeout: no complete response"]
+    code, err = run_main(["failures", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "no crawl here" in err

@@ -21,6 +21,7 @@ from crawlpool._version import __version__
 from crawlpool.api import CrawlResult, crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
 from crawlpool.errors import UsageError
+from crawlpool.reports import failures
 from crawlpool.seeds import load_seeds
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -167,13 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap on a robots.txt Crawl-delay (default: 30)",
     )
     polite.add_argument("--frontier", metavar="URL", help="where the crawl's state lives (default: memory)")
+    cmd.set_defaults(run=_run_crawl)
     talk = cmd.add_argument_group("what it says")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     talk.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: debug)")
+
+    fail = commands.add_parser(
+        "failures",
+        help="list the URLs a crawl could not fetch or store",
+        description="List failed records of OUTPUT/manifest.jsonl, one per line: url, status, error.",
+    )
+    fail.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
+    fail.add_argument("--code", help="only this error code (timeout, http_4xx, robots, ...)")
+    fail.set_defaults(run=_run_failures, quiet=False, verbose=0)
     return parser
 
 
-_CLI_ONLY = {"command", "seeds", "config", "quiet", "verbose"}
+_CLI_ONLY = {"command", "seeds", "config", "quiet", "verbose", "run"}
 
 
 def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
@@ -219,15 +230,33 @@ def _summary(result: CrawlResult) -> str:
     )
 
 
+def _run_failures(args: argparse.Namespace) -> int:
+    for record in failures(args.output, args.code):
+        sys.stdout.write(f"{record['url']}\t{record['status']}\t{record['error']}\n")
+    return EXIT_OK
+
+
+def _run_crawl(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    seeds = load_seeds(args.seeds)
+    for warning in seeds.warnings:
+        log.warning("%s", warning)
+    result = asyncio.run(_crawl_until_signalled(seeds.urls, config))
+    if result is None:
+        sys.stderr.write("crawlpool: stopped by signal\n")
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        sys.stderr.write(_summary(result) + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet, args.verbose)
     try:
-        config = _config_from_args(args)
-        seeds = load_seeds(args.seeds)
-        for warning in seeds.warnings:
-            log.warning("%s", warning)
-        result = asyncio.run(_crawl_until_signalled(seeds.urls, config))
+        code: int = args.run(args)
+    except BrokenPipeError:  # `crawlpool failures out | head` closed the pipe: not an error
+        return EXIT_OK
     except UsageError as exc:
         sys.stderr.write(f"crawlpool: error: {exc}\n")
         return EXIT_USAGE
@@ -238,12 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("fatal error")
         sys.stderr.write(f"crawlpool: fatal: {type(exc).__name__}: {exc} (-v shows the traceback)\n")
         return EXIT_FATAL
-    if result is None:
-        sys.stderr.write("crawlpool: stopped by signal\n")
-        return EXIT_INTERRUPTED
-    if not args.quiet:
-        sys.stderr.write(_summary(result) + "\n")
-    return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":
