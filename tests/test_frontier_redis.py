@@ -1,0 +1,378 @@
+"""The Redis frontier beyond the contract suite: several workers on one crawl, fencing, reaping, time.
+
+Every test runs against the session's private redis-server (tests/redis_server.py) in a crawl of its
+own. Workers are RedisFrontier instances with distinct worker ids; time is a shared FakeClock unless a
+test is about the server's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from crawlpool.errors import FrontierError
+from crawlpool.frontier import Lease, Politeness, Request
+from crawlpool.records import Page
+from crawlpool.urls import fingerprint, host_key
+from tests.redis_server import drop_crawl, new_crawl_id, redis_url
+
+pytestmark = pytest.mark.redis
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+OpenWorker = Callable[..., Awaitable[Any]]
+ONE_PER_HOST = Politeness(per_host=1)
+
+
+@pytest.fixture
+def url() -> str:
+    return redis_url()
+
+
+@pytest.fixture
+def crawl_id(url: str) -> str:
+    return new_crawl_id()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def raw(url: str, crawl_id: str) -> AsyncIterator[Any]:
+    """A plain client to look at the crawl's keys; the crawl's keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await drop_crawl(url, crawl_id)
+
+
+@pytest.fixture
+async def open_worker(url: str, crawl_id: str, clock: FakeClock, raw: Any) -> AsyncIterator[OpenWorker]:
+    """Opens workers of the test's crawl: `await open_worker(politeness, name=..., **options)`."""
+    from crawlpool.frontier.redis import RedisFrontier
+
+    async with AsyncExitStack() as stack:
+        opened = 0
+
+        async def factory(
+            politeness: Politeness = ONE_PER_HOST, *, name: str | None = None, **options: Any
+        ) -> RedisFrontier:
+            nonlocal opened
+            opened += 1
+            options.setdefault("clock", clock)
+            frontier = await RedisFrontier.open(
+                url, crawl_id, politeness, worker_id=name or f"w{opened}", **options
+            )
+            stack.push_async_callback(frontier.aclose)
+            return frontier
+
+        yield factory
+
+
+def req(url: str, depth: int = 0) -> Request:
+    return Request(url, fingerprint(url), host_key(url), depth)
+
+
+def page(lease: Lease, error: str | None = None) -> Page:
+    url = lease.request.url
+    status = 404 if error else 200
+    return Page(url, url, status, "text/html", 0, None, None, 0, None, "2026-01-01T00:00:00Z", 1, error, 0)
+
+
+def urls(host: str, n: int) -> list[str]:
+    return [f"http://{host}/{i}" for i in range(n)]
+
+
+def hosts_of(leases: list[Lease]) -> Counter[str]:
+    return Counter(lease.request.host for lease in leases)
+
+
+@pytest.mark.parametrize("per_host", [1, 3])
+async def test_concurrent_leases_never_share_a_slot(open_worker: OpenWorker, raw: Any, per_host: int) -> None:
+    workers = [await open_worker(Politeness(per_host=per_host)) for _ in range(5)]
+    await workers[0].add([req(u) for h in range(40) for u in urls(f"h{h}.test", 4)])
+    batches = await asyncio.gather(*(workers[i % 5].lease(1) for i in range(100)))
+    leases = [lease for batch in batches for lease in batch.leases]
+    expected = min(100, 40 * per_host)  # one URL per free slot, and there are 40 × per_host slots
+    assert len(leases) == expected
+    assert max(hosts_of(leases).values()) == per_host
+    assert len({lease.request.fp for lease in leases}) == expected
+    owners = [json.loads(v) for v in (await raw.hgetall(workers[0]._keys.owner)).values()]
+    busy = [owner for owner in owners if "fp" in owner]
+    assert len(busy) == expected and len({owner["t"] for owner in busy}) == expected
+    assert (await workers[0].counts()).leased == expected
+
+
+async def test_a_stale_token_takes_and_acks_nothing(
+    open_worker: OpenWorker, clock: FakeClock, raw: Any
+) -> None:
+    w1 = await open_worker(lease_ms=1000)
+    w2 = await open_worker(lease_ms=1000)
+    await w1.add([req(u) for u in urls("a.test", 3)])
+    (first,) = (await w1.lease(5)).leases
+    assert await w1.ack(first, page(first))  # w1 keeps the slot for its next URL
+    clock.now += 2  # w1 paused: its slot lease expired
+    assert await w2.reap() == 0  # the slot had no URL out; it is freed
+    (taken,) = (await w2.lease(5)).leases
+    assert taken.token != first.token
+    # w1 wakes: its idle slot's token is stale, so its take gets nothing, and w2's lease stands.
+    assert (await w1.lease(5)).leases == []
+    assert await w2.ack(taken, page(taken))
+    assert await raw.xlen(w1._keys.records) == 2
+
+
+async def test_a_stale_token_cannot_extend_or_ack(
+    open_worker: OpenWorker, clock: FakeClock, raw: Any
+) -> None:
+    w1 = await open_worker(lease_ms=1000)
+    w2 = await open_worker(lease_ms=1000)
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    (zombie,) = (await w1.lease(5)).leases
+    clock.now += 2
+    assert await w2.reap() == 1
+    (taken,) = (await w2.lease(5)).leases
+    assert taken.request == Request(**{**_fields(zombie.request), "attempts": 1})
+    assert await w1.heartbeat() == [f"{zombie.request.host}#0"]
+    assert not await w1.ack(zombie, page(zombie))
+    assert not await w1.retry(zombie, 0)
+    assert not await w1.release(zombie)
+    assert await raw.xlen(w1._keys.records) == 0
+    assert await w2.heartbeat() == []
+    assert await w2.ack(taken, page(taken))
+
+
+def _fields(request: Request) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in Request.__slots__}
+
+
+async def test_two_racing_reapers_requeue_once(open_worker: OpenWorker, clock: FakeClock) -> None:
+    dead = await open_worker(Politeness(per_host=2), lease_ms=1000)
+    await dead.add([req(u) for u in urls("a.test", 4) + urls("b.test", 1)])
+    out = (await dead.lease(3)).leases
+    assert len(out) == 3
+    await dead.aclose(release=False)
+    reapers = [await open_worker(Politeness(per_host=2), lease_ms=1000) for _ in range(3)]
+    clock.now += 1.5
+    moved = await asyncio.gather(*(reaper.reap() for reaper in reapers), reapers[0].reap())
+    assert sum(moved) == 3
+    counts = await reapers[0].counts()
+    assert (counts.queued, counts.leased) == (5, 0)
+    again = (await reapers[1].lease(10)).leases
+    attempts = {lease.request.url: lease.request.attempts for lease in again}
+    assert {url: attempts[url] for url in (lease.request.url for lease in out)} == {
+        lease.request.url: 1 for lease in out
+    }
+
+
+async def test_add_is_idempotent_across_workers(open_worker: OpenWorker) -> None:
+    w1, w2 = await open_worker(), await open_worker()
+    batch = [req(u) for h in range(5) for u in urls(f"h{h}.test", 10)]
+    added = await asyncio.gather(w1.add(batch), w2.add(batch), w1.add(batch[::-1]), w2.add(batch[:7]))
+    assert sum(added) == 50
+    counts = await w2.counts()
+    assert (counts.seen, counts.queued) == (50, 50)
+
+
+async def test_per_host_holds_across_workers_for_a_whole_crawl(open_worker: OpenWorker, raw: Any) -> None:
+    workers = [await open_worker(Politeness(per_host=2), urls_per_lease=3) for _ in range(3)]
+    everything = [u for h in ("a.test", "b.test", "c.test") for u in urls(h, 8)]
+    await workers[0].add([req(u) for u in everything])
+    rng = random.Random(7)
+    out: dict[int, tuple[Any, Lease]] = {}  # fp → (worker, lease)
+    acked: list[str] = []
+    for _ in range(200):
+        for worker in workers:
+            for lease in (await worker.lease(3)).leases:
+                assert lease.request.fp not in out
+                out[lease.request.fp] = (worker, lease)
+            assert max(hosts_of([lease for _, lease in out.values()]).values(), default=0) <= 2
+        for fp in rng.sample(sorted(out), k=len(out) // 2 + 1) if out else []:
+            worker, lease = out.pop(fp)
+            assert await worker.ack(lease, page(lease))
+            acked.append(lease.request.url)
+        if await workers[1].is_done():
+            break
+    assert sorted(acked) == sorted(everything)
+    records = await raw.xrange(workers[0]._keys.records)
+    assert sorted(json.loads(fields["page"])["url"] for _, fields in records) == sorted(everything)
+
+
+async def test_is_done_only_when_everything_is_acked(open_worker: OpenWorker, raw: Any) -> None:
+    w1 = await open_worker(Politeness(per_host=3))
+    w2 = await open_worker(Politeness(per_host=3))
+    meta = w1._keys.meta
+    assert await w1.is_done()  # an empty crawl is done
+    await w1.add([req(u) for u in urls("a.test", 3)])
+    assert not await w2.is_done()
+    assert await raw.hget(meta, "state") == "running"
+    one, two, three = (await w1.lease(3)).leases
+    assert await w1.ack(one, page(one))
+    assert await w1.retry(two, 0)
+    assert not await w2.is_done()
+    assert await w1.ack(three, page(three))
+    (two,) = (await w2.lease(3)).leases
+    assert not await w1.is_done()
+    assert await w2.ack(two, page(two, error="http_4xx: 404"))
+    assert await w1.is_done() and await w2.is_done()
+    assert await raw.hget(meta, "state") == "done"
+    await w2.add([req("http://a.test/more")])
+    assert await raw.hget(meta, "state") == "running"
+    assert not await w1.is_done()
+
+
+async def test_a_dead_workers_hosts_come_back_after_the_lease(
+    open_worker: OpenWorker, clock: FakeClock
+) -> None:
+    dead = await open_worker(lease_ms=3000)
+    await dead.add([req(u) for u in urls("a.test", 2)])
+    (lost,) = (await dead.lease(5)).leases
+    await dead.aclose(release=False)  # no release, no heartbeat: as if killed
+    live = await open_worker(lease_ms=3000)
+    waiting = await live.lease(5)
+    assert waiting.leases == [] and waiting.wait_s is not None  # another worker holds a.test
+    clock.now += 2.9
+    assert await live.reap() == 0
+    clock.now += 0.2
+    assert await live.reap() == 1
+    (again,) = (await live.lease(5)).leases
+    assert (again.request.url, again.request.attempts) == (lost.request.url, 1)
+
+
+async def test_a_restarted_worker_reclaims_its_slots_at_once(open_worker: OpenWorker) -> None:
+    before = await open_worker(name="m1-0")
+    await before.add([req(u) for u in urls("a.test", 2)])
+    (lost,) = (await before.lease(5)).leases
+    await before.aclose(release=False)
+    after = await open_worker(name="m1-0")
+    (again,) = (await after.lease(5)).leases
+    assert (again.request.url, again.request.attempts) == (lost.request.url, 1)
+
+
+async def test_aclose_gives_the_slots_back_uncharged(open_worker: OpenWorker) -> None:
+    leaving = await open_worker()
+    await leaving.add([req(u) for u in urls("a.test", 2)])
+    (out,) = (await leaving.lease(5)).leases
+    await leaving.aclose()
+    other = await open_worker()
+    (again,) = (await other.lease(5)).leases
+    assert again.request == out.request
+
+
+async def test_urls_per_lease_bounds_how_long_a_worker_keeps_a_host(open_worker: OpenWorker) -> None:
+    w1 = await open_worker(urls_per_lease=2)
+    w2 = await open_worker(urls_per_lease=2)
+    await w1.add([req(u) for u in urls("a.test", 3)])
+    for _ in range(2):
+        (lease,) = (await w1.lease(1)).leases
+        assert (await w2.lease(1)).leases == []
+        assert await w1.ack(lease, page(lease))
+    (third,) = (await w2.lease(1)).leases  # w1 gave the slot up after its 2nd URL
+    assert third.request.url == "http://a.test/2"
+
+
+async def test_time_comes_from_the_server(open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    w1 = await open_worker(Politeness(per_host=1, delay_s=30.0), clock=None)
+    w2 = await open_worker(Politeness(per_host=1, delay_s=30.0), clock=None)
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    (first,) = (await w1.lease(5)).leases
+    assert await w1.ack(first, page(first))  # the next start is 30 s away, so w1 frees the slot
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)  # w2's machine runs an hour ahead
+    batch = await w2.lease(5)
+    assert batch.leases == []
+    assert batch.wait_s is not None and 20.0 < batch.wait_s <= 30.0
+
+
+async def test_records_and_queued_urls_are_json(open_worker: OpenWorker, raw: Any) -> None:
+    worker = await open_worker()
+    referred = Request("http://a.test/é", fingerprint("http://a.test/é"), "http://a.test:80", 2, "http://x/")
+    await worker.add([referred, req("http://a.test/2")])
+    (lease,) = (await worker.lease(1)).leases
+    assert lease.request == referred
+    queued = await raw.lrange(f"{worker._keys.prefix}q:http://a.test:80", 0, -1)
+    assert [json.loads(record)["url"] for record in queued] == ["http://a.test/2"]
+    record = page(lease)
+    assert await worker.ack(lease, record)
+    ((_, fields),) = await raw.xrange(worker._keys.records)
+    assert Page.from_dict(json.loads(fields["page"])) == record
+    assert (int(fields["fp"]), fields["worker"]) == (referred.fp, worker.worker_id)
+
+
+async def test_the_seen_set_is_made_of_intsets(open_worker: OpenWorker, raw: Any) -> None:
+    worker = await open_worker()
+    await worker.add([req(u) for u in urls("a.test", 300)])
+    buckets = [key async for key in raw.scan_iter(match=f"{worker._keys.prefix}seen:*")]
+    assert buckets and sum([await raw.scard(key) for key in buckets]) == 300
+    assert {await raw.object("encoding", key) for key in buckets} == {"intset"}
+
+
+async def test_describe_shows_workers_and_errors(open_worker: OpenWorker) -> None:
+    w1 = await open_worker(Politeness(per_host=2), name="m1-0")
+    await w1.add([req(u) for u in urls("a.test", 4)])
+    one, _ = (await w1.lease(2)).leases
+    await w1.ack(one, page(one, error="http_4xx: gone"))
+    status = await w1.describe()
+    assert status["counts"] == {"seen": 4, "queued": 2, "leased": 1, "done": 1}
+    assert status["done_by_error"] == {"http_4xx": 1}
+    assert status["state"] == "running"
+    assert status["workers"] == {"m1-0": {"slots": 2, "in_flight": 1, "heartbeat_age_s": 0.0}}
+
+
+async def test_an_ack_whose_reply_was_lost_counts_once(
+    open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch, raw: Any
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    worker = await open_worker()
+    await worker.add([req("http://a.test/1")])
+    (lease,) = (await worker.lease(1)).leases
+    end = worker._scripts.end
+
+    async def runs_then_loses_the_reply(**kwargs: Any) -> Any:
+        await end(**kwargs)
+        raise RedisConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(worker._scripts, "end", runs_then_loses_the_reply)
+    with pytest.raises(FrontierError, match="Connection reset"):
+        await worker.ack(lease, page(lease))
+    monkeypatch.setattr(worker._scripts, "end", end)
+    assert await worker.ack(lease, page(lease))  # the engine's retry: the first one did commit
+    assert not await worker.ack(lease, page(lease))  # a real second ack
+    assert await raw.xlen(worker._keys.records) == 1
+    assert (await worker.counts()).done == 1
+
+
+async def test_unreachable_redis_is_a_one_line_frontier_error(url: str) -> None:
+    from crawlpool.frontier.redis import RedisFrontier
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    address = f"redis://:secret@127.0.0.1:{port}/0"
+    with pytest.raises(FrontierError) as caught:
+        await RedisFrontier.open(address, new_crawl_id(), Politeness())
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message and "secret" not in message and "\n" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
