@@ -20,7 +20,7 @@ from tests.site import EXPECTED, make_app
 
 def test_public_surface() -> None:
     assert sorted(crawlpool.__all__) == sorted(
-        ["ConfigError", "CrawlConfig", "CrawlResult", "CrawlStats", "CrawlpoolError", "Page",
+        ["ConfigError", "CrawlConfig", "CrawlResult", "CrawlStats", "CrawlpoolError", "Page", "Progress",
          "SeedError", "UsageError", "__version__", "crawl", "crawl_sync", "iter_crawl"]
     )  # fmt: skip
     for name in crawlpool.__all__:

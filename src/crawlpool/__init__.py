@@ -5,7 +5,7 @@ result = await crawl(["https://quotes.toscrape.com/"], output="output", max_page
 """
 
 from crawlpool._version import __version__
-from crawlpool.api import CrawlResult, crawl, crawl_sync, iter_crawl
+from crawlpool.api import CrawlResult, Progress, crawl, crawl_sync, iter_crawl
 from crawlpool.config import CrawlConfig
 from crawlpool.errors import ConfigError, CrawlpoolError, SeedError, UsageError
 from crawlpool.records import Page
@@ -18,6 +18,7 @@ __all__ = [
     "CrawlStats",
     "CrawlpoolError",
     "Page",
+    "Progress",
     "SeedError",
     "UsageError",
     "__version__",

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from rich.console import Console
 
 from crawlpool.config import CrawlConfig
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError
 from crawlpool.fetch import Fetcher
 from crawlpool.frontier import Politeness, open_frontier
+from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
@@ -31,6 +34,7 @@ from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore, prepare_output
 
 DNS_CACHE_TTL_S = 300
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -46,27 +50,48 @@ class CrawlResult:
         self.manifest = self.output / "manifest.jsonl"
 
 
-async def crawl(seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any) -> CrawlResult:
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How to show a crawl's progress: a rich live display (`live=True`; in Jupyter it needs
+    ipywidgets), or one status line every `interval_s`. `console` defaults to rich's `Console()`."""
+
+    live: bool = True
+    interval_s: float = 10.0
+    console: Console | None = None
+
+
+async def crawl(
+    seeds: Iterable[str],
+    config: CrawlConfig | None = None,
+    *,
+    progress: bool | Progress = False,
+    **options: Any,
+) -> CrawlResult:
     """Crawl from `seeds` and return every record. Options are CrawlConfig fields and override `config`.
+    `progress=True` shows a live display (off by default: a notebook cell stays quiet unless asked).
 
     Raises UsageError (ConfigError/SeedError) before any request for bad options or seeds."""
     pages: list[Page] = []
-    cfg, urls = _prepare(seeds, config, options)
-    stats = await _run(cfg, urls, pages.append)
+    cfg, urls = prepare(seeds, config, options)
+    stats = await run_crawl(cfg, urls, pages.append, progress=_progress(progress))
     return CrawlResult(pages, stats, cfg.output)
 
 
 async def iter_crawl(
-    seeds: Iterable[str], config: CrawlConfig | None = None, **options: Any
+    seeds: Iterable[str],
+    config: CrawlConfig | None = None,
+    *,
+    progress: bool | Progress = False,
+    **options: Any,
 ) -> AsyncIterator[Page]:
     """Crawl from `seeds`, yielding each record as it is committed.
 
     Closing the generator stops the crawl; to stop it the moment you leave the loop, iterate inside
     `async with contextlib.aclosing(iter_crawl(...)) as pages:` (otherwise Python closes an abandoned
     async generator only when it is garbage-collected)."""
-    cfg, urls = _prepare(seeds, config, options)
+    cfg, urls = prepare(seeds, config, options)
     pages: asyncio.Queue[Page | None] = asyncio.Queue()
-    task = asyncio.create_task(_run(cfg, urls, pages.put_nowait))
+    task = asyncio.create_task(run_crawl(cfg, urls, pages.put_nowait, progress=_progress(progress)))
     task.add_done_callback(lambda _: pages.put_nowait(None))
     try:
         while (page := await pages.get()) is not None:
@@ -91,9 +116,16 @@ def crawl_sync(seeds: Iterable[str], config: CrawlConfig | None = None, **option
     )
 
 
-def _prepare(
+def _progress(progress: bool | Progress) -> Progress | None:
+    if isinstance(progress, Progress):
+        return progress
+    return Progress() if progress else None
+
+
+def prepare(
     seeds: Iterable[str], config: CrawlConfig | None, options: dict[str, Any]
 ) -> tuple[CrawlConfig, list[str]]:
+    """The validated config and seeds, and an output directory ready for them (the CLI shares this)."""
     cfg = (config or CrawlConfig()).replace(**options) if options else (config or CrawlConfig())
     if not isinstance(cfg, CrawlConfig):
         raise ConfigError(f"config: expected a CrawlConfig, got {type(cfg).__name__}")
@@ -102,7 +134,16 @@ def _prepare(
     return cfg, urls
 
 
-async def _run(cfg: CrawlConfig, seeds: list[str], on_page: Callable[[Page], None]) -> CrawlStats:
+async def run_crawl(
+    cfg: CrawlConfig,
+    seeds: list[str],
+    on_page: Callable[[Page], None],
+    *,
+    progress: Progress | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+) -> CrawlStats:
+    """Run one crawl (shared by the API and the CLI); `on_engine` sees the engine before it starts,
+    so the CLI can still report its counters after the crawl is cancelled."""
     scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
     frontier = open_frontier(cfg.frontier, Politeness(cfg.per_host, cfg.delay_s))
     connector = aiohttp.TCPConnector(
@@ -141,10 +182,36 @@ async def _run(cfg: CrawlConfig, seeds: list[str], on_page: Callable[[Page], Non
                 on_page=on_page,
                 robots=robots,
             )
+            if on_engine is not None:
+                on_engine(engine)
             try:
-                return await engine.run(seeds)
+                async with _showing(progress, engine):
+                    return await engine.run(seeds)
             finally:
                 if robots is not None:
                     await robots.aclose()
     finally:
         await frontier.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[None]:
+    """Run a progress reporter beside the crawl; a display failure never stops the crawl."""
+    if progress is None:
+        yield
+        return
+    reporter = ProgressReporter(
+        engine.snapshot,
+        console=progress.console or Console(),
+        live=progress.live,
+        interval_s=progress.interval_s,
+    )
+    task = asyncio.create_task(reporter.run(), name="crawlpool progress")
+    try:
+        yield
+    finally:
+        reporter.stop()
+        try:
+            await task
+        except Exception:  # the display is a convenience: log it, keep the crawl's own outcome
+            log.exception("progress display failed")

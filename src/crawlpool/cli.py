@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import re
 import signal
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rich.console import Console
+
 from crawlpool._version import __version__
-from crawlpool.api import CrawlResult, crawl
+from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
+from crawlpool.engine import Engine
 from crawlpool.errors import UsageError
+from crawlpool.logs import setup_logging
+from crawlpool.records import Page
 from crawlpool.reports import failures
 from crawlpool.seeds import load_seeds
+from crawlpool.store import MANIFEST_NAME
+from crawlpool.summary import render_summary, stats_json, summary_lines
+from crawlpool.urls import url_host
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("crawlpool")
@@ -172,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     talk = cmd.add_argument_group("what it says")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     talk.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: debug)")
+    talk.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one JSON object per line"
+    )
+    talk.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="when stderr is not a terminal, a status line every S seconds (default: 10)",
+    )
+    talk.add_argument(
+        "--stats-json", type=Path, metavar="FILE", help="write the end-of-crawl numbers as JSON"
+    )
 
     fail = commands.add_parser(
         "failures",
@@ -180,11 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fail.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
     fail.add_argument("--code", help="only this error code (timeout, http_4xx, robots, ...)")
-    fail.set_defaults(run=_run_failures, quiet=False, verbose=0)
+    fail.set_defaults(run=_run_failures, quiet=False, verbose=0, log_format="text")
     return parser
 
 
-_CLI_ONLY = {"command", "seeds", "config", "quiet", "verbose", "run"}
+_CLI_ONLY = {
+    "command",
+    "seeds",
+    "config",
+    "quiet",
+    "verbose",
+    "run",
+    "log_format",
+    "progress_interval",
+    "stats_json",
+}
 
 
 def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
@@ -196,38 +230,37 @@ def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
     return build_config(file_options, flags)
 
 
-def _setup_logging(quiet: bool, verbose: int) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("crawlpool: %(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
-    if level > logging.DEBUG:
-        logging.getLogger("asyncio").setLevel(logging.WARNING)
+@dataclass(slots=True)
+class _CrawlWatch:
+    """What the CLI keeps of a running crawl: its engine (for counters after a stop) and pages per host."""
+
+    engine: Engine | None = None
+    hosts: Counter[str] = field(default_factory=Counter)
+
+    def on_page(self, page: Page) -> None:
+        if page.path is not None:
+            self.hosts[url_host(page.url)] += 1
 
 
-async def _crawl_until_signalled(seeds: Sequence[str], config: CrawlConfig) -> CrawlResult | None:
-    """Run the crawl; SIGINT or SIGTERM cancels it. None means it was stopped by a signal."""
-    task = asyncio.create_task(crawl(seeds, config))
+async def _crawl_until_signalled(
+    seeds: list[str], config: CrawlConfig, watch: _CrawlWatch, progress: Progress | None
+) -> bool:
+    """Run the crawl; SIGINT or SIGTERM cancels it. False means it was stopped by a signal."""
+
+    def keep(engine: Engine) -> None:
+        watch.engine = engine
+
+    task = asyncio.create_task(run_crawl(config, seeds, watch.on_page, progress=progress, on_engine=keep))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     try:
-        return await task
+        await task
     except asyncio.CancelledError:
         if task.cancelled():
-            return None
+            return False
         raise
-
-
-def _summary(result: CrawlResult) -> str:
-    stats = result.stats
-    return (
-        f"crawlpool: {stats.pages} pages stored, {stats.records} URLs tried, "
-        f"{stats.errors} failed, {stats.bytes} bytes in {stats.elapsed_s:.1f} s "
-        f"({stats.pages_per_s:.1f} pages/s); manifest: {result.manifest}"
-    )
+    return True
 
 
 def _run_failures(args: argparse.Namespace) -> int:
@@ -241,18 +274,44 @@ def _run_crawl(args: argparse.Namespace) -> int:
     seeds = load_seeds(args.seeds)
     for warning in seeds.warnings:
         log.warning("%s", warning)
-    result = asyncio.run(_crawl_until_signalled(seeds.urls, config))
-    if result is None:
-        sys.stderr.write("crawlpool: stopped by signal\n")
-        return EXIT_INTERRUPTED
-    if not args.quiet:
-        sys.stderr.write(_summary(result) + "\n")
-    return EXIT_OK
+    config, urls = prepare(seeds.urls, config, {})
+    console = Console(stderr=True)
+    progress = (
+        None
+        if args.quiet
+        else Progress(live=console.is_terminal, interval_s=args.progress_interval, console=console)
+    )
+    watch = _CrawlWatch()
+    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress))
+    if watch.engine is not None:
+        stats = watch.engine.stats
+        top_hosts = watch.hosts.most_common(5)
+        manifest = config.output / MANIFEST_NAME
+        if not args.quiet:
+            if console.is_terminal:
+                console.print(
+                    render_summary(stats, manifest=manifest, top_hosts=top_hosts, stopped=not finished)
+                )
+            else:
+                for line in summary_lines(
+                    stats, manifest=manifest, top_hosts=top_hosts, stopped=not finished
+                ):
+                    sys.stderr.write(f"{line}\n")
+        if args.stats_json is not None:
+            _write_stats_json(args.stats_json, stats_json(stats, top_hosts=top_hosts))
+    return EXIT_OK if finished else EXIT_INTERRUPTED
+
+
+def _write_stats_json(path: Path, data: dict[str, object]) -> None:
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--stats-json: cannot write {path}: {exc.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.verbose)
+    setup_logging(verbosity=args.verbose, quiet=args.quiet, fmt=args.log_format)
     try:
         code: int = args.run(args)
     except BrokenPipeError:  # `crawlpool failures out | head` closed the pipe: not an error

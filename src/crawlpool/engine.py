@@ -17,6 +17,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
 from crawlpool.links import extract_links, is_html
 from crawlpool.paths import page_path
 from crawlpool.politeness import HostPace
+from crawlpool.progress import Snapshot
 from crawlpool.records import Page
 from crawlpool.retries import backoff_s, parse_retry_after
 from crawlpool.robots import RobotsCache, RobotsUnavailable
@@ -82,9 +84,28 @@ class Engine:
         self._active = 0  # leases handed to workers and not yet ended
         self._changed = asyncio.Event()
         self._paces: dict[str, HostPace] = {}
+        self._hosts_in_flight: Counter[str] = Counter()
+        self._started = clock()
+
+    async def snapshot(self) -> Snapshot:
+        """The crawl's counters now, for the progress display (one frontier round trip)."""
+        counts = await self._frontier.counts()
+        return Snapshot(
+            pages=self.stats.pages,
+            records=self.stats.records,
+            discovered=counts.seen,
+            queued=counts.queued,
+            in_flight=self._active,
+            bytes=self.stats.bytes,
+            errors=dict(self.stats.by_error),
+            hosts_active=len(self._hosts_in_flight),
+            hosts_waiting=0,  # the frontier does not report it yet
+            elapsed_s=self._clock() - self._started,
+            max_pages=self._config.max_pages,
+        )
 
     async def run(self, seeds: Sequence[str]) -> CrawlStats:
-        started = self._clock()
+        self._started = started = self._clock()
         await self._frontier.add([make_request(url, 0, None) for url in seeds])
         queue: asyncio.Queue[Lease | None] = asyncio.Queue()
         try:
@@ -107,6 +128,7 @@ class Engine:
                 batch = await self._frontier.lease(free)
                 for lease in batch.leases:
                     self._active += 1
+                    self._hosts_in_flight[lease.request.host] += 1
                     queue.put_nowait(lease)
                 if batch.leases:
                     continue
@@ -145,6 +167,10 @@ class Engine:
                 await self._commit(lease, self._unfetched(lease.request, error))
             finally:
                 self._active -= 1
+                host = lease.request.host
+                self._hosts_in_flight[host] -= 1
+                if not self._hosts_in_flight[host]:
+                    del self._hosts_in_flight[host]
                 self._changed.set()
 
     async def _process(self, lease: Lease) -> None:
@@ -214,7 +240,7 @@ class Engine:
         await self._manifest.append(page)
         self.stats.count(page)
         if page.error is not None:
-            log.info("%s: %s", page.url, page.error)
+            log.info("%s: %s", page.url, page.error, extra={"url": page.url, "code": page.error_code})
         self._on_page(page)
 
     async def _record(self, request: Request, response: Response) -> Page:

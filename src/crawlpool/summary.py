@@ -1,0 +1,120 @@
+"""The end-of-crawl summary: a rich panel for a terminal, plain lines for a log, a dict for `--stats-json`.
+
+All three come from the same numbers (`CrawlStats` plus the top hosts), and the panel and the plain
+lines from the same rows (`_rows`), so they never disagree.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from rich.console import RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from crawlpool.progress import format_bytes, format_count, format_duration
+from crawlpool.records import Page
+from crawlpool.stats import CrawlStats
+from crawlpool.urls import url_host
+
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
+
+
+def status_classes(by_status: Mapping[str, int]) -> dict[str, int]:
+    """Records per status class, `2xx` to `5xx` and `none` (no response) always present, in that order;
+    a rarer class (`1xx`) is added after them when it occurs."""
+    classes = dict.fromkeys(STATUS_CLASSES, 0)
+    for status, n in sorted(by_status.items()):
+        key = status if status == "none" else f"{status[:1]}xx"
+        classes[key] = classes.get(key, 0) + n
+    return classes
+
+
+def count_top_hosts(pages: Iterable[Page], limit: int = 5) -> list[tuple[str, int]]:
+    """The `limit` hosts with the most stored pages, as (host, pages), most first (ties by name)."""
+    counts = Counter(url_host(page.url) for page in pages if page.path is not None)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def _counts_text(counts: Iterable[tuple[str, int]]) -> str:
+    return " · ".join(f"{name} {format_count(n)}" for name, n in counts)
+
+
+def _headline(stats: CrawlStats, stopped: bool) -> str:
+    if stopped:
+        return f"crawl stopped after {format_duration(stats.elapsed_s)}, before it was done"
+    return f"crawl finished in {format_duration(stats.elapsed_s)}"
+
+
+def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
+    """(label, value) rows of the summary, in order; the hint to list failures only when some failed."""
+    errors = sorted(stats.by_error.items(), key=lambda item: (-item[1], item[0]))
+    rows = [
+        ("pages stored", format_count(stats.pages)),
+        ("URLs tried", f"{format_count(stats.records)} ({format_count(stats.requests)} requests)"),
+        ("status", _counts_text(status_classes(stats.by_status).items())),
+        ("errors", f"{format_count(stats.errors)}: {_counts_text(errors)}" if errors else "none"),
+        ("retries", format_count(stats.retries)),
+        ("robots-blocked", format_count(stats.robots_blocked)),
+        ("traps skipped", format_count(stats.traps)),
+        ("bytes stored", format_bytes(stats.bytes)),
+        ("elapsed", format_duration(stats.elapsed_s)),
+        ("speed", f"{stats.pages_per_s:.1f} pages/s"),
+    ]
+    if top_hosts:
+        rows.append(("top hosts", _counts_text(top_hosts)))
+    rows.append(("manifest", str(manifest)))
+    if stats.errors:
+        # Quoted so that the command can be pasted as is, whatever the output directory is called.
+        output, lines = shlex.quote(str(manifest.parent)), shlex.quote(str(manifest))
+        # Two rows, not one long one, so that a narrow terminal does not wrap a command mid-word.
+        rows.append(("failures", f"crawlpool failures {output}"))
+        rows.append(("", f"or: jq -c 'select(.error) | {{url, error}}' {lines}"))
+    return rows
+
+
+def summary_lines(
+    stats: CrawlStats,
+    *,
+    manifest: Path,
+    top_hosts: Sequence[tuple[str, int]] = (),
+    stopped: bool = False,
+) -> list[str]:
+    """The summary as plain text lines (no newlines): a headline, then one `label  value` line per row.
+    `stopped`: the crawl was interrupted, so the headline says the counts are partial."""
+    rows = _rows(stats, manifest, top_hosts)
+    width = max(len(label) for label, _ in rows)
+    return [f"crawlpool: {_headline(stats, stopped)}"] + [
+        f"  {label:<{width}}  {value}" for label, value in rows
+    ]
+
+
+def render_summary(
+    stats: CrawlStats,
+    *,
+    manifest: Path,
+    top_hosts: Sequence[tuple[str, int]] = (),
+    stopped: bool = False,
+) -> RenderableType:
+    """The summary as a rich panel, with the same rows as `summary_lines`."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, value in _rows(stats, manifest, top_hosts):
+        # Text, not str: a path or host must not be read as console markup.
+        grid.add_row(label, Text(value, style="red" if label == "errors" and stats.errors else ""))
+    title = Text(_headline(stats, stopped), style="yellow" if stopped else "green")
+    return Panel(grid, title=title, title_align="left", expand=False)
+
+
+def stats_json(stats: CrawlStats, *, top_hosts: Sequence[tuple[str, int]] = ()) -> dict[str, object]:
+    """`CrawlStats.as_dict()` plus `by_status_class` and `top_hosts` (a list of {host, pages}), for
+    `--stats-json`; every value is a plain JSON type."""
+    data = stats.as_dict()
+    data["by_status_class"] = status_classes(stats.by_status)
+    data["top_hosts"] = [{"host": host, "pages": pages} for host, pages in top_hosts]
+    return data
