@@ -59,8 +59,14 @@ BAD_INPUTS: dict[str, tuple[list[str], str]] = {
     "bad regex": (["crawl", "{seeds}", "--include", "("], "bad regular expression"),
     "negative delay": (["crawl", "{seeds}", "--delay", "-1"], "must be at least 0"),
     "unknown flag": (["crawl", "{seeds}", "--turbo"], "unrecognized arguments"),
-    "frontier not built yet": (["crawl", "{seeds}", "--frontier", "redis://x"], "not available"),
-    "output holds a crawl": (["crawl", "{seeds}", "-o", "{tmp}/used"], "already holds a crawl"),
+    "unknown frontier": (["crawl", "{seeds}", "--frontier", "mongo://x"], "is not one of memory, sqlite"),
+    "redis unreachable": (
+        ["crawl", "{seeds}", "--frontier", "redis://127.0.0.1:9/0"],
+        "redis://127.0.0.1:9/0",
+    ),
+    "resume nothing": (["crawl", "{seeds}", "-o", "{tmp}/fresh", "--resume"], "no crawl to resume"),
+    "resume memory": (["crawl", "{seeds}", "--frontier", "memory", "--resume"], "keeps no state"),
+    "output holds a crawl": (["crawl", "{seeds}", "-o", "{tmp}/used"], "add --resume"),
 }
 
 

@@ -1,15 +1,20 @@
 """Tests for crawlpool.links: which URLs a page yields, from its bytes and Content-Type."""
 
 import codecs
+import pickle
+from typing import Protocol
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crawlpool.links import (
+    EXTRACTORS,
     LinkExtractor,
     decode_html,
     extract_links,
+    extract_links_lxml,
+    get_extractor,
     is_html,
     resolve_links,
     sniff_encoding,
@@ -18,15 +23,48 @@ from crawlpool.links import (
 PAGE = "https://example.com/dir/page.html"
 HTML = "text/html"
 
-
-def links(html: str | bytes, content_type: str | None = HTML, url: str = PAGE) -> list[str]:
-    body = html.encode() if isinstance(html, str) else html
-    return extract_links(body, url, content_type)
+# Every behavioural test runs against every extractor: they share one contract.
+each_extractor = pytest.mark.parametrize("extractor", list(EXTRACTORS.values()), ids=list(EXTRACTORS))
 
 
-def test_default_extractor_fits_the_extractor_type() -> None:
-    extractor: LinkExtractor = extract_links
+class Links(Protocol):
+    def __call__(self, html: str | bytes, content_type: str | None = ..., url: str = ...) -> list[str]: ...
+
+
+@pytest.fixture(params=list(EXTRACTORS.values()), ids=list(EXTRACTORS))
+def links(request: pytest.FixtureRequest) -> Links:
+    """The links one extractor finds in a page given as text (UTF-8) or bytes."""
+    extractor: LinkExtractor = request.param
+
+    def links(html: str | bytes, content_type: str | None = HTML, url: str = PAGE) -> list[str]:
+        body = html.encode() if isinstance(html, str) else html
+        return extractor(body, url, content_type)
+
+    return links
+
+
+# --- the extractors -----------------------------------------------------------------------------
+
+
+@each_extractor
+def test_extractors_fit_the_extractor_type(extractor: LinkExtractor) -> None:
     assert extractor(b'<a href="/x">', PAGE, HTML) == ["https://example.com/x"]
+
+
+def test_extractors_by_name() -> None:
+    assert get_extractor("bs4") is extract_links
+    assert get_extractor("lxml") is extract_links_lxml
+    assert set(EXTRACTORS) == {"bs4", "lxml"}
+
+
+def test_an_unknown_extractor_name_is_an_error_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"'html5lib'.*bs4, lxml"):
+        get_extractor("html5lib")
+
+
+@each_extractor
+def test_extractors_pickle_for_a_process_pool(extractor: LinkExtractor) -> None:
+    assert pickle.loads(pickle.dumps(extractor)) is extractor
 
 
 # --- which tags -------------------------------------------------------------------------------
@@ -43,7 +81,7 @@ def test_default_extractor_fits_the_extractor_type() -> None:
         '<A HREF="/t">upper case</A>',
     ],
 )
-def test_each_link_tag(html: str) -> None:
+def test_each_link_tag(links: Links, html: str) -> None:
     assert links(html) == ["https://example.com/t"]
 
 
@@ -55,16 +93,24 @@ def test_each_link_tag(html: str) -> None:
         '<a src="/t">a uses href</a>',
         '<img src="/t.png"><script src="/t.js"></script><form action="/t"></form>',
         "<div>https://example.com/in-text</div>",
+        '<svg><a xlink:href="/t">xlink is not href</a></svg>',
+        '<a {x}href="/t">nor is an XML-namespace-looking name</a>',
     ],
 )
-def test_other_tags_and_attributes_are_ignored(html: str) -> None:
+def test_other_tags_and_attributes_are_ignored(links: Links, html: str) -> None:
     assert links(html) == []
+
+
+def test_an_attribute_named_like_an_xml_namespace_does_not_replace_href(links: Links) -> None:
+    # bs4 used to read "{x}href" as lxml's namespace notation for href, and let it win.
+    html = '<a href="/real" {x}href="/fake">x</a><a {}href="/fake2" src="/no">y</a>'
+    assert links(html) == ["https://example.com/real"]
 
 
 # --- resolution, base, normalization ------------------------------------------------------------
 
 
-def test_relative_absolute_and_scheme_relative_links() -> None:
+def test_relative_absolute_and_scheme_relative_links(links: Links) -> None:
     html = """
         <a href="sibling.html">1</a>
         <a href="../up.html">2</a>
@@ -85,21 +131,21 @@ def test_relative_absolute_and_scheme_relative_links() -> None:
     ]
 
 
-def test_scheme_relative_link_takes_the_page_scheme() -> None:
+def test_scheme_relative_link_takes_the_page_scheme(links: Links) -> None:
     assert links('<a href="//cdn.example/lib">', url="http://example.com/") == ["http://cdn.example/lib"]
 
 
-def test_absolute_base_href() -> None:
+def test_absolute_base_href(links: Links) -> None:
     html = '<head><base href="https://base.example/sub/"></head><a href="x">1</a><a href="/y">2</a>'
     assert links(html) == ["https://base.example/sub/x", "https://base.example/y"]
 
 
-def test_relative_base_href_is_resolved_against_the_page_url() -> None:
+def test_relative_base_href_is_resolved_against_the_page_url(links: Links) -> None:
     html = '<base href="../other/"><a href="x">1</a>'
     assert links(html) == ["https://example.com/other/x"]
 
 
-def test_base_applies_to_links_before_it_and_only_the_first_base_href_counts() -> None:
+def test_base_applies_to_links_before_it_and_only_the_first_base_href_counts(links: Links) -> None:
     html = (
         '<a href="early">0</a><base target="_blank"><base href="/first/">'
         '<base href="/second/"><a href="late">1</a>'
@@ -108,21 +154,21 @@ def test_base_applies_to_links_before_it_and_only_the_first_base_href_counts() -
 
 
 @pytest.mark.parametrize("base", ["//[::1", "mailto:someone@example.com", "javascript:void(0)"])
-def test_unusable_base_falls_back_to_the_page_url(base: str) -> None:
+def test_unusable_base_falls_back_to_the_page_url(links: Links, base: str) -> None:
     html = f'<base href="{base}"><a href="x">1</a><a href="https://abs.example/">2</a>'
     assert links(html) == ["https://example.com/dir/x", "https://abs.example/"]
 
 
-def test_base_is_not_a_link_itself() -> None:
+def test_base_is_not_a_link_itself(links: Links) -> None:
     assert links('<base href="https://base.example/">') == []
 
 
-def test_fragments_are_dropped_and_duplicates_removed() -> None:
+def test_fragments_are_dropped_and_duplicates_removed(links: Links) -> None:
     html = '<a href="/a#x">1</a><a href="/a">2</a><a href="/a#y">3</a><a href="#top">4</a>'
     assert links(html) == ["https://example.com/a", PAGE]
 
 
-def test_document_order_is_kept_with_first_occurrence_winning() -> None:
+def test_document_order_is_kept_with_first_occurrence_winning(links: Links) -> None:
     html = """
         <link rel="canonical" href="/c">
         <a href="/z">z</a><iframe src="/m"></iframe><a href="/a">a</a>
@@ -150,11 +196,11 @@ def test_document_order_is_kept_with_first_occurrence_winning() -> None:
         "https://example.com:99999/",  # bad port
     ],
 )
-def test_non_http_and_invalid_links_are_dropped(href: str) -> None:
+def test_non_http_and_invalid_links_are_dropped(links: Links, href: str) -> None:
     assert links(f'<a href="{href}">x</a><a href="/kept">y</a>') == ["https://example.com/kept"]
 
 
-def test_entities_and_surrounding_whitespace_in_hrefs() -> None:
+def test_entities_and_surrounding_whitespace_in_hrefs(links: Links) -> None:
     html = '<a href="  /p?a=1&amp;b=2\n">x</a><a href="/caf&eacute;">y</a>'
     assert links(html) == ["https://example.com/p?a=1&b=2", "https://example.com/caf%C3%A9"]
 
@@ -168,7 +214,7 @@ def test_resolve_links_dedupes_in_order() -> None:
 # --- what is not a link -------------------------------------------------------------------------
 
 
-def test_links_in_comments_scripts_styles_and_raw_text_are_not_returned() -> None:
+def test_links_in_comments_scripts_styles_and_raw_text_are_not_returned(links: Links) -> None:
     html = """
         <!-- <a href="/comment">old</a> -->
         <script>document.write('<a href="/script">x</a>'); var s = "<iframe src='/s2'>";</script>
@@ -181,12 +227,12 @@ def test_links_in_comments_scripts_styles_and_raw_text_are_not_returned() -> Non
     assert links(html) == ["https://example.com/real"]
 
 
-def test_a_script_that_is_never_closed_hides_the_rest_of_the_page() -> None:
+def test_a_script_that_is_never_closed_hides_the_rest_of_the_page(links: Links) -> None:
     # What a browser does too: everything after <script> is script text.
     assert links('<a href="/before"><script>var a = 1; <a href="/after">') == ["https://example.com/before"]
 
 
-def test_links_in_noscript_are_returned() -> None:
+def test_links_in_noscript_are_returned(links: Links) -> None:
     # Deliberate: <noscript> is what a client without JavaScript, a crawler, is offered.
     html = '<noscript><a href="/no-js">x</a><iframe src="/tracker"></iframe></noscript>'
     assert links(html) == ["https://example.com/no-js", "https://example.com/tracker"]
@@ -223,12 +269,13 @@ def test_is_html(content_type: str | None, expected: bool) -> None:
     [None, "", "text/plain", "image/png", "application/pdf", "application/json", "text/css"],
 )
 def test_non_html_content_types_yield_nothing_even_for_html_bodies(
+    links: Links,
     content_type: str | None,
 ) -> None:
     assert links('<html><body><a href="/x">x</a></body></html>', content_type) == []
 
 
-def test_xhtml_is_parsed() -> None:
+def test_xhtml_is_parsed(links: Links) -> None:
     body = (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
@@ -249,24 +296,24 @@ def test_xhtml_is_parsed() -> None:
 CAFE = "https://example.com/caf%C3%A9"
 
 
-def test_charset_from_the_header() -> None:
+def test_charset_from_the_header(links: Links) -> None:
     body = '<a href="/café">x</a>'.encode("latin-1")
     assert links(body, "text/html; charset=latin-1") == [CAFE]
     assert links(body, 'text/html; charset="ISO-8859-1"') == [CAFE]
 
 
-def test_latin1_label_decodes_as_windows_1252_like_browsers() -> None:
+def test_latin1_label_decodes_as_windows_1252_like_browsers(links: Links) -> None:
     assert links(b'<a href="/\x80">euro</a>', "text/html; charset=iso-8859-1") == [
         "https://example.com/%E2%82%AC"
     ]
 
 
-def test_query_is_percent_encoded_as_utf8_whatever_the_page_charset() -> None:
+def test_query_is_percent_encoded_as_utf8_whatever_the_page_charset(links: Links) -> None:
     body = '<a href="/café?q=café">x</a>'.encode("latin-1")
     assert links(body, "text/html; charset=latin-1") == [CAFE + "?q=caf%C3%A9"]
 
 
-def test_multibyte_legacy_charset() -> None:
+def test_multibyte_legacy_charset(links: Links) -> None:
     body = '<a href="/日本">x</a>'.encode("shift_jis")
     assert links(body, "text/html; charset=Shift_JIS") == ["https://example.com/%E6%97%A5%E6%9C%AC"]
 
@@ -281,11 +328,11 @@ def test_multibyte_legacy_charset() -> None:
     ],
     ids=["utf-8", "utf-16", "utf-16-le", "utf-16-be"],
 )
-def test_charset_from_a_bom(body: bytes) -> None:
+def test_charset_from_a_bom(links: Links, body: bytes) -> None:
     assert links(body, HTML) == [CAFE]
 
 
-def test_a_bom_wins_over_the_header() -> None:
+def test_a_bom_wins_over_the_header(links: Links) -> None:
     body = codecs.BOM_UTF8 + '<a href="/café">'.encode()
     assert links(body, "text/html; charset=windows-1251") == [CAFE]
 
@@ -299,12 +346,19 @@ def test_a_bom_wins_over_the_header() -> None:
         "<meta http-equiv='content-type' content='text/html;charset=windows-1252'>",
     ],
 )
-def test_charset_from_meta(meta: str) -> None:
+def test_charset_from_meta(links: Links, meta: str) -> None:
     body = f'<html><head>{meta}</head><body><a href="/café">x</a>'.encode("latin-1")
     assert links(body, HTML) == [CAFE]
 
 
-def test_the_header_wins_over_meta() -> None:
+def test_an_xml_declaration_with_a_charset_is_accepted(links: Links) -> None:
+    # lxml refuses *text* with an encoding declaration in fromstring(); the extractors feed it.
+    body = '<?xml version="1.0" encoding="ISO-8859-1"?><meta charset="latin-1"><a href="/café">x'
+    assert links(body.encode("latin-1")) == [CAFE]
+    assert links(body.encode("latin-1"), "application/xhtml+xml; charset=iso-8859-1") == [CAFE]
+
+
+def test_the_header_wins_over_meta(links: Links) -> None:
     body = '<meta charset="windows-1251"><a href="/café">x</a>'.encode()
     assert links(body, "text/html; charset=utf-8") == [CAFE]
 
@@ -323,18 +377,18 @@ def test_meta_claiming_utf16_means_utf8() -> None:
 @pytest.mark.parametrize(
     "charset", ["x-bogus", "base64", "idna", "undefined", "utf-7", "rot13", "", '"', "a\x00b"]
 )
-def test_unknown_or_non_web_charset_falls_back_without_raising(charset: str) -> None:
+def test_unknown_or_non_web_charset_falls_back_without_raising(links: Links, charset: str) -> None:
     body = b'<a href="/caf\xc3\xa9">x</a>'  # UTF-8, which is also the fallback
     assert links(body, f"text/html; charset={charset}") == [CAFE]
 
 
-def test_unknown_header_charset_falls_through_to_meta() -> None:
+def test_unknown_header_charset_falls_through_to_meta(links: Links) -> None:
     body = '<meta charset="latin-1"><a href="/café">x</a>'.encode("latin-1")
     assert links(body, "text/html; charset=x-bogus") == [CAFE]
     assert links(b'<meta charset="x-bogus"><a href="/caf\xc3\xa9">', HTML) == [CAFE]
 
 
-def test_invalid_bytes_are_replaced_not_raised() -> None:
+def test_invalid_bytes_are_replaced_not_raised(links: Links) -> None:
     body = b'<a href="/ok\xff\xfe">x</a>\x80\x81<a href="/after">'
     assert links(body, "text/html; charset=utf-8") == [
         "https://example.com/ok%EF%BF%BD%EF%BF%BD",
@@ -364,13 +418,13 @@ def test_invalid_bytes_are_replaced_not_raised() -> None:
         b"\xfe\xff\x00",
     ],
 )
-def test_odd_bodies_never_raise_or_warn(body: bytes) -> None:
+def test_odd_bodies_never_raise_or_warn(links: Links, body: bytes) -> None:
     # pytest turns warnings into errors, so this also checks that bs4's warnings are silenced.
-    result = extract_links(body, PAGE, HTML)
+    result = links(body)
     assert all(link.startswith("https://example.com/") for link in result)
 
 
-def test_malformed_html_still_yields_links() -> None:
+def test_malformed_html_still_yields_links(links: Links) -> None:
     html = '<html><body><div><p><a href="/one">unclosed <b><a href="/two"><table><tr><td><a href=/three>'
     assert links(html) == [
         "https://example.com/one",
@@ -379,21 +433,21 @@ def test_malformed_html_still_yields_links() -> None:
     ]
 
 
-def test_nul_and_control_bytes_in_hrefs() -> None:
+def test_nul_and_control_bytes_in_hrefs(links: Links) -> None:
     assert links(b'<a href="/a\x00b">x</a><a href="/ok">') == [
         "https://example.com/a%EF%BF%BDb",
         "https://example.com/ok",
     ]
 
 
-def test_a_5_mb_page() -> None:
+def test_a_5_mb_page(links: Links) -> None:
     paragraph = b"<p>" + b"filler text " * 100 + b"</p>\n"
     body = b'<a href="/first">' + paragraph * 4_200 + b'<a href="/last">'
     assert len(body) > 5_000_000
     assert links(body) == ["https://example.com/first", "https://example.com/last"]
 
 
-def test_deeply_nested_markup() -> None:
+def test_deeply_nested_markup(links: Links) -> None:
     body = b"<div>" * 50_000 + b"<svg>" + b'<a href="/svg">' * 2_000 + b'</svg><a href="/end">'
     assert links(body) == ["https://example.com/svg", "https://example.com/end"]
 
@@ -411,20 +465,26 @@ _CONTENT_TYPES = st.sampled_from(
 )
 
 
+@each_extractor
 @given(body=st.binary(max_size=2000), content_type=_CONTENT_TYPES)
 @example(body=b"", content_type=HTML)
 @example(body=b"\xff\xfe\x00\x00", content_type=HTML)
 @example(body=b'<base href="//[::1"><a href="x">', content_type=HTML)
 @example(body=b"<a href='\x00'>", content_type=HTML)
-def test_arbitrary_bytes_never_raise_and_yield_only_http_urls(body: bytes, content_type: str) -> None:
-    result = extract_links(body, PAGE, content_type)
+def test_arbitrary_bytes_never_raise_and_yield_only_http_urls(
+    extractor: LinkExtractor, body: bytes, content_type: str
+) -> None:
+    result = extractor(body, PAGE, content_type)
     assert all(link.startswith(("http://", "https://")) for link in result)
     assert len(set(result)) == len(result)
 
 
+@each_extractor
 @given(hrefs=st.lists(st.text(max_size=40), max_size=10), charset=_CONTENT_TYPES)
-def test_arbitrary_hrefs_never_raise_and_yield_distinct_http_urls(hrefs: list[str], charset: str) -> None:
+def test_arbitrary_hrefs_never_raise_and_yield_distinct_http_urls(
+    extractor: LinkExtractor, hrefs: list[str], charset: str
+) -> None:
     html = "".join(f"<a href='{href}'>x</a>" for href in hrefs)
-    result = extract_links(html.encode("utf-8", "surrogatepass"), PAGE, charset)
+    result = extractor(html.encode("utf-8", "surrogatepass"), PAGE, charset)
     assert all(link.startswith(("http://", "https://")) for link in result)
     assert len(set(result)) == len(result)

@@ -91,10 +91,10 @@ async def test_per_host_caps_requests_in_flight(serve: Served, tmp_path: Path) -
 async def test_a_slow_host_does_not_hold_back_another(serve: Served, tmp_path: Path) -> None:
     site = PoliteSite()
     port = await serve(site)
-    site.on("/", page(*(f"/p/{i}" for i in range(3)), delay_s=0.2), host="127.0.0.1")
+    site.on("/", page("/p/0", delay_s=0.5), host="127.0.0.1")
     site.on("/", page(*(f"/p/{i}" for i in range(8))), host="localhost")
     for i in range(8):
-        site.on(f"/p/{i}", page(delay_s=0.2), host="127.0.0.1")
+        site.on(f"/p/{i}", page(delay_s=0.5), host="127.0.0.1")
         site.on(f"/p/{i}", page(), host="localhost")
     await run([f"http://{h}:{port}/" for h in HOSTS], tmp_path, per_host=1, concurrency=4)
     slow, fast = site.hits_of("127.0.0.1"), site.hits_of("localhost")

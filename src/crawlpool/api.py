@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +24,24 @@ from rich.console import Console
 
 from crawlpool.config import CrawlConfig
 from crawlpool.engine import Engine
-from crawlpool.errors import ConfigError
+from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.fetch import Fetcher
-from crawlpool.frontier import Politeness, open_frontier
+from crawlpool.frontier import (
+    Frontier,
+    Politeness,
+    SqliteFrontier,
+    default_crawl_id,
+    is_redis,
+    open_frontier,
+    sqlite_path,
+)
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
-from crawlpool.store import Manifest, PageStore, prepare_output
+from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
 
 DNS_CACHE_TTL_S = 300
 log = logging.getLogger(__name__)
@@ -130,7 +140,9 @@ def prepare(
     if not isinstance(cfg, CrawlConfig):
         raise ConfigError(f"config: expected a CrawlConfig, got {type(cfg).__name__}")
     urls = check_seed_urls(seeds)
-    prepare_output(cfg.output)
+    if is_redis(cfg.frontier) and cfg.crawl_id is None:
+        cfg = cfg.replace(crawl_id=default_crawl_id(urls))
+    prepare_output(cfg.output, resume=cfg.resume, state_file=sqlite_path(cfg.frontier, cfg.output))
     return cfg, urls
 
 
@@ -145,7 +157,14 @@ async def run_crawl(
     """Run one crawl (shared by the API and the CLI); `on_engine` sees the engine before it starts,
     so the CLI can still report its counters after the crawl is cancelled."""
     scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
-    frontier = open_frontier(cfg.frontier, Politeness(cfg.per_host, cfg.delay_s))
+    frontier = await open_frontier(
+        cfg.frontier, Politeness(cfg.per_host, cfg.delay_s), output=cfg.output, crawl_id=cfg.crawl_id
+    )
+    try:
+        await _begin(frontier, cfg, seeds)
+    except BaseException:
+        await frontier.aclose()
+        raise
     connector = aiohttp.TCPConnector(
         limit=cfg.concurrency, limit_per_host=cfg.per_host, ttl_dns_cache=DNS_CACHE_TTL_S
     )
@@ -191,6 +210,9 @@ async def run_crawl(
                 if robots is not None:
                     await robots.aclose()
     finally:
+        if isinstance(frontier, SqliteFrontier):
+            with contextlib.suppress(FrontierError):  # a failed store already said why
+                await frontier.set_meta("updated", _utc_now())
         await frontier.aclose()
 
 
@@ -215,3 +237,40 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
             await task
         except Exception:  # the display is a convenience: log it, keep the crawl's own outcome
             log.exception("progress display failed")
+
+
+CRAWL_IDENTITY_KEY = "crawl"
+
+
+async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str]) -> None:
+    """Bind a stateful frontier to this crawl: record what defines the crawl on a new one; on resume,
+    refuse a different crawl, then repair the output (leftover temp files, the manifest's tail)."""
+    if not isinstance(frontier, SqliteFrontier):
+        return
+    identity = json.dumps(
+        {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude},
+        sort_keys=True,
+    )
+    clear_temp_files(cfg.output)
+    stored = await frontier.get_meta(CRAWL_IDENTITY_KEY)
+    if stored is None:
+        await frontier.set_meta(CRAWL_IDENTITY_KEY, identity)
+        await frontier.set_meta("started", _utc_now())
+        return
+    if stored != identity:
+        raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg.output))
+    repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
+    log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
+
+
+def _identity_difference(before: dict[str, Any], now: dict[str, Any], output: Path) -> str:
+    changed = [name for name in ("seeds", "scope", "include", "exclude") if before.get(name) != now.get(name)]
+    return (
+        f"resume: the crawl in {output} was started with other {' and '.join(changed)} "
+        f"({'; '.join(f'{n}: {before.get(n)}' for n in changed)}); resume it with the same ones, "
+        "or start a new crawl in another directory"
+    )
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

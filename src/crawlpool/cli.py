@@ -178,7 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_crawl_delay_s",
         help="cap on a robots.txt Crawl-delay (default: 30)",
     )
-    polite.add_argument("--frontier", metavar="URL", help="where the crawl's state lives (default: memory)")
+    state = cmd.add_argument_group("state, resume and several machines")
+    state.add_argument(
+        "--frontier",
+        metavar="URL",
+        help="where the crawl's state lives: sqlite (default, in OUTPUT), sqlite:///PATH, memory, "
+        "or redis://HOST:PORT/DB to share one crawl between processes and machines",
+    )
+    state.add_argument(
+        "--resume", action="store_true", default=None, help="continue the crawl whose state is in OUTPUT"
+    )
+    state.add_argument(
+        "--crawl-id",
+        metavar="NAME",
+        help="with a redis frontier: the crawl to join (default: derived from the seeds)",
+    )
+    state.add_argument(
+        "--grace",
+        type=_seconds,
+        metavar="S",
+        dest="grace_s",
+        help="on SIGINT/SIGTERM, let requests in flight finish for up to S seconds (default: 10)",
+    )
     cmd.set_defaults(run=_run_crawl)
     talk = cmd.add_argument_group("what it says")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")

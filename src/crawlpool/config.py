@@ -20,6 +20,7 @@ from aiohttp import ClientMiddlewareType
 
 from crawlpool._version import __version__
 from crawlpool.errors import ConfigError
+from crawlpool.frontier import check_frontier_spec
 from crawlpool.robots import user_agent_token
 
 PROJECT_URL = "https://github.com/crawlpool/crawlpool"
@@ -27,7 +28,6 @@ DEFAULT_USER_AGENT = f"crawlpool/{__version__} (+{PROJECT_URL})"
 MIB = 1024 * 1024
 
 ScopeMode = Literal["host", "domain", "any"]
-FRONTIERS_AVAILABLE = ("memory",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,10 @@ class CrawlConfig:
     max_url_chars: int = 2083
     max_segments: int = 20
     max_repeats: int = 2
-    frontier: str = "memory"
+    frontier: str = "sqlite"
+    crawl_id: str | None = None
+    resume: bool = False
+    grace_s: float = 10.0
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
 
@@ -96,11 +99,20 @@ class CrawlConfig:
         _check_int(self.max_repeats, "max_repeats", minimum=1)
         if not isinstance(self.robots, bool):
             raise ConfigError("robots: expected true or false")
-        if self.frontier not in FRONTIERS_AVAILABLE:
+        if not isinstance(self.frontier, str):
+            raise ConfigError("frontier: expected a string such as sqlite or redis://localhost:6379/0")
+        check_frontier_spec(self.frontier)
+        if self.crawl_id is not None and (
+            not isinstance(self.crawl_id, str) or not self.crawl_id or any(c in self.crawl_id for c in "{} ")
+        ):
             raise ConfigError(
-                f"frontier: {self.frontier!r} is not available yet; "
-                f"choose one of {', '.join(FRONTIERS_AVAILABLE)}"
+                f"crawl_id: {self.crawl_id!r} must be a non-empty name without spaces or braces"
             )
+        if not isinstance(self.resume, bool):
+            raise ConfigError("resume: expected true or false")
+        if self.resume and self.frontier == "memory":
+            raise ConfigError("resume: a memory frontier keeps no state to resume; use sqlite (the default)")
+        _check_number(self.grace_s, "grace_s", minimum=0.0)
         if not isinstance(self.output, (str, Path)) or not str(self.output):
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))

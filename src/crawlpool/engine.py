@@ -208,8 +208,11 @@ class Engine:
             self.stats.robots_blocked += 1
             await self._commit(lease, self._unfetched(request, "robots: disallowed by robots.txt"))
             return False
-        if fetched_now and self._pace(request.host).delay_s > 0:
-            # The robots.txt request used this host's turn; the page waits for the next one.
+        delay_s = self._pace(request.host).delay_s
+        if fetched_now and delay_s > 0:
+            # The robots.txt request used this host's turn; the page waits a whole delay from now
+            # (the robots request started after the lease did, so the lease's start is not enough).
+            await self._frontier.pace_host(request.host, blocked_for_s=delay_s)
             await self._frontier.release(lease)
             return False
         return True

@@ -8,7 +8,9 @@ Rules:
 - Links come from ``a[href]``, ``area[href]``, ``link[href]``, ``iframe[src]`` and
   ``frame[src]``. The first ``base[href]`` in the document sets the base URL for every link,
   including links before it, as in browsers; it is itself resolved against the page URL, and
-  ignored if that does not give an http(s) URL.
+  ignored if that does not give an http(s) URL. Tag and attribute names are ASCII
+  case-insensitive and otherwise literal, as in HTML: ``{x}href`` or ``xlink:href`` is not
+  ``href``.
 - Nothing inside comments, ``<script>``, ``<style>``, ``<textarea>``, ``<title>`` or other raw-text
   elements counts: the HTML tokenizer never sees tags there. Links inside ``<noscript>`` *do*
   count: they are what a client without JavaScript (a crawler) is offered, and browsers with
@@ -24,9 +26,18 @@ Rules:
   encoding (browsers use the page encoding for the query; UTF-8 is what servers expect today).
 - Malformed markup, garbage bytes and empty bodies never raise; at worst they yield ``[]``.
 
-The default `extract_links` uses Beautiful Soup over lxml with a strainer that only builds the
-link tags. Another extractor (e.g. lxml directly) can plug in as a `LinkExtractor` and reuse
-`decode_html` and `resolve_links` so both agree on charset, base URL and normalization.
+Two extractors follow these rules and return identical lists (a parity test holds them to it);
+`EXTRACTORS` names them and `get_extractor` picks one, as the ``--parser`` option does:
+
+- ``bs4``, the default `extract_links`: Beautiful Soup over lxml, with a strainer that only
+  builds the link tags.
+- ``lxml``, `extract_links_lxml`: the same lxml parser without Beautiful Soup, about six times
+  faster. It sees exactly the parse events bs4 sees, because it feeds lxml the same text the
+  same way and reads only the start tags.
+
+Both are top-level functions, so they pickle for a process pool. Another extractor can plug in
+as a `LinkExtractor` and reuse `decode_html` and `resolve_links` so that all agree on charset,
+base URL and normalization.
 """
 
 import codecs
@@ -34,20 +45,24 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeAlias
+from typing import Any, TypeAlias, cast
 
 from bs4 import BeautifulSoup, ParserRejectedMarkup, Tag, UnusualUsageWarning
-from bs4.element import NamespacedAttribute
+from bs4.element import NamespacedAttribute, XMLAttributeDict
 from bs4.filter import SoupStrainer
+from lxml import etree
 
 from crawlpool.urls import normalize_url
 
 __all__ = [
+    "EXTRACTORS",
     "HTML_TYPES",
     "PRESCAN_BYTES",
     "LinkExtractor",
     "decode_html",
     "extract_links",
+    "extract_links_lxml",
+    "get_extractor",
     "is_html",
     "resolve_links",
     "sniff_encoding",
@@ -224,7 +239,9 @@ def resolve_links(hrefs: Iterable[str], page_url: str, base_href: str | None = N
     base = _document_base(page_url, base_href)
     # A dict keeps first-seen order and dedupes in one step.
     links: dict[str, None] = {}
-    for href in hrefs:
+    # Normalizing is most of the cost once parsing is fast, and pages repeat hrefs a lot
+    # (navigation, "#section" anchors): normalize each distinct raw value once.
+    for href in dict.fromkeys(hrefs):
         link = normalize_url(href, base)
         if link is not None:
             links[link] = None
@@ -256,6 +273,21 @@ class _LinkStrainer(SoupStrainer):
 _STRAINER = _LinkStrainer()
 
 
+class _HTMLAttributes(XMLAttributeDict):
+    """Tag attributes as HTML names them: an attribute called ``{x}href`` is not ``href``.
+
+    bs4's lxml builder reads a name like ``{uri}local`` as lxml's XML namespace notation and makes
+    it a `NamespacedAttribute` equal to ``local``, so ``<a {x}href="/y">`` became a link and
+    ``<a href="/a" {x}href="/b">`` yielded ``/b``. The HTML parser knows no namespaces, so every
+    namespaced key comes from such a name; browsers see no URL attribute there, and neither do we.
+    """
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(key, NamespacedAttribute) and key.namespace is not None:
+            return
+        super().__setitem__(key, value)
+
+
 def extract_links(body: bytes, url: str, content_type: str | None) -> list[str]:
     """Normalized absolute http(s) URLs linked from an HTML page, distinct, in document order.
 
@@ -270,7 +302,7 @@ def extract_links(body: bytes, url: str, content_type: str | None) -> list[str]:
         # that is just an odd page, and with warnings-as-errors it would abort the crawl.
         warnings.simplefilter("ignore", UnusualUsageWarning)
         try:
-            soup = BeautifulSoup(text, "lxml", parse_only=_STRAINER)
+            soup = BeautifulSoup(text, "lxml", parse_only=_STRAINER, attribute_dict_class=_HTMLAttributes)
         except ParserRejectedMarkup:
             logger.debug("lxml rejected the markup of %s", url)
             return []
@@ -288,3 +320,67 @@ def extract_links(body: bytes, url: str, content_type: str | None) -> list[str]:
         else:
             hrefs.append(value)
     return resolve_links(hrefs, url, base_href)
+
+
+class _LinkCollector:
+    """An lxml parser target that keeps link tags' URL values and the first ``base`` href.
+
+    It has only ``start`` (and the required ``close``): lxml calls into Python for exactly the
+    events its target defines, so text, comments and end tags are never turned into objects.
+    """
+
+    __slots__ = ("base_href", "hrefs")
+
+    def __init__(self) -> None:
+        self.base_href: str | None = None
+        self.hrefs: list[str] = []
+
+    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
+        attr = _LINK_ATTRS.get(tag)
+        if attr is None:
+            return
+        value = attrib.get(attr)
+        if value is None:
+            return
+        if tag != "base":
+            self.hrefs.append(value)
+        elif self.base_href is None:
+            self.base_href = value
+
+    def close(self) -> None:
+        return None
+
+
+def extract_links_lxml(body: bytes, url: str, content_type: str | None) -> list[str]:
+    """`extract_links` without Beautiful Soup: the same rules and the very same result, faster.
+
+    ``url`` is the page's final URL (after redirects); returns [] for non-HTML content types,
+    and for pages without any followable link. Never raises on malformed or undecodable input.
+    """
+    if not is_html(content_type):
+        return []
+    collector = _LinkCollector()
+    # ParserTarget exists only in lxml-stubs, whose protocol lists every event method; lxml itself
+    # needs none of them, and calls Python only for those the target has.
+    parser = etree.HTMLParser(target=cast("etree.ParserTarget", collector))
+    # Fed as text, as bs4 does: lxml re-encodes it as UTF-8 and tells libxml2 so, which keeps a
+    # <meta> or <?xml?> charset from decoding the page a second time, and unlike fromstring() it
+    # accepts text with such a declaration. The push parser also tokenizes exactly as under bs4.
+    # In recovery mode (the default) it reports no syntax errors; the one error feed() raises
+    # otherwise, ParserError, means a parser shared between threads, and this one is not shared.
+    parser.feed(decode_html(body, content_type))
+    parser.close()
+    return resolve_links(collector.hrefs, url, collector.base_href)
+
+
+#: The link extractors by the name the ``--parser`` option uses.
+EXTRACTORS: dict[str, LinkExtractor] = {"bs4": extract_links, "lxml": extract_links_lxml}
+
+
+def get_extractor(name: str) -> LinkExtractor:
+    """The extractor called ``name`` in `EXTRACTORS`; raises ValueError naming the known ones."""
+    try:
+        return EXTRACTORS[name]
+    except KeyError:
+        known = ", ".join(sorted(EXTRACTORS))
+        raise ValueError(f"unknown link extractor {name!r}: choose one of {known}") from None

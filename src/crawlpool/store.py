@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
@@ -25,11 +26,21 @@ MANIFEST_NAME = "manifest.jsonl"
 STATE_DIR = ".crawlpool"
 
 
-def prepare_output(output: Path) -> None:
+def prepare_output(output: Path, *, resume: bool = False, state_file: Path | None = None) -> None:
     """Create OUTPUT and check it is writable, before any request is sent.
 
-    Raises ConfigError when it cannot be created or written, or when it already holds a crawl (crawls
-    are never silently mixed)."""
+    Crawls are never silently mixed: raises ConfigError when OUTPUT already holds a crawl (a manifest,
+    or the frontier's state file) and `resume` is false, when `resume` is true but `state_file` (given:
+    a SQLite frontier) does not exist, and when OUTPUT cannot be created or written."""
+    manifest = output / MANIFEST_NAME
+    has_state = state_file is not None and state_file.exists()
+    if not resume and (manifest.exists() or has_state):
+        raise ConfigError(
+            f"output: {output} already holds a crawl; "
+            "add --resume to continue it, or choose another directory"
+        )
+    if resume and state_file is not None and not has_state:
+        raise ConfigError(f"resume: there is no crawl to resume in {output} ({state_file} not found)")
     try:
         output.mkdir(parents=True, exist_ok=True)
         (output / STATE_DIR / "tmp").mkdir(parents=True, exist_ok=True)
@@ -39,10 +50,36 @@ def prepare_output(output: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"output: cannot write to {output}: {reason}") from None
-    if (output / MANIFEST_NAME).exists():
-        raise ConfigError(
-            f"output: {output} already holds a crawl ({MANIFEST_NAME}); choose another directory or remove it"
-        )
+
+
+def clear_temp_files(output: Path) -> int:
+    """Remove temp files a killed process left behind; call only while holding the crawl's state."""
+    removed = 0
+    for leftover in (output / STATE_DIR / "tmp").glob("*.part"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+async def rewrite_manifest(output: Path, pages: AsyncIterator[Page]) -> int:
+    """Replace OUTPUT/manifest.jsonl by `pages` (the frontier's committed records), atomically.
+
+    This is how resume repairs the manifest after a kill: a line cut in half, or records committed
+    after the last line was written, are made right by rewriting it from the source of truth."""
+    tmp = output / STATE_DIR / "tmp" / "manifest.jsonl.part"
+    count = 0
+    async with aiofiles.open(tmp, "w", encoding="utf-8") as fh:
+        batch: list[str] = []
+        async for page in pages:
+            batch.append(page.to_json())
+            count += 1
+            if len(batch) >= 1000:
+                await fh.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            await fh.write("\n".join(batch) + "\n")
+    await aiofiles.os.replace(tmp, output / MANIFEST_NAME)
+    return count
 
 
 class PageStore:

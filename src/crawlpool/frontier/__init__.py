@@ -1,11 +1,18 @@
-"""Frontier backends behind one protocol; `open_frontier` picks one from the `--frontier` value."""
+"""Frontier backends behind one protocol; `open_frontier` picks one from the `--frontier` value.
+
+memory              in this process only (tests, throwaway crawls)
+sqlite              OUTPUT/.crawlpool/frontier.db (the default: resumable)
+sqlite:///PATH      that file instead
+redis://HOST:PORT/DB, rediss://...   one crawl shared by many processes (needs crawlpool[redis])
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
 
-from crawlpool.errors import ConfigError
+from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
     Frontier,
     FrontierCounts,
@@ -15,6 +22,7 @@ from crawlpool.frontier.base import (
     Request,
 )
 from crawlpool.frontier.memory import MemoryFrontier
+from crawlpool.frontier.sqlite import SqliteFrontier
 
 __all__ = [
     "Frontier",
@@ -24,12 +32,75 @@ __all__ = [
     "MemoryFrontier",
     "Politeness",
     "Request",
+    "SqliteFrontier",
+    "check_frontier_spec",
+    "default_crawl_id",
+    "is_redis",
     "open_frontier",
+    "sqlite_path",
 ]
 
+STATE_FILE = Path(".crawlpool") / "frontier.db"
 
-def open_frontier(spec: str, politeness: Politeness, clock: Callable[[], float] = time.monotonic) -> Frontier:
-    """The frontier named by a `--frontier` value."""
+
+def is_redis(spec: str) -> bool:
+    return spec.startswith(("redis://", "rediss://"))
+
+
+def sqlite_path(spec: str, output: Path) -> Path | None:
+    """The SQLite file a `--frontier` value names, or None when it is not a SQLite frontier."""
+    if spec == "sqlite":
+        return output / STATE_FILE
+    if spec.startswith("sqlite://"):
+        return Path(spec.removeprefix("sqlite://"))
+    return None
+
+
+def check_frontier_spec(spec: str) -> None:
+    """Raise ConfigError unless `spec` is a `--frontier` value crawlpool understands."""
+    if spec in ("memory", "sqlite") or is_redis(spec):
+        return
+    if spec.startswith("sqlite://"):
+        if not spec.removeprefix("sqlite://"):
+            raise ConfigError("frontier: sqlite:// needs a path, as in sqlite:///var/crawls/state.db")
+        return
+    raise ConfigError(
+        f"frontier: {spec!r} is not one of memory, sqlite, sqlite:///PATH, redis://HOST:PORT/DB"
+    )
+
+
+def default_crawl_id(seeds: Sequence[str]) -> str:
+    """A crawl id derived from the seeds, so the same command on every machine joins the same crawl."""
+    digest = hashlib.sha256("\n".join(sorted(seeds)).encode()).hexdigest()
+    return f"crawl-{digest[:12]}"
+
+
+async def open_frontier(
+    spec: str, politeness: Politeness, *, output: Path, crawl_id: str | None = None
+) -> Frontier:
+    """The frontier named by a `--frontier` value. Raises ConfigError (a usage error: nothing was
+    crawled yet) when its store cannot be opened: Redis unreachable, the state locked or corrupt."""
+    try:
+        return await _open(spec, politeness, output, crawl_id)
+    except FrontierError as exc:
+        raise ConfigError(f"frontier: {exc}") from None
+
+
+async def _open(spec: str, politeness: Politeness, output: Path, crawl_id: str | None) -> Frontier:
+    path = sqlite_path(spec, output)
+    if path is not None:
+        return await SqliteFrontier.open(path, politeness)
+    if is_redis(spec):
+        try:
+            from crawlpool.frontier.redis import RedisFrontier
+        except ImportError:
+            raise ConfigError(
+                "frontier: the redis frontier needs the redis client: pip install 'crawlpool[redis]'"
+            ) from None
+        if crawl_id is None:
+            raise ConfigError("frontier: a redis frontier needs a crawl id")
+        return await RedisFrontier.open(spec, crawl_id, politeness)
     if spec == "memory":
-        return MemoryFrontier(politeness, clock)
-    raise ConfigError(f"frontier: {spec!r} is not available yet")
+        return MemoryFrontier(politeness)
+    check_frontier_spec(spec)
+    raise AssertionError(spec)

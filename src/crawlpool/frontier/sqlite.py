@@ -11,11 +11,16 @@ lose the last commits but never corrupts the file, and a killed process loses no
     meta(key PRIMARY KEY, value)          schema_version, opens (lease-token epoch), the engine's keys
     hosts(id INTEGER PRIMARY KEY, host UNIQUE, last_start, delay_s, blocked_until)
                                           pacing; NULL is "never" / "the politeness default"
-    urls(fp INTEGER PRIMARY KEY, url, host → hosts.id, depth, referrer, attempts, state, seq, due)
+    urls(id INTEGER PRIMARY KEY, fp, url, host → hosts.id, depth, referrer, attempts, state, seq, due)
+        unique index (fp)                        the seen-set
         index (host, seq) WHERE state = QUEUED   "the next queued URL of host H"
         index (due, seq)  WHERE state = WAITING  "retries that are due"
         index (seq)       WHERE state = LEASED   "leases left by a dead process" (a handful of rows)
-    records(seq INTEGER PRIMARY KEY, fp UNIQUE, page)   one JSON Page per done URL, in commit order
+    records(seq INTEGER PRIMARY KEY, fp, page)   one JSON Page per done URL, in commit order
+
+`urls` is keyed by insertion order, not by fingerprint: new rows then fill the table's last page, and
+the seen-set is a narrow index that stays in cache, where a random 64-bit key would scatter every insert
+and every lookup over the whole wide table.
 
 A URL's row moves through these states; each arrow is one transaction, together with the in-memory
 host bookkeeping that mirrors it:
@@ -46,9 +51,10 @@ with each boot. A `last_start` in the future at open (the wall clock stepped bac
 clock step never stalls a host. Lease tokens are `opens << 32 | n`, unique across reopenings of the file.
 
 All calls run synchronously on the event-loop thread: each is one short local transaction, cheaper
-than a hop to an executor. A `sqlite3.Error` becomes a `FrontierError`; after one, the in-memory
-state may no longer match the file, so the frontier refuses further work: reopen it to resume from the
-last commit.
+than a hop to an executor. The connection keeps SQLite's lock for its whole life (locking_mode
+EXCLUSIVE), which the flock makes safe and which spares a file lock per transaction. A `sqlite3.Error`
+becomes a `FrontierError`; after one, the in-memory state may no longer match the file, so the frontier
+refuses further work: reopen it to resume from the last commit.
 """
 
 from __future__ import annotations
@@ -81,18 +87,24 @@ CREATE TABLE hosts(
     last_start REAL, delay_s REAL, blocked_until REAL
 );
 CREATE TABLE urls(
-    fp INTEGER PRIMARY KEY, url TEXT NOT NULL, host INTEGER NOT NULL, depth INTEGER NOT NULL,
-    referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL, seq INTEGER NOT NULL, due REAL
+    id INTEGER PRIMARY KEY, fp INTEGER NOT NULL, url TEXT NOT NULL, host INTEGER NOT NULL,
+    depth INTEGER NOT NULL, referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL,
+    seq INTEGER NOT NULL, due REAL
 );
+CREATE UNIQUE INDEX urls_fp ON urls(fp);
 CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
 CREATE INDEX urls_waiting ON urls(due, seq) WHERE state = {WAITING};
 CREATE INDEX urls_leased ON urls(seq) WHERE state = {LEASED};
-CREATE TABLE records(seq INTEGER PRIMARY KEY, fp INTEGER NOT NULL UNIQUE, page TEXT NOT NULL);
+CREATE TABLE records(seq INTEGER PRIMARY KEY, fp INTEGER NOT NULL, page TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
 """
 
+# "Which of these fingerprints are known?", for lists padded to a power of two from 8 to 256, so that a
+# handful of statements serve every batch size and stay prepared in sqlite3's statement cache.
+_SEEN = {1 << k: "SELECT fp FROM urls WHERE fp IN ({})".format(",".join("?" * (1 << k))) for k in range(3, 9)}
+_SEEN_MAX = 256
 _ADD = (
-    "INSERT OR IGNORE INTO urls(fp, url, host, depth, referrer, attempts, state, seq) "
+    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq) "
     f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?)"
 )
 _TAKE_NEXT = (
@@ -100,6 +112,7 @@ _TAKE_NEXT = (
     f"(SELECT fp FROM urls WHERE state = {QUEUED} AND host = ? ORDER BY seq LIMIT 1) "
     "RETURNING fp, url, depth, referrer, attempts"
 )
+_FINISH = f"UPDATE urls SET state = {DONE} WHERE fp = ? AND state = {LEASED}"
 _TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
 
 # The code of a record's error, as `Page.error_code` computes it, in SQL.
@@ -191,30 +204,28 @@ class SqliteFrontier:
     async def add(self, requests: Sequence[Request]) -> int:
         if not requests:
             return 0
-        groups: dict[str, list[Request]] = {}
-        for request in requests:
-            group = groups.get(request.host)
-            if group is None:
-                groups[request.host] = [request]
-            else:
-                group.append(request)
-        added = 0
-        seq = self._back
         with self._transaction() as conn:
-            for name, group in groups.items():
-                host = self._hosts.get(name) or self._new_host(conn, name)
-                rows = []
-                for r in group:
-                    seq += 1
-                    rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq))
-                before = conn.total_changes
-                conn.executemany(_ADD, rows)
-                new = conn.total_changes - before
-                if new:
-                    host.queued += new
-                    added += new
-                    self._schedule(name, host)
+            # Most links of a page were seen before: one statement finds those, and only the rest
+            # cost a Python row and an insert.
+            seen = _seen(conn, [r.fp for r in requests])
+            fresh: dict[int, Request] = {}
+            for request in requests:
+                if request.fp not in seen:
+                    fresh.setdefault(request.fp, request)
+            if not fresh:
+                return 0
+            seq = self._back
+            rows = []
+            for r in fresh.values():
+                host = self._hosts.get(r.host) or self._new_host(conn, r.host)
+                host.queued += 1
+                seq += 1
+                rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq))
+            conn.executemany(_ADD, rows)
         self._back = seq
+        for r in fresh.values():
+            self._schedule(r.host, self._hosts[r.host])
+        added = len(fresh)
         self._seen += added
         self._queued += added
         return added
@@ -258,7 +269,8 @@ class SqliteFrontier:
             return False
         fp = current.request.fp
         with self._transaction() as conn:
-            conn.execute(f"UPDATE urls SET state = {DONE} WHERE fp = ?", (fp,))
+            if conn.execute(_FINISH, (fp,)).rowcount != 1:
+                raise FrontierError(f"crawl state {self._path}: {current.request.url} was not leased")
             conn.execute("INSERT INTO records(fp, page) VALUES (?, ?)", (fp, page.to_json()))
         self._end(current)
         self._done += 1
@@ -408,7 +420,7 @@ class SqliteFrontier:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            elif "meta" not in tables:
+            elif not {"meta", "hosts", "urls", "records"} <= tables:
                 raise FrontierError(f"crawl state {self._path} is not a crawlpool database")
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is None:
@@ -539,6 +551,17 @@ class SqliteFrontier:
         return _frontier_error(self._path, exc)
 
 
+def _seen(conn: sqlite3.Connection, fps: list[int]) -> set[int]:
+    """The fingerprints in `fps` that are already rows of `urls`."""
+    seen: set[int] = set()
+    for start in range(0, len(fps), _SEEN_MAX):
+        chunk = fps[start : start + _SEEN_MAX]
+        size = max(8, 1 << (len(chunk) - 1).bit_length())
+        chunk += chunk[:1] * (size - len(chunk))  # padding repeats a member: IN ignores repeats
+        seen.update(fp for (fp,) in conn.execute(_SEEN[size], chunk))
+    return seen
+
+
 def _stored(instant: float) -> float | None:
     return None if instant == _NEVER else instant
 
@@ -582,6 +605,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     try:
+        # Exclusive: the flock already keeps every other process out, so SQLite need not lock the file
+        # for each transaction, and WAL's index lives in heap memory rather than a -shm file.
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
