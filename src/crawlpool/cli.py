@@ -27,9 +27,10 @@ from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
 from crawlpool.engine import Engine
 from crawlpool.errors import UsageError
+from crawlpool.frontier import Politeness, is_redis, open_frontier
 from crawlpool.logs import setup_logging
 from crawlpool.records import Page
-from crawlpool.reports import failures
+from crawlpool.reports import crawl_status, failures, redis_status_lines
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
 from crawlpool.summary import render_summary, stats_json, summary_lines
@@ -218,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--stats-json", type=Path, metavar="FILE", help="write the end-of-crawl numbers as JSON"
     )
 
+    status = commands.add_parser(
+        "status",
+        help="what a crawl has done and has left",
+        description="Pages stored, queued, in flight, failed by error code, hosts, times.",
+    )
+    status.add_argument("output", type=Path, nargs="?", metavar="OUTPUT", help="the crawl's output directory")
+    status.add_argument(
+        "--frontier", default="sqlite", metavar="URL", help="sqlite (default), sqlite:///PATH or redis://..."
+    )
+    status.add_argument("--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show")
+    status.set_defaults(run=_run_status, quiet=False, verbose=0, log_format="text")
+
     fail = commands.add_parser(
         "failures",
         help="list the URLs a crawl could not fetch or store",
@@ -282,6 +295,30 @@ async def _crawl_until_signalled(
             return False
         raise
     return True
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    if is_redis(args.frontier):
+        lines = asyncio.run(_redis_status(args.frontier, args.crawl_id))
+    else:
+        if args.output is None:
+            raise UsageError("status: name the crawl's OUTPUT directory (or give --frontier redis://...)")
+        lines = crawl_status(args.output, args.frontier)
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+async def _redis_status(url: str, crawl_id: str | None) -> list[str]:
+    if crawl_id is None:
+        raise UsageError("status: a redis frontier needs --crawl-id (printed when the crawl started)")
+    from crawlpool.frontier.redis import RedisFrontier
+
+    frontier = await open_frontier(url, Politeness(), output=Path("."), crawl_id=crawl_id, observe=True)
+    assert isinstance(frontier, RedisFrontier)
+    try:
+        return redis_status_lines(await frontier.describe())
+    finally:
+        await frontier.aclose(release=False)
 
 
 def _run_failures(args: argparse.Namespace) -> int:

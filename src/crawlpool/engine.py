@@ -85,6 +85,7 @@ class Engine:
         self._changed = asyncio.Event()
         self._paces: dict[str, HostPace] = {}
         self._hosts_in_flight: Counter[str] = Counter()
+        self._fatal: BaseException | None = None  # a worker's fatal error, raised by the feeder
         self._started = clock()
 
     async def snapshot(self) -> Snapshot:
@@ -108,19 +109,53 @@ class Engine:
         self._started = started = self._clock()
         await self._frontier.add([make_request(url, 0, None) for url in seeds])
         queue: asyncio.Queue[Lease | None] = asyncio.Queue()
+        workers = [asyncio.create_task(self._work(queue)) for _ in range(self._config.concurrency)]
+        for worker in workers:
+            worker.add_done_callback(self._note_worker_failure)
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self._config.concurrency):
-                    group.create_task(self._work(queue))
-                await self._feed(queue)
-                for _ in range(self._config.concurrency):
-                    queue.put_nowait(None)
+            await self._feed(queue)
+            self._end_workers(queue, workers)
+            await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            await self._stop_gracefully(queue, workers)
+            raise
         finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             self.stats.elapsed_s = self._clock() - started
         return self.stats
 
+    async def _stop_gracefully(
+        self, queue: asyncio.Queue[Lease | None], workers: list[asyncio.Task[None]]
+    ) -> None:
+        """The crawl was cancelled (SIGINT/SIGTERM in the CLI): take no new work, give back what no
+        worker started, and let requests in flight finish for up to `grace_s`. A second cancellation
+        ends the wait at once; the workers then give their leases back (see `_work`), and whatever
+        they could not give back a later `--resume` reclaims."""
+        while not queue.empty():
+            lease = queue.get_nowait()
+            if lease is not None:
+                await self._frontier.release(lease)
+                self._lease_ended(lease)
+        self._end_workers(queue, workers)
+        log.warning(
+            "stopping: letting %d requests in flight finish (up to %g s)", self._active, self._config.grace_s
+        )
+        _, pending = await asyncio.wait(workers, timeout=self._config.grace_s)
+        if pending:
+            log.warning(
+                "stopping: %d requests did not finish in time; they go back to the frontier", len(pending)
+            )
+
+    def _end_workers(self, queue: asyncio.Queue[Lease | None], workers: list[asyncio.Task[None]]) -> None:
+        for _ in workers:
+            queue.put_nowait(None)  # each worker leaves after the lease it holds
+
     async def _feed(self, queue: asyncio.Queue[Lease | None]) -> None:
         while True:
+            if self._fatal is not None:
+                raise self._fatal
             self._changed.clear()  # any lease ending from here on wakes the wait below
             free = self._free_slots()
             wait_s: float | None = None
@@ -158,20 +193,34 @@ class Engine:
             pass  # the frontier's next host is due now
 
     async def _work(self, queue: asyncio.Queue[Lease | None]) -> None:
-        while (lease := await queue.get()) is not None:
-            try:
-                await self._process(lease)
-            except Exception as exc:  # the one place an unexpected error becomes data
-                log.exception("unexpected error while crawling %s", lease.request.url)
-                error = f"internal: {type(exc).__name__}: {exc}"
-                await self._commit(lease, self._unfetched(lease.request, error))
-            finally:
-                self._active -= 1
-                host = lease.request.host
-                self._hosts_in_flight[host] -= 1
-                if not self._hosts_in_flight[host]:
-                    del self._hosts_in_flight[host]
-                self._changed.set()
+        try:
+            while (lease := await queue.get()) is not None:
+                try:
+                    await self._process(lease)
+                except asyncio.CancelledError:
+                    # Stopped mid-request: the URL goes back untried (False if it was already acked).
+                    await self._frontier.release(lease)
+                    raise
+                except Exception as exc:  # the one place an unexpected error becomes data
+                    log.exception("unexpected error while crawling %s", lease.request.url)
+                    error = f"internal: {type(exc).__name__}: {exc}"
+                    await self._commit(lease, self._unfetched(lease.request, error))
+                finally:
+                    self._lease_ended(lease)
+        finally:
+            self._changed.set()  # if the frontier or the manifest failed, the feeder raises it
+
+    def _note_worker_failure(self, worker: asyncio.Task[None]) -> None:
+        if not worker.cancelled() and worker.exception() is not None and self._fatal is None:
+            self._fatal = worker.exception()
+
+    def _lease_ended(self, lease: Lease) -> None:
+        self._active -= 1
+        host = lease.request.host
+        self._hosts_in_flight[host] -= 1
+        if not self._hosts_in_flight[host]:
+            del self._hosts_in_flight[host]
+        self._changed.set()
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request

@@ -76,17 +76,19 @@ def default_crawl_id(seeds: Sequence[str]) -> str:
 
 
 async def open_frontier(
-    spec: str, politeness: Politeness, *, output: Path, crawl_id: str | None = None
+    spec: str, politeness: Politeness, *, output: Path, crawl_id: str | None = None, observe: bool = False
 ) -> Frontier:
     """The frontier named by a `--frontier` value. Raises ConfigError (a usage error: nothing was
     crawled yet) when its store cannot be opened: Redis unreachable, the state locked or corrupt."""
     try:
-        return await _open(spec, politeness, output, crawl_id)
+        return await _open(spec, politeness, output, crawl_id, observe)
     except FrontierError as exc:
         raise ConfigError(f"frontier: {exc}") from None
 
 
-async def _open(spec: str, politeness: Politeness, output: Path, crawl_id: str | None) -> Frontier:
+async def _open(
+    spec: str, politeness: Politeness, output: Path, crawl_id: str | None, observe: bool
+) -> Frontier:
     path = sqlite_path(spec, output)
     if path is not None:
         return await SqliteFrontier.open(path, politeness)
@@ -99,7 +101,7 @@ async def _open(spec: str, politeness: Politeness, output: Path, crawl_id: str |
             ) from None
         if crawl_id is None:
             raise ConfigError("frontier: a redis frontier needs a crawl id")
-        return await RedisFrontier.open(spec, crawl_id, politeness)
+        return await RedisFrontier.open(spec, crawl_id, politeness, observe=observe)
     if spec == "memory":
         return MemoryFrontier(politeness)
     check_frontier_spec(spec)

@@ -560,6 +560,7 @@ class RedisFrontier:
         urls_per_lease: int = 10,
         clock: Callable[[], float] | None = None,
         seen_bucket_bits: int = 14,
+        observe: bool = False,
     ) -> RedisFrontier:
         """Join crawl `crawl_id` in the Redis at `url` (redis:// or rediss://), creating it if new.
 
@@ -568,6 +569,8 @@ class RedisFrontier:
         `worker_id` defaults to hostname:pid; give a stable one (machine + process slot) so that a
         restarted worker reclaims its old leases at once instead of after their expiry.
         `clock` (seconds) replaces Redis TIME — for tests only; every worker must then share it.
+        `observe=True` opens an existing crawl only to read it (`crawlpool status`): no crawl is created,
+        and no heartbeat or reaper runs, so the observer never appears as a worker.
         Raises FrontierError when Redis cannot be reached or is older than 6.2.
         """
         if not crawl_id or any(c in crawl_id for c in "{}"):
@@ -595,6 +598,8 @@ class RedisFrontier:
                     f"redis frontier: {safe} runs Redis {info['redis_version']}; 6.2 or later is needed"
                 )
             keys = _Keys(crawl_id)
+            if observe and not await client.exists(keys.meta):
+                raise FrontierError(f"redis frontier: {safe} holds no crawl {crawl_id!r}")
             now = "" if clock is None else str(round(clock() * 1000))
             init = client.register_script(_LUA_PRELUDE + _INIT)
             delay_ms = round(politeness.delay_s * 1000)
@@ -637,7 +642,8 @@ class RedisFrontier:
         except FrontierError:
             await client.aclose()
             raise
-        frontier._start_background()
+        if not observe:
+            frontier._start_background()
         return frontier
 
     # -- the protocol -------------------------------------------------------------------------------

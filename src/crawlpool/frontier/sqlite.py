@@ -384,31 +384,10 @@ class SqliteFrontier:
         """What `crawlpool status` shows: URLs by state (`queued` includes `retrying`, URLs waiting for
         a retry's delay), done URLs by outcome (`ok` and `errors` by code), pages stored, hosts, and the
         `started` / `updated` meta values (None if never set)."""
-        conn = self._connection()
         try:
-            by_state = dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
-            outcomes = conn.execute(
-                f"SELECT {_ERROR_CODE} AS code, count(*), total(stored) FROM "
-                "(SELECT json_extract(page, '$.error') AS e,"
-                " json_extract(page, '$.path') IS NOT NULL AS stored FROM records)"
-                " GROUP BY code ORDER BY code"
-            ).fetchall()
+            return _describe(self._connection())
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        errors = {code: n for code, n, _ in outcomes if code is not None}
-        return {
-            "seen": sum(by_state.values()),
-            "queued": by_state.get(QUEUED, 0) + by_state.get(WAITING, 0),
-            "retrying": by_state.get(WAITING, 0),
-            "leased": by_state.get(LEASED, 0),
-            "done": by_state.get(DONE, 0),
-            "ok": sum(n for code, n, _ in outcomes if code is None),
-            "errors": errors,
-            "pages_stored": int(sum(stored for _, _, stored in outcomes)),
-            "hosts": len(self._hosts),
-            "started": await self.get_meta("started"),
-            "updated": await self.get_meta("updated"),
-        }
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -614,3 +593,61 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise _frontier_error(path, exc) from exc
     return conn
+
+
+def _describe(conn: sqlite3.Connection) -> dict[str, object]:
+    by_state = dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
+    outcomes = conn.execute(
+        f"SELECT {_ERROR_CODE} AS code, count(*), total(stored) FROM "
+        "(SELECT json_extract(page, '$.error') AS e,"
+        " json_extract(page, '$.path') IS NOT NULL AS stored FROM records)"
+        " GROUP BY code ORDER BY code"
+    ).fetchall()
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('started', 'updated')").fetchall())
+    (hosts,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+    return {
+        "seen": sum(by_state.values()),
+        "queued": by_state.get(QUEUED, 0) + by_state.get(WAITING, 0),
+        "retrying": by_state.get(WAITING, 0),
+        "leased": by_state.get(LEASED, 0),
+        "done": by_state.get(DONE, 0),
+        "ok": sum(n for code, n, _ in outcomes if code is None),
+        "errors": {code: n for code, n, _ in outcomes if code is not None},
+        "pages_stored": int(sum(stored for _, _, stored in outcomes)),
+        "hosts": hosts,
+        "started": meta.get("started"),
+        "updated": meta.get("updated"),
+    }
+
+
+def running_pid(path: Path) -> str | None:
+    """The pid of the process holding the crawl state at `path`, or None when no process holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_state(path: Path) -> dict[str, object]:
+    """`describe()` of a crawl state no process has open, read without changing it: URLs a killed
+    process had leased still show as `leased` (a resume reclaims them). Raises FrontierError when the
+    file cannot be read as a crawl state."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise _frontier_error(path, exc) from exc
+    try:
+        return _describe(conn)
+    except sqlite3.Error as exc:
+        raise _frontier_error(path, exc) from exc
+    finally:
+        conn.close()

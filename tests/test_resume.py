@@ -1,0 +1,250 @@
+"""Crash-safe resume: kill -9 at seeded random moments, SIGINT/SIGTERM, refusals and `crawlpool status`.
+
+The crawler runs as a subprocess against a site served in the test's own loop; the site itself sends
+the signal when it has answered a chosen number of requests, so no test sleeps to wait for a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from benchmarks.sitegen import page_name, render_page
+
+SRC = str(Path(__file__).parents[1] / "src")
+PAGES = 300
+
+
+@dataclass
+class Site:
+    """`PAGES` generated pages; calls `on_request(count)` after each answer it starts."""
+
+    pages: int = PAGES
+    delay_s: float = 0.0
+    requests: int = 0
+    starts: list[float] = field(default_factory=list)
+    on_request: Callable[[int], None] = lambda count: None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.starts.append(time.monotonic())
+        self.on_request(self.requests)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)  # the server being slow, not the test waiting
+        path = request.path.lstrip("/") or "index.html"
+        if path == "robots.txt":
+            return web.Response(status=404)
+        index = 0 if path == "index.html" else int(path.rsplit("/", 1)[1].removesuffix(".html"))
+        body = render_page(index, self.pages, page_bytes=1500, links=8)
+        return web.Response(text=body, content_type="text/html")
+
+    def app(self) -> web.Application:
+        return _single_route_app(self.handle)
+
+    def urls(self, base: str) -> set[str]:
+        return {base + "/"} | {f"{base}/{page_name(i)}" for i in range(1, self.pages)}
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Site], asyncio.Future[str]]]:
+    servers: list[TestServer] = []
+
+    async def start(site: Site) -> str:
+        server = TestServer(site.app(), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        await server.close()
+
+
+async def start_crawl(base: str, output: Path, *extra: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output), "--concurrency", "8",
+        "--per-host", "4", "--retries", "0", "-q", *extra,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
+    )  # fmt: skip
+
+
+async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+def assert_complete_and_exactly_once(output: Path, expected: set[str]) -> None:
+    lines = (output / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    urls = [r["url"] for r in records]
+    assert len(urls) == len(set(urls)), "a URL has two manifest records"
+    assert set(urls) == expected
+    for record in records:
+        body = (output / record["path"]).read_bytes()
+        assert hashlib.sha256(body).hexdigest() == record["sha256"]
+    assert not list((output / ".crawlpool" / "tmp").glob("*.part")), "temp files left behind"
+
+
+async def test_kill_9_at_random_moments_then_resume_stores_everything_exactly_once(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
+) -> None:
+    rng = random.Random(20261127)
+    kill_at = sorted({1, 2, *rng.sample(range(3, PAGES), 4)})  # first requests included
+    site = Site()
+    base = await serve(site)
+    output = tmp_path / "out"
+    proc: asyncio.subprocess.Process | None = None
+    pending = list(kill_at)
+
+    def maybe_kill(count: int) -> None:
+        if pending and count >= pending[0] and proc is not None and proc.returncode is None:
+            pending.pop(0)
+            os.kill(proc.pid, signal.SIGKILL)
+
+    site.on_request = maybe_kill
+    runs = 0
+    while True:
+        proc = await start_crawl(base, output, *(["--resume"] if runs else []))
+        code, err = await finish(proc)
+        runs += 1
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, err
+        assert runs <= len(kill_at) + 1
+    assert not pending, "every kill happened"
+    assert_complete_and_exactly_once(output, site.urls(base))
+    assert site.requests >= PAGES
+
+
+async def test_politeness_holds_across_a_restart(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
+) -> None:
+    site = Site(pages=5)
+    base = await serve(site)
+    output = tmp_path / "out"
+    proc: asyncio.subprocess.Process | None = None
+
+    def kill_after_second(count: int) -> None:
+        if count == 2 and proc is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+    site.on_request = kill_after_second
+    proc = await start_crawl(base, output, "--delay", "0.3", "--per-host", "1")
+    assert (await finish(proc))[0] == -signal.SIGKILL
+    proc = await start_crawl(base, output, "--delay", "0.3", "--per-host", "1", "--resume")
+    assert (await finish(proc))[0] == 0
+    gaps = [after - before for before, after in zip(site.starts, site.starts[1:], strict=False)]
+    assert min(gaps) >= 0.3 - 0.01, gaps
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_a_signal_stops_within_the_grace_period_and_resume_completes(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, sig: signal.Signals
+) -> None:
+    site = Site(pages=40, delay_s=0.2)
+    base = await serve(site)
+    output = tmp_path / "out"
+    proc: asyncio.subprocess.Process | None = None
+    signalled: list[float] = []
+
+    def stop_after_ten(count: int) -> None:
+        if count == 10 and proc is not None:
+            signalled.append(time.monotonic())
+            os.kill(proc.pid, sig)
+
+    site.on_request = stop_after_ten
+    proc = await start_crawl(base, output, "--grace", "5")
+    code, err = await finish(proc)
+    assert code == 130, err
+    assert time.monotonic() - signalled[0] < 5, "did not stop within the grace period"
+    assert "Traceback" not in err
+    site.on_request = lambda count: None
+    site.delay_s = 0
+    proc = await start_crawl(base, output, "--resume")
+    assert (await finish(proc))[0] == 0
+    assert_complete_and_exactly_once(output, site.urls(base))
+
+
+async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path) -> None:
+    site = Site(pages=10)
+    hang = True
+    first_request = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if hang and request.path != "/robots.txt":
+            first_request.set()
+            await asyncio.Event().wait()  # never answers: only a second SIGINT ends the first run
+        return await site.handle(request)
+
+    async with TestServer(_single_route_app(handler), host="127.0.0.1") as server:
+        base = f"http://127.0.0.1:{server.port}"
+        output = tmp_path / "out"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output), "--grace", "60",
+            "--progress-interval", "3600",
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
+        )  # fmt: skip
+        assert proc.stderr is not None
+        await asyncio.wait_for(first_request.wait(), timeout=30)
+        os.kill(proc.pid, signal.SIGINT)
+        while b"stopping: letting" not in await asyncio.wait_for(proc.stderr.readline(), timeout=30):
+            pass
+        stopped_at = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 130
+        assert time.monotonic() - stopped_at < 10, "the second SIGINT did not end the grace period"
+        hang = False
+        code, out, _ = await _run_cli("status", str(output))
+        assert code == 0 and "stopped; continue it with --resume" in out
+        proc = await start_crawl(base, output, "--resume")
+        assert (await finish(proc))[0] == 0
+        assert_complete_and_exactly_once(output, site.urls(base))
+
+
+def _single_route_app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    return app
+
+
+async def _run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawlpool", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_refusals_and_status(serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path) -> None:
+    site = Site(pages=10)
+    base = await serve(site)
+    output = tmp_path / "out"
+    code, _, _ = await _run_cli("status", str(output))
+    assert code == 2
+    proc = await start_crawl(base, output)
+    assert (await finish(proc))[0] == 0
+    code, out, _ = await _run_cli("status", str(output))
+    assert code == 0
+    assert out.splitlines()[0] == f"crawl in {output}: finished"
+    assert "pages stored   10" in out
+    code, _, err = await _run_cli("crawl", base + "/", "-o", str(output))
+    assert code == 2 and "add --resume" in err and len(err.splitlines()) == 1
+    code, _, err = await _run_cli("crawl", base + "/a-different-seed", "-o", str(output), "--resume")
+    assert code == 2 and "other seeds" in err and len(err.splitlines()) == 1
+    code, _, err = await _run_cli("crawl", base + "/", "-o", str(output), "--resume")
+    assert code == 0, err
