@@ -205,3 +205,23 @@ async def test_a_blocked_host_hands_out_nothing_until_the_block_ends(
     assert blocked.leases == [] and blocked.wait_s == pytest.approx(30.0)
     clock.now += 30.0
     assert len((await frontier.lease(10)).leases) == 2
+
+
+async def test_settle_records_an_unseen_url_without_queueing_it(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    await frontier.add([req(A[0])])
+    assert await frontier.settle(req(A[1]), page(A[1]))
+    assert not await frontier.settle(req(A[1]), page(A[1])), "settled twice"
+    assert not await frontier.settle(req(A[0]), page(A[0])), "settled a queued URL"
+    assert await frontier.add([req(A[1])]) == 0, "a settled URL is seen"
+    counts = await frontier.counts()
+    assert (counts.seen, counts.queued, counts.leased, counts.done) == (2, 1, 0, 1)
+    assert [lease.request.url for lease in (await frontier.lease(5)).leases] == [A[0]]
+
+
+async def test_requests_keep_their_redirect_hops(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    hopped = Request(A[0], fingerprint(A[0]), host_key(A[0]), depth=1, referrer=A[1], hops=3)
+    await frontier.add([hopped])
+    (lease,) = (await frontier.lease(5)).leases
+    assert lease.request == hopped

@@ -226,3 +226,68 @@ async def test_default_user_agent_names_crawlpool_and_the_project(serve: Served,
     from crawlpool import __version__
 
     assert seen == [f"crawlpool/{__version__} (+https://github.com/crawlpool/crawlpool)"]
+
+
+async def test_redirects_hop_by_hop(serve: Served, tmp_path: Path) -> None:
+    site = PoliteSite()
+    port = await serve(site)
+    base = f"http://127.0.0.1:{port}"
+    links = ["/r1", "/la", "/out", "/self", "/selfloop", "/old", "/h/0"]
+    site.on("/", page(*links))
+    site.on("/r1", redirect("/r2"))
+    site.on("/r2", redirect("/final", status=307))
+    site.on("/final", page())
+    site.on("/la", redirect("/lb"))
+    site.on("/lb", redirect("/la", status=302))
+    site.on("/out", redirect("http://elsewhere.invalid/"))
+    site.on("/self", sequence(redirect("/self", status=302), page()))
+    site.on("/selfloop", redirect("/selfloop", status=302))
+    site.on("/old", redirect("/"))
+    for i in range(25):
+        site.on(f"/h/{i}", redirect(f"/h/{i + 1}"))
+    records = await run([base + "/"], tmp_path)
+
+    def rec(path: str) -> tuple[int | None, str | None, str | None, bool]:
+        r = records[base + path]
+        return r.status, r.final_url.removeprefix(base), r.error_code, r.path is not None
+
+    assert rec("/r1") == (301, "/r2", None, False)
+    assert rec("/r2") == (307, "/final", None, False)
+    assert rec("/final") == (200, "/final", None, True)
+    assert records[base + "/final"].referrer == base + "/r2"
+    assert rec("/la") == (301, "/lb", None, False)
+    assert rec("/lb") == (302, "/la", "redirect_loop", False)
+    assert rec("/out") == (301, "http://elsewhere.invalid/", "off_scope", False)
+    assert rec("/self") == (200, "/self", None, True)
+    assert rec("/selfloop") == (302, "/selfloop", "redirect_loop", False)
+    assert rec("/old") == (301, "/", None, False)
+    assert rec("/h/20") == (301, "/h/21", "redirect", False)
+    assert base + "/h/21" not in records
+    requested = [h.path for h in site.hits]
+    assert requested.count("/") == 1, "a redirect to a page already fetched fetched it again"
+    assert requested.count("/self") == 2
+    assert requested.count("/selfloop") == 4
+    assert "/h/21" not in requested
+    assert len(requested) == len(set(requested)) + 1 + 3  # /self twice, /selfloop four times
+
+
+async def test_trap_links_are_recorded_and_never_requested(serve: Served, tmp_path: Path) -> None:
+    site = PoliteSite()
+    port = await serve(site)
+    base = f"http://127.0.0.1:{port}"
+    repeated = "/cal/cal/cal/x"
+    deep = "/" + "/".join(f"d{i}" for i in range(21))
+    long = "/long?q=" + "x" * 2100
+    site.on("/", page(repeated, deep, long, "/ok/ok/fine"))
+    site.on("/ok/ok/fine", page())
+    result = await crawl([base + "/"], output=tmp_path / "out", retries=0)
+    by_url = {p.url: p for p in result.pages}
+    for path in (repeated, deep, long):
+        assert by_url[base + path].error_code == "trap", path
+        assert by_url[base + path].referrer == base + "/"
+    assert by_url[base + "/ok/ok/fine"].status == 200
+    assert result.stats.traps == 3
+    assert by_url[base + "/"].links == 4
+    assert {h.path.split("?")[0] for h in site.hits} == {"/robots.txt", "/", "/ok/ok/fine"}
+    loose = await crawl([base + "/"], output=tmp_path / "loose", retries=0, max_repeats=3, max_segments=30)
+    assert {p.url for p in loose.pages if p.error_code == "trap"} == {base + long}

@@ -34,10 +34,13 @@ from crawlpool.robots import RobotsCache, RobotsUnavailable
 from crawlpool.scope import Scope
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
+from crawlpool.traps import TrapLimits, trap_reason
 from crawlpool.urls import fingerprint, host_key, normalize_url
 
 log = logging.getLogger(__name__)
 
+MAX_REDIRECT_HOPS = 20
+MAX_SELF_REDIRECTS = 3  # a page redirecting to itself is fetched again this many times at most
 # Statuses whose Retry-After means "the whole host, not just this URL" (RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -50,9 +53,9 @@ def crawl_is_finished(counts: FrontierCounts, stored: int, max_pages: int | None
     return counts.queued == 0 or (max_pages is not None and stored >= max_pages)
 
 
-def make_request(url: str, depth: int, referrer: str | None) -> Request:
+def make_request(url: str, depth: int, referrer: str | None, hops: int = 0) -> Request:
     """A frontier request for a normalized URL."""
-    return Request(url, fingerprint(url), host_key(url), depth, referrer)
+    return Request(url, fingerprint(url), host_key(url), depth, referrer, hops=hops)
 
 
 class Engine:
@@ -78,6 +81,7 @@ class Engine:
         self._scope = scope
         self._on_page = on_page
         self._robots = robots
+        self._traps = TrapLimits(config.max_url_chars, config.max_segments, config.max_repeats)
         self._clock = clock
         self._rng = rng or random.Random()
         self.stats = CrawlStats()
@@ -235,7 +239,17 @@ class Engine:
             self.stats.retries += 1
             log.info("retrying %s after %s", request.url, response.error)
             return
+        if self._redirects_to_itself(request, response):
+            # A page that redirects to itself (often to set a cookie) is fetched again, a few times.
+            await self._frontier.retry(lease, 0.0)
+            return
         await self._commit(lease, await self._record(request, response))
+
+    def _redirects_to_itself(self, request: Request, response: Response) -> bool:
+        if response.status not in REDIRECT_STATUSES or not response.location:
+            return False
+        target = normalize_url(response.location, request.url)
+        return target == request.url and request.attempts < MAX_SELF_REDIRECTS
 
     async def _robots_allow(self, lease: Lease) -> bool:
         """Apply the host's robots.txt (fetched first if needed). False: the lease has been ended here
@@ -289,6 +303,10 @@ class Engine:
         if not await self._frontier.ack(lease, page):
             log.warning("lease of %s was no longer current; its record was dropped", page.url)
             return
+        await self._publish(page)
+
+    async def _publish(self, page: Page) -> None:
+        """A committed record goes to the manifest, the counters and the caller."""
         await self._manifest.append(page)
         self.stats.count(page)
         if page.error is not None:
@@ -331,21 +349,47 @@ class Engine:
             if self._scope.allows(url)
         ]
         depth = request.depth + 1
-        if self._config.max_depth is None or depth <= self._config.max_depth:
-            await self._frontier.add([make_request(url, depth, request.url) for url in found])
+        if self._config.max_depth is not None and depth > self._config.max_depth:
+            return len(found)
+        follow = []
+        for url in found:
+            reason = trap_reason(url, self._traps)
+            if reason is None:
+                follow.append(make_request(url, depth, request.url))
+            else:
+                await self._settle_trap(make_request(url, depth, request.url), reason)
+        await self._frontier.add(follow)
         return len(found)
 
+    async def _settle_trap(self, request: Request, reason: str) -> None:
+        """Record a trap link once (it is never queued, so never requested)."""
+        page = self._unfetched(request, f"trap: {reason}")
+        if await self._frontier.settle(request, page):
+            self.stats.traps += 1
+            await self._publish(page)
+
     async def _follow_redirect(self, request: Request, response: Response) -> tuple[str, FetchError | None]:
-        """Queue the redirect's target as a URL of its own (same depth: a redirect is not a link hop),
-        so it is scope-checked and deduplicated like any link. Returns (final_url, error)."""
+        """Queue the redirect's target as a URL of its own, one hop further (same depth: a redirect is
+        not a link), so it is scope-, trap- and robots-checked and deduplicated like any link, and
+        fetched in its host's turn. The record's `final_url` is the target. A target already seen is
+        not fetched again (its own record says what it holds). Returns (final_url, error)."""
         if not response.location:
             return request.url, FetchError("redirect", f"{response.status} without a Location")
         target = normalize_url(response.location, request.url)
         if target is None:
             return request.url, FetchError("redirect", "Location is not an http(s) URL")
+        if target == request.url:
+            return target, FetchError("redirect_loop", f"redirects to itself {MAX_SELF_REDIRECTS + 1} times")
+        if request.hops > 0 and target == request.referrer:
+            return target, FetchError("redirect_loop", "redirects back to the URL that redirected here")
+        if request.hops >= MAX_REDIRECT_HOPS:
+            return target, FetchError("redirect", f"more than {MAX_REDIRECT_HOPS} redirects in a row")
         if not self._scope.allows(target):
             return target, FetchError("off_scope", "redirect target is outside the crawl's scope")
-        await self._frontier.add([make_request(target, request.depth, request.url)])
+        reason = trap_reason(target, self._traps)
+        if reason is not None:
+            return target, FetchError("trap", f"redirect target: {reason}")
+        await self._frontier.add([make_request(target, request.depth, request.url, request.hops + 1)])
         return target, None
 
     def _unfetched(self, request: Request, error: str) -> Page:

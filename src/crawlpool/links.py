@@ -239,8 +239,8 @@ def resolve_links(hrefs: Iterable[str], page_url: str, base_href: str | None = N
     base = _document_base(page_url, base_href)
     # A dict keeps first-seen order and dedupes in one step.
     links: dict[str, None] = {}
-    # Normalizing is most of the cost once parsing is fast, and pages repeat hrefs a lot
-    # (navigation, "#section" anchors): normalize each distinct raw value once.
+    # Pages repeat hrefs a lot (navigation, "#section" anchors), and once lxml parses, normalizing
+    # is a large share of the cost: normalize each distinct raw value once.
     for href in dict.fromkeys(hrefs):
         link = normalize_url(href, base)
         if link is not None:

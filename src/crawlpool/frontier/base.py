@@ -9,6 +9,9 @@ lease of that host started. Each lease carries a token; the holder ends it in ex
 - `retry(lease, delay_s)` — the attempt failed transiently; the URL is queued again, due after delay_s;
 - `release(lease)` — the URL was never tried (e.g. the crawl is stopping); it goes back as it was.
 
+`settle(request, page)` is the fourth way a URL can end: one that must not be fetched at all (a trap)
+is seen, done and recorded in one step, without ever being queued or leased.
+
 A lease whose holder vanished (a crash) is returned to the queue by the backend: leases are
 at-least-once, and `ack` is what makes each URL's record exactly-once. An empty `lease` answer does not
 mean the crawl is finished — other URLs may be leased and about to add links; `counts()` says when it is.
@@ -28,7 +31,8 @@ from crawlpool.records import Page
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A URL to fetch. `url` is normalized; `fp` is its 64-bit fingerprint; seeds have depth 0."""
+    """A URL to fetch. `url` is normalized; `fp` is its 64-bit fingerprint; seeds have depth 0; `host`
+    is the politeness key (`urls.host_key`)."""
 
     url: str
     fp: int
@@ -36,6 +40,7 @@ class Request:
     depth: int
     referrer: str | None = None
     attempts: int = 0
+    hops: int = 0  # redirects followed to reach this URL (0 for a link or a seed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,11 @@ class Frontier(Protocol):
 
     async def release(self, lease: Lease) -> bool:
         """Give the URL back untried. False: the lease was not current."""
+
+    async def settle(self, request: Request, page: Page) -> bool:
+        """Record a URL that will never be fetched (a trap, a link robots.txt forbids), unless its
+        fingerprint was seen before: it is marked seen and done with `page` as its record, in one step.
+        False: it was already seen, nothing was recorded."""
 
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None

@@ -104,6 +104,13 @@ class MemoryFrontier:
         self._schedule(lease.request.host, host)
         return True
 
+    async def settle(self, request: Request, page: Page) -> bool:
+        if request.fp in self._seen:
+            return False
+        self._seen.add(request.fp)
+        self._done += 1
+        return True
+
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
     ) -> None:

@@ -228,6 +228,16 @@ end
 return added
 """
 
+# KEYS meta, seen bucket, records, done_by; ARGV fp, page, error code, worker.
+_SETTLE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'seen', 1)
+redis.call('HINCRBY', KEYS[1], 'done', 1)
+redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
+return 1
+"""
+
 # KEYS ready, leased, owner, tok, workers; ARGV now, lease_ms, worker, n.
 _LEASE_SLOTS = """
 local now = now_ms()
@@ -471,6 +481,7 @@ class _Scripts:
         self.reclaim = register(_RECLAIM)
         self.pace = register(_PACE)
         self.is_done = register(_IS_DONE)
+        self.settle = register(_SETTLE)
 
 
 def _encode(request: Request) -> str:
@@ -482,6 +493,7 @@ def _encode(request: Request) -> str:
             "depth": request.depth,
             "referrer": request.referrer,
             "attempts": request.attempts,
+            "hops": request.hops,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -491,7 +503,13 @@ def _encode(request: Request) -> str:
 def _decode(record: str) -> Request:
     data = json.loads(record)
     return Request(
-        data["url"], int(data["fp"]), data["host"], data["depth"], data["referrer"], data["attempts"]
+        data["url"],
+        int(data["fp"]),
+        data["host"],
+        data["depth"],
+        data["referrer"],
+        data["attempts"],
+        data.get("hops", 0),
     )
 
 
@@ -688,6 +706,15 @@ class RedisFrontier:
     async def release(self, lease: Lease) -> bool:
         """Put the URL back at the front of its host's queue, untried. False: not current."""
         return await self._end(lease, "release", "", "")
+
+    async def settle(self, request: Request, page: Page) -> bool:
+        """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
+        keys = self._keys
+        shift = 64 - self._seen_bits
+        bucket = (request.fp & 0xFFFF_FFFF_FFFF_FFFF) >> shift if self._seen_bits else 0
+        args: list[str | int] = [str(request.fp), page.to_json(), page.error_code or "ok", self.worker_id]
+        script_keys = [keys.meta, keys.seen(bucket), keys.records, keys.done_by]
+        return bool(await self._run(self._scripts.settle, script_keys, args))
 
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None

@@ -89,7 +89,7 @@ CREATE TABLE hosts(
 CREATE TABLE urls(
     id INTEGER PRIMARY KEY, fp INTEGER NOT NULL, url TEXT NOT NULL, host INTEGER NOT NULL,
     depth INTEGER NOT NULL, referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL,
-    seq INTEGER NOT NULL, due REAL
+    seq INTEGER NOT NULL, due REAL, hops INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX urls_fp ON urls(fp);
 CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
@@ -104,13 +104,13 @@ INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
 _SEEN = {1 << k: "SELECT fp FROM urls WHERE fp IN ({})".format(",".join("?" * (1 << k))) for k in range(3, 9)}
 _SEEN_MAX = 256
 _ADD = (
-    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq) "
-    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?)"
+    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops) "
+    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?, ?)"
 )
 _TAKE_NEXT = (
     f"UPDATE urls SET state = {LEASED} WHERE fp = "
     f"(SELECT fp FROM urls WHERE state = {QUEUED} AND host = ? ORDER BY seq LIMIT 1) "
-    "RETURNING fp, url, depth, referrer, attempts"
+    "RETURNING fp, url, depth, referrer, attempts, hops"
 )
 _FINISH = f"UPDATE urls SET state = {DONE} WHERE fp = ? AND state = {LEASED}"
 _TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
@@ -220,7 +220,7 @@ class SqliteFrontier:
                 host = self._hosts.get(r.host) or self._new_host(conn, r.host)
                 host.queued += 1
                 seq += 1
-                rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq))
+                rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq, r.hops))
             conn.executemany(_ADD, rows)
         self._back = seq
         for r in fresh.values():
@@ -249,13 +249,13 @@ class SqliteFrontier:
                     row = conn.execute(_TAKE_NEXT, (host.id,)).fetchall()
                     if not row:
                         raise FrontierError(f"crawl state {self._path}: host {name} has no queued URL")
-                    fp, url, depth, referrer, attempts = row[0]
+                    fp, url, depth, referrer, attempts, hops = row[0]
                     host.queued -= 1
                     host.in_flight += 1
                     host.last_start = now
                     started.append((now, host.id))
                     self._token += 1
-                    lease = Lease(Request(url, fp, name, depth, referrer, attempts), self._token)
+                    lease = Lease(Request(url, fp, name, depth, referrer, attempts, hops), self._token)
                     self._leases[lease.token] = lease
                     leases.append(lease)
                     self._schedule(name, host)
@@ -303,6 +303,31 @@ class SqliteFrontier:
         self._hosts[current.request.host].queued += 1
         self._queued += 1
         self._end(current)
+        return True
+
+    async def settle(self, request: Request, page: Page) -> bool:
+        with self._transaction() as conn:
+            if _seen(conn, [request.fp]):
+                return False
+            host = self._hosts.get(request.host) or self._new_host(conn, request.host)
+            self._back += 1
+            conn.execute(
+                "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops) "
+                f"VALUES (?, ?, ?, ?, ?, ?, {DONE}, ?, ?)",
+                (
+                    request.fp,
+                    request.url,
+                    host.id,
+                    request.depth,
+                    request.referrer,
+                    0,
+                    self._back,
+                    request.hops,
+                ),
+            )
+            conn.execute("INSERT INTO records(fp, page) VALUES (?, ?)", (request.fp, page.to_json()))
+        self._seen += 1
+        self._done += 1
         return True
 
     async def pace_host(
