@@ -130,17 +130,18 @@ async def test_bad_options_raise_usage_errors(tmp_path: Path) -> None:
 async def test_an_unexpected_worker_error_is_recorded_and_the_crawl_goes_on(
     site: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import crawlpool.engine
-
-    real = crawlpool.engine.extract_links
+    import crawlpool.parsing
+    from crawlpool.links import extract_links
 
     def flaky(body: bytes, url: str, content_type: str | None) -> list[str]:
         if url.endswith("/b/"):
             raise ValueError("extractor bug")
-        return real(body, url, content_type)
+        return extract_links(body, url, content_type)
 
-    monkeypatch.setattr(crawlpool.engine, "extract_links", flaky)
-    result = await crawl([f"http://127.0.0.1:{site.port}/"], output=tmp_path / "o", retries=0)
+    monkeypatch.setattr(crawlpool.parsing, "get_extractor", lambda name: flaky)
+    result = await crawl(
+        [f"http://127.0.0.1:{site.port}/"], output=tmp_path / "o", retries=0, parse_workers=0
+    )
     by_url = {p.url: p for p in result.pages}
     broken = by_url[f"http://127.0.0.1:{site.port}/b/"]
     assert broken.error == "internal: ValueError: extractor bug"

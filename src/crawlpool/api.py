@@ -35,6 +35,7 @@ from crawlpool.frontier import (
     open_frontier,
     sqlite_path,
 )
+from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
@@ -191,6 +192,7 @@ async def run_crawl(
                 if cfg.robots
                 else None
             )
+            parser = LinkParser(cfg.parser, cfg.parse_processes)
             engine = Engine(
                 cfg,
                 frontier=frontier,
@@ -200,6 +202,7 @@ async def run_crawl(
                 scope=scope,
                 on_page=on_page,
                 robots=robots,
+                parser=parser,
             )
             if on_engine is not None:
                 on_engine(engine)
@@ -207,6 +210,7 @@ async def run_crawl(
                 async with _showing(progress, engine):
                     return await engine.run(seeds)
             finally:
+                await parser.aclose()
                 if robots is not None:
                     await robots.aclose()
     finally:

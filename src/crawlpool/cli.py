@@ -139,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--exclude", action="append", metavar="RE", help="never follow URLs matching RE (repeatable)"
     )
+    speed = cmd.add_argument_group("parsing")
+    speed.add_argument(
+        "--parser", choices=("bs4", "lxml"), help="link extractor: bs4 (default) or lxml (same links, faster)"
+    )
+    speed.add_argument(
+        "--parse-workers",
+        type=_non_negative_int,
+        metavar="N",
+        help="link-extraction processes (default: one per CPU beyond the first, at most 4; 0: inline)",
+    )
     polite = cmd.add_argument_group("speed and politeness")
     polite.add_argument(
         "--concurrency", type=_positive_int, metavar="N", help="requests in flight (default: 32)"

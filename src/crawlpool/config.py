@@ -9,6 +9,7 @@ option and says what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,8 @@ class CrawlConfig:
     max_url_chars: int = 2083
     max_segments: int = 20
     max_repeats: int = 2
+    parser: Literal["bs4", "lxml"] = "bs4"
+    parse_workers: int | None = None
     frontier: str = "sqlite"
     crawl_id: str | None = None
     resume: bool = False
@@ -99,6 +102,10 @@ class CrawlConfig:
         _check_int(self.max_repeats, "max_repeats", minimum=1)
         if not isinstance(self.robots, bool):
             raise ConfigError("robots: expected true or false")
+        if self.parser not in ("bs4", "lxml"):
+            raise ConfigError(f"parser: {self.parser!r} is not one of bs4, lxml")
+        if self.parse_workers is not None:
+            _check_int(self.parse_workers, "parse_workers", minimum=0)
         if not isinstance(self.frontier, str):
             raise ConfigError("frontier: expected a string such as sqlite or redis://localhost:6379/0")
         check_frontier_spec(self.frontier)
@@ -117,6 +124,14 @@ class CrawlConfig:
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "middlewares", tuple(self.middlewares))
+
+    @property
+    def parse_processes(self) -> int:
+        """Link-extraction processes: `parse_workers`, or by default one per CPU beyond the first
+        (the event loop keeps one), at most 4; 0 parses inline on the event loop."""
+        if self.parse_workers is not None:
+            return self.parse_workers
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
 
     def replace(self, **changes: Any) -> CrawlConfig:
         """A copy with `changes` applied (and validated); unknown names raise ConfigError."""

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from crawlpool.config import CrawlConfig
 from crawlpool.fetch import REDIRECT_STATUSES, Fetcher, FetchError, Response
 from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
-from crawlpool.links import extract_links, is_html
+from crawlpool.links import is_html
+from crawlpool.parsing import LinkParser
 from crawlpool.paths import page_path
 from crawlpool.politeness import HostPace
 from crawlpool.progress import Snapshot
@@ -70,6 +71,7 @@ class Engine:
         scope: Scope,
         on_page: Callable[[Page], None],
         robots: RobotsCache | None = None,
+        parser: LinkParser | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -81,6 +83,7 @@ class Engine:
         self._scope = scope
         self._on_page = on_page
         self._robots = robots
+        self._parser = parser or LinkParser(config.parser, 0)
         self._traps = TrapLimits(config.max_url_chars, config.max_segments, config.max_repeats)
         self._clock = clock
         self._rng = rng or random.Random()
@@ -345,7 +348,7 @@ class Engine:
     async def _add_links(self, request: Request, response: Response) -> int:
         found = [
             url
-            for url in extract_links(response.body, request.url, response.content_type)
+            for url in await self._parser.links(response.body, request.url, response.content_type)
             if self._scope.allows(url)
         ]
         depth = request.depth + 1

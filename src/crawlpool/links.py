@@ -366,8 +366,8 @@ def extract_links_lxml(body: bytes, url: str, content_type: str | None) -> list[
     # Fed as text, as bs4 does: lxml re-encodes it as UTF-8 and tells libxml2 so, which keeps a
     # <meta> or <?xml?> charset from decoding the page a second time, and unlike fromstring() it
     # accepts text with such a declaration. The push parser also tokenizes exactly as under bs4.
-    # In recovery mode (the default) it reports no syntax errors; the one error feed() raises
-    # otherwise, ParserError, means a parser shared between threads, and this one is not shared.
+    # Nothing here raises on bad input: in recovery mode (the default) syntax errors are only
+    # logged, and the ParserError that bs4 guards against comes from sharing a parser between threads.
     parser.feed(decode_html(body, content_type))
     parser.close()
     return resolve_links(collector.hrefs, url, collector.base_href)
