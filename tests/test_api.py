@@ -102,7 +102,9 @@ async def test_cancelling_crawl_stops_it(tmp_path: Path) -> None:
     app = web.Application()
     app.router.add_get("/", hang)
     async with TestServer(app, host="127.0.0.1") as server:
-        task = asyncio.create_task(crawl([f"http://127.0.0.1:{server.port}/"], output=tmp_path / "o"))
+        task = asyncio.create_task(
+            crawl([f"http://127.0.0.1:{server.port}/"], output=tmp_path / "o", grace_s=0.05)
+        )
         await entered.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

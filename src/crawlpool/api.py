@@ -60,6 +60,28 @@ class CrawlResult:
     def __post_init__(self) -> None:
         self.manifest = self.output / "manifest.jsonl"
 
+    def to_dataframe(self) -> Any:
+        """The records as a pandas.DataFrame: one row per page, the manifest's fields as columns in
+        order, `fetched_at` as a UTC datetime and `status` as a nullable integer (<NA>: no response).
+
+        pandas is optional: raises ImportError saying how to install it when it is missing."""
+        import importlib  # pandas is imported by name so that mypy needs no pandas stubs
+
+        from crawlpool.records import MANIFEST_FIELDS
+
+        try:
+            pd = importlib.import_module("pandas")
+        except ImportError as err:
+            raise ImportError(
+                "CrawlResult.to_dataframe() needs pandas: pip install pandas "
+                "(or pip install 'crawlpool[notebook]')"
+            ) from err
+        rows = [[getattr(page, name) for name in MANIFEST_FIELDS] for page in self.pages]
+        frame = pd.DataFrame(rows, columns=list(MANIFEST_FIELDS))
+        frame["status"] = frame["status"].astype("Int64")
+        frame["fetched_at"] = pd.to_datetime(frame["fetched_at"], utc=True, format="ISO8601")
+        return frame
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
@@ -159,7 +181,11 @@ async def run_crawl(
     so the CLI can still report its counters after the crawl is cancelled."""
     scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
     frontier = await open_frontier(
-        cfg.frontier, Politeness(cfg.per_host, cfg.delay_s), output=cfg.output, crawl_id=cfg.crawl_id
+        cfg.frontier,
+        Politeness(cfg.per_host, cfg.delay_s),
+        output=cfg.output,
+        crawl_id=cfg.crawl_id,
+        lease_s=cfg.lease_s,
     )
     try:
         await _begin(frontier, cfg, seeds)

@@ -26,7 +26,7 @@ from crawlpool._version import __version__
 from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
 from crawlpool.engine import Engine
-from crawlpool.errors import UsageError
+from crawlpool.errors import FrontierError, UsageError
 from crawlpool.frontier import Politeness, is_redis, open_frontier
 from crawlpool.logs import setup_logging
 from crawlpool.records import Page
@@ -205,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a redis frontier: the crawl to join (default: derived from the seeds)",
     )
     state.add_argument(
+        "--lease",
+        type=_seconds,
+        metavar="S",
+        dest="lease_s",
+        help="with a redis frontier: a worker's hosts come back this long after it stops heartbeating "
+        "(default: 60)",
+    )
+    state.add_argument(
         "--grace",
         type=_seconds,
         metavar="S",
@@ -286,13 +294,19 @@ class _CrawlWatch:
             self.hosts[url_host(page.url)] += 1
 
 
+def _without_password(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
 async def _crawl_until_signalled(
-    seeds: list[str], config: CrawlConfig, watch: _CrawlWatch, progress: Progress | None
+    seeds: list[str], config: CrawlConfig, watch: _CrawlWatch, progress: Progress | None, announce: str | None
 ) -> bool:
     """Run the crawl; SIGINT or SIGTERM cancels it. False means it was stopped by a signal."""
 
     def keep(engine: Engine) -> None:
         watch.engine = engine
+        if announce:  # the frontier is open: the crawl id is worth telling now
+            sys.stderr.write(announce)
 
     task = asyncio.create_task(run_crawl(config, seeds, watch.on_page, progress=progress, on_engine=keep))
     loop = asyncio.get_running_loop()
@@ -343,6 +357,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
     for warning in seeds.warnings:
         log.warning("%s", warning)
     config, urls = prepare(seeds.urls, config, {})
+    announce = None
+    if is_redis(config.frontier) and not args.quiet:
+        announce = f"crawlpool: joined crawl {config.crawl_id} at {_without_password(config.frontier)}\n"
     console = Console(stderr=True)
     progress = (
         None
@@ -350,7 +367,7 @@ def _run_crawl(args: argparse.Namespace) -> int:
         else Progress(live=console.is_terminal, interval_s=args.progress_interval, console=console)
     )
     watch = _CrawlWatch()
-    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress))
+    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress, announce))
     if watch.engine is not None:
         stats = watch.engine.stats
         top_hosts = watch.hosts.most_common(5)
@@ -387,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"crawlpool: error: {exc}\n")
         return EXIT_USAGE
+    except FrontierError as exc:  # the crawl's store failed mid-crawl: its state is kept for a rerun
+        sys.stderr.write(f"crawlpool: stopped: {exc}\n")
+        return EXIT_FATAL
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # the CLI's last line of defence: one line, traceback only with -v

@@ -59,6 +59,7 @@ class CrawlConfig:
     parse_workers: int | None = None
     frontier: str = "sqlite"
     crawl_id: str | None = None
+    lease_s: float = 60.0
     resume: bool = False
     grace_s: float = 10.0
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
@@ -115,6 +116,7 @@ class CrawlConfig:
             raise ConfigError(
                 f"crawl_id: {self.crawl_id!r} must be a non-empty name without spaces or braces"
             )
+        _check_number(self.lease_s, "lease_s", minimum=0.1)
         if not isinstance(self.resume, bool):
             raise ConfigError("resume: expected true or false")
         if self.resume and self.frontier == "memory":

@@ -310,7 +310,7 @@ class Engine:
 
     async def _publish(self, page: Page) -> None:
         """A committed record goes to the manifest, the counters and the caller."""
-        await self._manifest.append(page)
+        self._manifest.append(page)
         self.stats.count(page)
         if page.error is not None:
             log.info("%s: %s", page.url, page.error, extra={"url": page.url, "code": page.error_code})

@@ -76,18 +76,24 @@ def default_crawl_id(seeds: Sequence[str]) -> str:
 
 
 async def open_frontier(
-    spec: str, politeness: Politeness, *, output: Path, crawl_id: str | None = None, observe: bool = False
+    spec: str,
+    politeness: Politeness,
+    *,
+    output: Path,
+    crawl_id: str | None = None,
+    lease_s: float = 60.0,
+    observe: bool = False,
 ) -> Frontier:
     """The frontier named by a `--frontier` value. Raises ConfigError (a usage error: nothing was
     crawled yet) when its store cannot be opened: Redis unreachable, the state locked or corrupt."""
     try:
-        return await _open(spec, politeness, output, crawl_id, observe)
+        return await _open(spec, politeness, output, crawl_id, lease_s, observe)
     except FrontierError as exc:
         raise ConfigError(f"frontier: {exc}") from None
 
 
 async def _open(
-    spec: str, politeness: Politeness, output: Path, crawl_id: str | None, observe: bool
+    spec: str, politeness: Politeness, output: Path, crawl_id: str | None, lease_s: float, observe: bool
 ) -> Frontier:
     path = sqlite_path(spec, output)
     if path is not None:
@@ -101,7 +107,9 @@ async def _open(
             ) from None
         if crawl_id is None:
             raise ConfigError("frontier: a redis frontier needs a crawl id")
-        return await RedisFrontier.open(spec, crawl_id, politeness, observe=observe)
+        return await RedisFrontier.open(
+            spec, crawl_id, politeness, lease_ms=round(lease_s * 1000), observe=observe
+        )
     if spec == "memory":
         return MemoryFrontier(politeness)
     check_frontier_spec(spec)

@@ -106,7 +106,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -115,7 +115,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
@@ -125,6 +127,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = 1
 MIN_SERVER_VERSION = (6, 2)
+OUTAGE_S = 60.0  # how long a worker rides out a lost Redis before it stops
 _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never stalls the server
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
@@ -849,17 +852,47 @@ class RedisFrontier:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return FrontierError(f"redis frontier at {self._url}: {reason}")
 
-    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
-        try:
-            return await script(keys=keys, args=args)
-        except RedisError as exc:
-            raise self._error(exc) from exc
+    async def _run(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | int],
+        on_retry: Callable[[], None] | None = None,
+    ) -> Any:
+        return await self._with_retries(lambda: script(keys=keys, args=args), on_retry)
 
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
         except RedisError as exc:
             raise self._error(exc) from exc
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[Any]], on_retry: Callable[[], None] | None = None
+    ) -> Any:
+        """Run `attempt`, riding out a lost connection for up to OUTAGE_S with exponential backoff.
+
+        Running a script again after a lost reply is safe: add is idempotent, an ack that had committed
+        answers ALREADY, and slots leased by a lost reply simply expire and are reaped. Past the bound,
+        FrontierError stops this worker; the crawl's state stays in Redis for the next run to rejoin."""
+        waited_s, pause_s = 0.0, 0.1
+        while True:
+            try:
+                return await attempt()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if waited_s >= OUTAGE_S:
+                    raise FrontierError(
+                        f"redis frontier: lost {self._url} for {OUTAGE_S:g} s ({exc}); this worker stops, "
+                        "the crawl's state stays in Redis: run the same command again to rejoin it"
+                    ) from exc
+                log.warning("redis at %s unreachable (%s); retrying in %.1f s", self._url, exc, pause_s)
+                if on_retry is not None:
+                    on_retry()
+                await asyncio.sleep(pause_s)  # backing off from a failing server, not waiting for an event
+                waited_s += pause_s
+                pause_s = min(pause_s * 2, 5.0)
+            except RedisError as exc:
+                raise self._error(exc) from exc
 
     async def _add_chunk(self, requests: Sequence[Request]) -> int:
         keys = self._keys
@@ -979,8 +1012,17 @@ class RedisFrontier:
             self.worker_id,
         ]
         attempt = (lease.token, request.fp)
+
+        def lost_a_reply() -> None:
+            # The script may have run: an ALREADY from the next try then means this very ack committed.
+            if mode == "ack":
+                self._ambiguous.add(attempt)
+            for slot, token in list(self._held.items()):
+                if token == lease.token:
+                    self._forget(slot, token)
+
         try:
-            reply = await self._run(self._scripts.end, script_keys, args)
+            reply = await self._run(self._scripts.end, script_keys, args, lost_a_reply)
         except FrontierError:
             if mode == "ack":
                 if len(self._ambiguous) > 10_000:
