@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--per-host", type=int, default=32)
+    parser.add_argument("extra", nargs="*", help="more crawlpool crawl flags (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root, output = Path(tmp) / "site", Path(tmp) / "out"
@@ -43,7 +44,7 @@ def main() -> None:
             started = time.perf_counter()
             crawl = subprocess.run(
                 [sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output),
-                 "--concurrency", str(args.concurrency), "--per-host", str(args.per_host), "-q"],
+                 "--concurrency", str(args.concurrency), "--per-host", str(args.per_host), "-q", *args.extra],
                 env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
                 check=False,
                 timeout=600,

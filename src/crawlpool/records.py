@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 MANIFEST_FIELDS = (
@@ -53,7 +53,10 @@ class Page:
 
     def to_json(self) -> str:
         """The manifest line for this record (no trailing newline)."""
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # Fields are flat values: a dict of them is what asdict() builds, without its deep copy.
+        return json.dumps(
+            {name: getattr(self, name) for name in MANIFEST_FIELDS}, ensure_ascii=False, separators=(",", ":")
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Page:

@@ -14,7 +14,6 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
 
 import aiofiles
 import aiofiles.os
@@ -82,6 +81,17 @@ async def rewrite_manifest(output: Path, pages: AsyncIterator[Page]) -> int:
     return count
 
 
+def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
+    if make_dir:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("wb") as fh:
+        fh.write(body)
+    os.replace(tmp, target)
+
+
+_write_atomically = aiofiles.os.wrap(_write_file)
+
+
 class PageStore:
     """Writes page bodies below `OUTPUT/pages/` atomically."""
 
@@ -95,13 +105,11 @@ class PageStore:
         """Store `body` at OUTPUT/`relpath`; return its sha256 (hex)."""
         target = self._output / relpath
         parent = target.parent
-        if parent not in self._made_dirs:
-            await aiofiles.os.makedirs(parent, exist_ok=True)
-            self._made_dirs.add(parent)
+        make_dir = parent not in self._made_dirs
         tmp = self._tmp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-        async with aiofiles.open(tmp, "wb") as fh:
-            await fh.write(body)
-        await aiofiles.os.replace(tmp, target)
+        # One trip to aiofiles' thread pool per page, not one per open/write/close/rename.
+        await _write_atomically(tmp, target, body, make_dir)
+        self._made_dirs.add(parent)
         return hashlib.sha256(body).hexdigest()
 
 
@@ -115,10 +123,11 @@ class Manifest:
 
     def __init__(self, output: Path) -> None:
         self.path = output / MANIFEST_NAME
-        self._fh: TextIO | None = None
+        self._fd: int | None = None
 
     async def __aenter__(self) -> Manifest:
-        self._fh = self.path.open("a", encoding="utf-8")
+        # O_APPEND and one os.write per line: no Python buffer that a kill -9 could lose.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         return self
 
     async def __aexit__(
@@ -127,11 +136,10 @@ class Manifest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def append(self, page: Page) -> None:
-        assert self._fh is not None, "Manifest used outside `async with`"
-        self._fh.write(page.to_json() + "\n")
-        self._fh.flush()
+        assert self._fd is not None, "Manifest used outside `async with`"
+        os.write(self._fd, (page.to_json() + "\n").encode())

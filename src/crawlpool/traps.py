@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +29,25 @@ def trap_reason(url: str, limits: TrapLimits) -> str | None:
     """Why `url` (normalized) looks like a trap, or None when it may be followed."""
     if len(url) > limits.max_url_chars:
         return f"URL longer than {limits.max_url_chars} characters"
-    segments = urlsplit(url).path.split("/")[1:]
+    # The path of a normalized URL starts at the first "/" after "scheme://" (runs per link: no urlsplit).
+    start = url.find("/", url.find("//") + 2)
+    if start < 0:
+        return None
+    end = len(url)
+    for mark in "?#":
+        found = url.find(mark, start)
+        if 0 <= found < end:
+            end = found
+    slashes = url.count("/", start, end)
+    if slashes <= min(limits.max_repeats, limits.max_segments):
+        return None  # too few segments to break either rule: the common case
+    segments = url[start + 1 : end].split("/")
     if segments and segments[-1] == "":
         segments.pop()  # a trailing slash is not a segment
     if len(segments) > limits.max_segments:
         return f"more than {limits.max_segments} path segments"
+    if len(set(segments)) == len(segments):
+        return None  # no segment occurs twice, let alone in a row
     run = 1
     for previous, segment in pairwise(segments):
         run = run + 1 if segment == previous else 1
