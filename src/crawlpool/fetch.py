@@ -16,6 +16,8 @@ becomes a `FetchError` with a short code that goes into the manifest:
     protocol     the server's answer was not valid HTTP
     http_4xx     status 400-499 (the status itself is kept in the record)
     http_5xx     status 500-599
+    invalid_url  aiohttp refused the URL
+    client       any other aiohttp client error
 """
 
 from __future__ import annotations

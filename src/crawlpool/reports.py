@@ -107,7 +107,7 @@ def _manifest_status(output: Path, heading: str) -> list[str]:
 def redis_status_lines(state: dict[str, Any]) -> list[str]:
     """Lines for a Redis frontier's `describe()`: progress across all workers, and who holds what."""
     counts = state["counts"]
-    errors: dict[str, int] = dict(state.get("done_by_error") or {})
+    errors = {code: n for code, n in (state.get("done_by_error") or {}).items() if code != "ok"}
     finished = state.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0)
     lines = [
         f"crawl {state['crawl_id']}: {'finished' if finished else 'in progress'}",

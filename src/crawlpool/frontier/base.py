@@ -17,7 +17,8 @@ at-least-once, and `ack` is what makes each URL's record exactly-once. An empty 
 mean the crawl is finished — other URLs may be leased and about to add links; `counts()` says when it is.
 
 Times in this protocol are durations (`delay_s`, `wait_s`), never instants: each backend measures them
-on its own clock (the injected one, SQLite's process clock, Redis `TIME`), so no two clocks are compared.
+on its own clock (the injected one; wall time for SQLite, so that it survives a restart; Redis `TIME`),
+so no two clocks are compared.
 """
 
 from __future__ import annotations

@@ -883,7 +883,7 @@ class RedisFrontier:
                 if waited_s >= OUTAGE_S:
                     raise FrontierError(
                         f"redis frontier: lost {self._url} for {OUTAGE_S:g} s ({exc}); this worker stops, "
-                        "the crawl's state stays in Redis: run the same command again to rejoin it"
+                        "the crawl's state stays in Redis: run the same command with --resume to rejoin it"
                     ) from exc
                 log.warning("redis at %s unreachable (%s); retrying in %.1f s", self._url, exc, pause_s)
                 if on_retry is not None:
