@@ -225,3 +225,12 @@ async def test_requests_keep_their_redirect_hops(make_frontier: FrontierFactory)
     await frontier.add([hopped])
     (lease,) = (await frontier.lease(5)).leases
     assert lease.request == hopped
+
+
+async def test_a_lease_is_current_until_it_ends(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    await frontier.add([req(A[0])])
+    (lease,) = (await frontier.lease(5)).leases
+    assert frontier.is_current(lease)
+    await frontier.ack(lease, page(A[0]))
+    assert not frontier.is_current(lease)

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--parse-workers",
         type=_non_negative_int,
         metavar="N",
-        help="link-extraction processes (default: one per CPU beyond the first, at most 4; 0: inline)",
+        help="link-extraction processes (default: one per CPU beyond the first two, at most 4; 0: inline)",
     )
     polite = cmd.add_argument_group("speed and politeness")
     polite.add_argument(

@@ -233,6 +233,9 @@ class Engine:
         request = lease.request
         if self._robots is not None and not await self._robots_allow(lease):
             return
+        if not self._frontier.is_current(lease):
+            log.warning("lease of %s was lost while this process was paused; not fetching it", request.url)
+            return  # another worker has the host now; the URL comes back to whoever holds it
         response = await self._fetcher.fetch(request.url)
         self.stats.requests += 1
         retry_after_s = await self._pace_host(request.host, response)

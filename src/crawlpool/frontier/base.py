@@ -100,6 +100,10 @@ class Frontier(Protocol):
         fingerprint was seen before: it is marked seen and done with `page` as its record, in one step.
         False: it was already seen, nothing was recorded."""
 
+    def is_current(self, lease: Lease) -> bool:
+        """Whether the lease is still this process's to act on. False: it has ended, or (Redis) it may
+        have been reaped while the process was paused; its request must not be sent."""
+
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
     ) -> None:

@@ -111,6 +111,9 @@ class MemoryFrontier:
         self._done += 1
         return True
 
+    def is_current(self, lease: Lease) -> bool:
+        return lease.token in self._leases
+
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
     ) -> None:

@@ -105,6 +105,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -128,6 +129,9 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 MIN_SERVER_VERSION = (6, 2)
 OUTAGE_S = 60.0  # how long a worker rides out a lost Redis before it stops
+# A slot counts as held only within this part of a lease period after its deadline was last pushed:
+# the heartbeat runs every third of a period, so a live worker stays well inside it.
+_FRESH_FRACTION = 0.75
 _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never stalls the server
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
@@ -564,6 +568,8 @@ class RedisFrontier:
         self._urls_per_lease = urls_per_lease
         self._clock = clock
         self._held: dict[str, int] = {}  # slot → token of every slot this worker leases
+        # slot → monotonic time just before the last call that pushed its lease deadline forward
+        self._fresh: dict[str, float] = {}
         self._idle: dict[str, None] = {}  # held slots with no URL out: served first by lease()
         self._ambiguous: set[tuple[int, int]] = set()  # (token, fp) of acks whose reply was lost
         self._tasks: list[asyncio.Task[None]] = []
@@ -814,6 +820,17 @@ class RedisFrontier:
             "workers": workers,
         }
 
+    def is_current(self, lease: Lease) -> bool:
+        """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or
+        no call has pushed its deadline forward for most of a lease period (the process was paused,
+        e.g. SIGSTOP or a long GC). The request must not be sent then: another worker may hold the
+        host by now, and a stale request would break the host's politeness."""
+        for slot, token in self._held.items():
+            if token == lease.token and _slot_host(slot) == lease.request.host:
+                age_s = time.monotonic() - self._fresh.get(slot, float("-inf"))
+                return age_s < self._lease_ms / 1000 * _FRESH_FRACTION
+        return False
+
     async def heartbeat(self) -> list[str]:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
@@ -822,7 +839,9 @@ class RedisFrontier:
         for slot, token in pairs:
             args += [slot, token]
         keys = self._keys
+        sent_at = time.monotonic()
         lost: list[str] = await self._run(self._scripts.extend, [keys.leased, keys.owner, keys.workers], args)
+        self._fresh.update((slot, sent_at) for slot, _ in pairs)
         tokens = dict(pairs)
         for slot in lost:
             self._forget(slot, tokens[slot])
@@ -927,6 +946,7 @@ class RedisFrontier:
 
     async def _lease_slots(self, n: int) -> tuple[list[tuple[str, int]], tuple[int, int]]:
         keys = self._keys
+        sent_at = time.monotonic()
         pairs, (wait_ms, leased_slots) = await self._run(
             self._scripts.lease_slots,
             [keys.ready, keys.leased, keys.owner, keys.tok, keys.workers],
@@ -934,6 +954,7 @@ class RedisFrontier:
         )
         slots = [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
         self._held.update(slots)
+        self._fresh.update((slot, sent_at) for slot, _ in slots)
         return slots, (int(wait_ms), int(leased_slots))
 
     async def _take(
@@ -957,6 +978,7 @@ class RedisFrontier:
                 hosts[host] = len(hosts) + 1
                 script_keys += keys.host(host)
             args += [slot, token, hosts[host], kind]
+        sent_at = time.monotonic()
         try:
             results, (wait_ms, leased_slots) = await self._run(self._scripts.take, script_keys, args)
         except FrontierError:
@@ -965,6 +987,7 @@ class RedisFrontier:
             for slot, token, _ in slots:
                 self._forget(slot, token)
             raise
+        self._fresh.update((slot, sent_at) for slot, _, _ in slots)
         leases: list[Lease] = []
         for (slot, token, _), result in zip(slots, results, strict=True):
             if result == "SKIP":

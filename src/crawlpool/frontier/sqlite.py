@@ -305,6 +305,9 @@ class SqliteFrontier:
         self._end(current)
         return True
 
+    def is_current(self, lease: Lease) -> bool:
+        return lease.token in self._leases
+
     async def settle(self, request: Request, page: Page) -> bool:
         with self._transaction() as conn:
             if _seen(conn, [request.fp]):
