@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -379,3 +380,44 @@ async def test_unreachable_redis_is_a_one_line_frontier_error(url: str) -> None:
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message and "secret" not in message and "\n" not in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_redis_lost_mid_crawl_is_ridden_out_then_stops_the_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Redis vanishes under a worker: it retries with backoff for a bounded time, then raises one
+    FrontierError that says the state is kept and how to rejoin (its own server: the shared one stays)."""
+    import shutil
+
+    import crawlpool.frontier.redis as redis_frontier
+    from crawlpool.frontier.redis import RedisFrontier
+    from tests import redis_server
+
+    redis_url()  # skips (or fails under CRAWLPOOL_REQUIRE_REDIS=1) like every Redis test
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs a redis-server binary to stop mid-test")
+    port = redis_server._free_port()
+    server = await asyncio.create_subprocess_exec(
+        binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+        "--dir", str(tmp_path),
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 5
+        while not redis_server._pings(port):  # waiting for a process to listen, bounded
+            assert time.monotonic() < deadline, "redis-server did not start"
+        monkeypatch.setattr(redis_frontier, "OUTAGE_S", 0.5)
+        frontier = await RedisFrontier.open(f"redis://127.0.0.1:{port}/0", "lost", Politeness())
+        await frontier.add([req("http://a.test/1")])
+        server.terminate()
+        await server.wait()
+        started = time.monotonic()
+        with pytest.raises(FrontierError, match=r"lost .* --resume to rejoin"):
+            await frontier.lease(1)
+        assert time.monotonic() - started < 5, "the outage was not bounded"
+        await frontier.aclose(release=False)
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
