@@ -1,10 +1,7 @@
 """The in-memory frontier: for tests and throwaway crawls; its state dies with the process.
 
-Hosts that have queued URLs and a free slot sit in a heap keyed by the time they may next be hit, so
-`lease` costs O(log hosts) per URL however many hosts wait. A host has at most one live heap entry:
-its `entry` number names it, and an entry whose number no longer matches (the host was re-paced or
-leased since) is skipped when it surfaces. Retries wait in a second heap until their due time, then
-rejoin the front of their host's queue.
+Hosts are scheduled by `schedule.ReadyHosts`; each host's URLs wait in a deque. Retries wait in a
+second heap until their due time, then rejoin the front of their host's queue.
 """
 
 from __future__ import annotations
@@ -16,20 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.schedule import HostPacing, ReadyHosts
 from crawlpool.records import Page
 
 
 @dataclass(slots=True)
-class _Host:
+class _Host(HostPacing):
     queue: deque[Request] = field(default_factory=deque)
-    in_flight: int = 0
-    last_start: float = float("-inf")
-    delay_s: float = 0.0
-    blocked_until: float = float("-inf")
-    entry: int = 0  # number of the host's live entry in the ready heap; 0: none
-
-    def due(self) -> float:
-        return max(self.last_start + self.delay_s, self.blocked_until)
 
 
 class MemoryFrontier:
@@ -38,7 +28,7 @@ class MemoryFrontier:
         self._clock = clock
         self._seen: set[int] = set()
         self._hosts: dict[str, _Host] = {}
-        self._ready: list[tuple[float, int, str]] = []  # (due, entry number, host)
+        self._ready = ReadyHosts(politeness.per_host)
         self._waiting: list[tuple[float, int, Request]] = []  # retries: (due, tie-break, request)
         self._leases: dict[int, Lease] = {}
         self._seq = 0
@@ -62,13 +52,8 @@ class MemoryFrontier:
         now = self._clock()
         self._promote_due_retries(now)
         leases: list[Lease] = []
-        ready = self._ready
-        while len(leases) < limit and ready and ready[0][0] <= now:
-            _, entry, name = heapq.heappop(ready)
+        while len(leases) < limit and (name := self._ready.pop_due(now, self._hosts)) is not None:
             host = self._hosts[name]
-            if host.entry != entry:
-                continue  # superseded by a later entry of the same host
-            host.entry = 0
             request = host.queue.popleft()
             host.in_flight += 1
             host.last_start = now
@@ -122,8 +107,7 @@ class MemoryFrontier:
             state.delay_s = delay_s
         if blocked_for_s is not None:
             state.blocked_until = max(state.blocked_until, self._clock() + blocked_for_s)
-        state.entry = 0  # its due time changed: re-enter the heap with the new one
-        self._schedule(host, state)
+        self._ready.repace(host, state, bool(state.queue))
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
@@ -140,12 +124,7 @@ class MemoryFrontier:
         return host
 
     def _schedule(self, name: str, host: _Host) -> None:
-        """Give the host a heap entry if it has work and a free slot and has no live entry yet."""
-        if host.entry or not host.queue or host.in_flight >= self._politeness.per_host:
-            return
-        self._seq += 1
-        host.entry = self._seq
-        heapq.heappush(self._ready, (host.due(), host.entry, name))
+        self._ready.offer(name, host, bool(host.queue))
 
     def _end(self, lease: Lease) -> bool:
         if self._leases.pop(lease.token, None) is None:
@@ -164,7 +143,9 @@ class MemoryFrontier:
             self._schedule(request.host, host)
 
     def _wait_s(self, now: float) -> float | None:
-        while self._ready and self._hosts[self._ready[0][2]].entry != self._ready[0][1]:
-            heapq.heappop(self._ready)  # drop superseded entries so the head is a real due time
-        due = [heap[0][0] for heap in (self._ready, self._waiting) if heap]
+        due = [
+            t
+            for t in (self._ready.next_due(self._hosts), self._waiting[0][0] if self._waiting else None)
+            if t is not None
+        ]
         return max(0.0, min(due) - now) if due else None

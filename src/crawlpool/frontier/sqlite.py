@@ -60,7 +60,6 @@ refuses further work: reopen it to resume from the last commit.
 from __future__ import annotations
 
 import fcntl
-import heapq
 import json
 import os
 import sqlite3
@@ -73,6 +72,7 @@ from typing import Any
 
 from crawlpool.errors import FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
 from crawlpool.records import Page
 
 SCHEMA_VERSION = 1
@@ -132,21 +132,11 @@ _REASONS = {
     "SQLITE_PERM": "permission denied",
 }
 
-_NEVER = float("-inf")
-
 
 @dataclass(slots=True)
-class _Host:
-    id: int
-    delay_s: float
+class _Host(HostPacing):
+    id: int = 0
     queued: int = 0  # URLs of the host in state QUEUED (not WAITING)
-    in_flight: int = 0
-    last_start: float = _NEVER
-    blocked_until: float = _NEVER
-    entry: int = 0  # number of the host's live entry in the ready heap; 0: none
-
-    def due(self) -> float:
-        return max(self.last_start + self.delay_s, self.blocked_until)
 
 
 class SqliteFrontier:
@@ -168,8 +158,7 @@ class SqliteFrontier:
         self._failure: str | None = None
         self._hosts: dict[str, _Host] = {}
         self._host_ids = 0
-        self._ready: list[tuple[float, int, str]] = []  # (due, entry number, host), as in memory.py
-        self._entries = 0
+        self._ready = ReadyHosts(politeness.per_host)
         self._retry_due: float | None = None  # earliest due time of a WAITING row
         self._leases: dict[int, Lease] = {}
         self._token = 0
@@ -233,19 +222,15 @@ class SqliteFrontier:
     async def lease(self, limit: int) -> LeaseBatch:
         now = self._clock()
         leases: list[Lease] = []
-        ready = self._ready
         retries_due = self._retry_due is not None and self._retry_due <= now
-        if retries_due or (limit > 0 and ready and ready[0][0] <= now):
+        next_due = self._ready.next_due(self._hosts)
+        if retries_due or (limit > 0 and next_due is not None and next_due <= now):
             with self._transaction() as conn:
                 if retries_due:
                     self._promote_due_retries(conn, now)
                 started: list[tuple[float, int]] = []
-                while len(leases) < limit and ready and ready[0][0] <= now:
-                    _, entry, name = heapq.heappop(ready)
+                while len(leases) < limit and (name := self._ready.pop_due(now, self._hosts)) is not None:
                     host = self._hosts[name]
-                    if host.entry != entry:
-                        continue  # superseded by a later entry of the same host
-                    host.entry = 0
                     row = conn.execute(_TAKE_NEXT, (host.id,)).fetchall()
                     if not row:
                         raise FrontierError(f"crawl state {self._path}: host {name} has no queued URL")
@@ -346,8 +331,7 @@ class SqliteFrontier:
                 "UPDATE hosts SET delay_s = coalesce(?, delay_s), blocked_until = ? WHERE id = ?",
                 (delay_s, _stored(state.blocked_until), state.id),
             )
-        state.entry = 0  # its due time changed: re-enter the heap with the new one
-        self._schedule(host, state)
+        self._ready.repace(host, state, state.queued > 0)
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
@@ -465,8 +449,8 @@ class SqliteFrontier:
                 self._hosts[name] = _Host(
                     id=host_id,
                     delay_s=self._politeness.delay_s if delay_s is None else delay_s,
-                    last_start=_NEVER if last_start is None else min(last_start, now),
-                    blocked_until=_NEVER if blocked_until is None else blocked_until,
+                    last_start=NEVER if last_start is None else min(last_start, now),
+                    blocked_until=NEVER if blocked_until is None else blocked_until,
                 )
                 self._host_ids = max(self._host_ids, host_id)
             by_id = {host.id: (name, host) for name, host in self._hosts.items()}
@@ -485,12 +469,7 @@ class SqliteFrontier:
         return host
 
     def _schedule(self, name: str, host: _Host) -> None:
-        """Give the host a heap entry if it has work and a free slot and has no live entry yet."""
-        if host.entry or not host.queued or host.in_flight >= self._politeness.per_host:
-            return
-        self._entries += 1
-        host.entry = self._entries
-        heapq.heappush(self._ready, (host.due(), host.entry, name))
+        self._ready.offer(name, host, host.queued > 0)
 
     def _end(self, lease: Lease) -> None:
         del self._leases[lease.token]
@@ -518,9 +497,7 @@ class SqliteFrontier:
         self._retry_due = conn.execute(f"SELECT min(due) FROM urls WHERE state = {WAITING}").fetchone()[0]
 
     def _wait_s(self, now: float) -> float | None:
-        while self._ready and self._hosts[self._ready[0][2]].entry != self._ready[0][1]:
-            heapq.heappop(self._ready)  # drop superseded entries so the head is a real due time
-        due = [t for t in (self._ready[0][0] if self._ready else None, self._retry_due) if t is not None]
+        due = [t for t in (self._ready.next_due(self._hosts), self._retry_due) if t is not None]
         return max(0.0, min(due) - now) if due else None
 
     def _connection(self) -> sqlite3.Connection:
@@ -570,7 +547,7 @@ def _seen(conn: sqlite3.Connection, fps: list[int]) -> set[int]:
 
 
 def _stored(instant: float) -> float | None:
-    return None if instant == _NEVER else instant
+    return None if instant == NEVER else instant
 
 
 def _frontier_error(path: Path, exc: sqlite3.Error) -> FrontierError:

@@ -1,0 +1,71 @@
+"""Per-host politeness scheduling shared by the in-process backends (memory, SQLite).
+
+Theory of operation. A host may be hit when fewer than `per_host` of its URLs are leased and its due
+time has come: `max(last_start + delay_s, blocked_until)`. Hosts that have queued work and a free slot
+sit in a heap keyed by their due time, so handing out work costs O(log hosts) per URL however many
+hosts wait. A host has at most one live heap entry: its `entry` number names it, and an entry whose
+number no longer matches (the host was re-paced or leased since) is skipped when it surfaces. The
+backends keep the URLs themselves (a deque in memory, rows in SQLite) and say whether a host has work.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+NEVER = float("-inf")
+
+
+@dataclass(slots=True)
+class HostPacing:
+    """One host's politeness state."""
+
+    delay_s: float
+    in_flight: int = 0
+    last_start: float = NEVER
+    blocked_until: float = NEVER
+    entry: int = 0  # number of the host's live entry in the ready heap; 0: none
+
+    def due(self) -> float:
+        return max(self.last_start + self.delay_s, self.blocked_until)
+
+
+class ReadyHosts:
+    """The heap of hosts that have work and a free slot, by due time."""
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._heap: list[tuple[float, int, str]] = []  # (due, entry number, host)
+        self._entries = 0
+
+    def offer(self, name: str, host: HostPacing, has_work: bool) -> None:
+        """Give the host a heap entry if it has work and a free slot and has no live entry yet."""
+        if host.entry or not has_work or host.in_flight >= self._per_host:
+            return
+        self._entries += 1
+        host.entry = self._entries
+        heapq.heappush(self._heap, (host.due(), host.entry, name))
+
+    def repace(self, name: str, host: HostPacing, has_work: bool) -> None:
+        """The host's due time changed: its entry is superseded by one with the new time."""
+        host.entry = 0
+        self.offer(name, host, has_work)
+
+    def pop_due(self, now: float, hosts: Mapping[str, HostPacing]) -> str | None:
+        """The next host whose turn has come, taken out of the heap (None: none is due)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, entry, name = heapq.heappop(heap)
+            host = hosts[name]
+            if host.entry == entry:
+                host.entry = 0
+                return name
+        return None
+
+    def next_due(self, hosts: Mapping[str, HostPacing]) -> float | None:
+        """When the earliest host becomes due, or None when no host is waiting for its turn."""
+        heap = self._heap
+        while heap and hosts[heap[0][2]].entry != heap[0][1]:
+            heapq.heappop(heap)  # superseded: the head must be a real due time
+        return heap[0][0] if heap else None
