@@ -11,7 +11,6 @@ are thrown away (the URL list is known in advance), so no frontier, scope or ded
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import aiofiles
 import aiohttp
 
-from benchmarks.childresult import ChildResult
+from benchmarks.childresult import ChildResult, child_parser
 from benchmarks.sitegen import page_urls
 from crawlpool import links
 
@@ -69,14 +68,7 @@ async def fetch_all(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--pages", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser = child_parser(__doc__)
     parser.add_argument("--extract", help="crawlpool extractor run on each body: bs4, lxml")
     args = parser.parse_args()
     urls = page_urls(args.base, args.pages)

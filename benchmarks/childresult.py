@@ -6,6 +6,7 @@ so a variant that misses pages, or stores something else, is flagged in the tabl
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -52,3 +53,14 @@ class ChildResult:
         except (OSError, ValueError):
             return None
         return cls(**data)
+
+
+def child_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every measured child process takes: the site, where to write, where to report."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--pages", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--concurrency", type=int, default=32)
+    return parser

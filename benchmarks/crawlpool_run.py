@@ -8,7 +8,6 @@ The harness (`benchmarks.variants`) passes only options the installed `CrawlConf
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import crawlpool
-from benchmarks.childresult import ChildResult
+from benchmarks.childresult import ChildResult, child_parser
 
 
 async def run(
@@ -30,14 +29,7 @@ async def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--pages", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser = child_parser(__doc__)
     parser.add_argument("--options", default="{}", help="more crawl() keyword options, as JSON")
     args = parser.parse_args()
     result, wall_s = asyncio.run(run(args.base, args.out, args.concurrency, json.loads(args.options)))

@@ -10,7 +10,6 @@ AutoThrottle, no retries, every page's body written to a file. Needs only Scrapy
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from scrapy.http import Response
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spiders import CrawlSpider, Rule
 
-from benchmarks.childresult import ChildResult
+from benchmarks.childresult import ChildResult, child_parser
 
 
 class SiteSpider(CrawlSpider):
@@ -63,14 +62,7 @@ def settings(concurrency: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--pages", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser = child_parser(__doc__)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     process = CrawlerProcess(settings(args.concurrency))
