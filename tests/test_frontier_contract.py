@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawlpool.frontier import Frontier, Politeness, Request
+from crawlpool.policy.pacing import Answered, Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
 from tests.frontier_backends import backend_modules
@@ -180,13 +181,13 @@ async def test_a_busy_host_does_not_block_another(make_frontier: FrontierFactory
     assert held.request.host == host_key(A[0])
 
 
-async def test_pace_host_changes_the_delay_of_that_host_only(
+async def test_a_crawl_delay_changes_the_delay_of_that_host_only(
     make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
     frontier = await make_frontier(Politeness(per_host=5, delay_s=1.0))
     await frontier.add([req(u) for u in A[:3] + B[:3]])
     assert len((await frontier.lease(10)).leases) == 2
-    await frontier.pace_host(host_key(A[0]), delay_s=10.0)
+    assert (await frontier.observe(host_key(A[0]), FloorRaised(10.0))).delay_s == 10.0
     clock.now += 1.0
     batch = await frontier.lease(10)
     assert [lease.request.host for lease in batch.leases] == [host_key(B[0])]
@@ -200,11 +201,37 @@ async def test_a_blocked_host_hands_out_nothing_until_the_block_ends(
 ) -> None:
     frontier = await make_frontier(Politeness(per_host=5))
     await frontier.add([req(u) for u in A[:2]])
-    await frontier.pace_host(host_key(A[0]), blocked_for_s=30.0)
+    await frontier.observe(host_key(A[0]), Blocked(30.0))
     blocked = await frontier.lease(10)
     assert blocked.leases == [] and blocked.wait_s == pytest.approx(30.0)
     clock.now += 30.0
     assert len((await frontier.lease(10)).leases) == 2
+
+
+async def test_observed_answers_pace_the_host_as_the_policy_says(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=1, delay_s=0.5))
+    await frontier.add([req(u) for u in A[:3]])
+    (lease,) = (await frontier.lease(10)).leases
+    first = await frontier.observe(host_key(A[0]), Answered(503, 5))
+    second = await frontier.observe(host_key(A[0]), Answered(503, 5))
+    assert (first.delay_s, second.delay_s) == (0.75, 1.0)  # the floor, plus a backoff that doubled
+    assert await frontier.ack(lease, page(A[0]))
+    assert (await frontier.lease(10)).wait_s == pytest.approx(1.0)
+    assert (await frontier.observe(host_key(A[0]), Answered(200, 5))).delay_s == 0.75  # recovering
+
+
+async def test_a_self_redirect_comes_back_without_using_an_attempt(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    await frontier.add([req(A[0])])
+    (lease,) = (await frontier.lease(1)).leases
+    assert await frontier.retry(lease, 0.0, self_redirect=True)
+    (again,) = (await frontier.lease(1)).leases
+    assert (again.request.attempts, again.request.self_redirects) == (0, 1)
+    assert await frontier.retry(again, 0.0)
+    (third,) = (await frontier.lease(1)).leases
+    assert (third.request.attempts, third.request.self_redirects) == (1, 1)
 
 
 async def test_settle_records_an_unseen_url_without_queueing_it(make_frontier: FrontierFactory) -> None:

@@ -16,6 +16,7 @@ import pytest
 from crawlpool.errors import FrontierError
 from crawlpool.frontier import Politeness, Request
 from crawlpool.frontier.sqlite import SqliteFrontier
+from crawlpool.policy.pacing import Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
 
@@ -109,7 +110,8 @@ async def test_retries_and_pacing_survive_reopen(db: Path, clock: FakeClock) -> 
     (lease_a, lease_b) = (await frontier.lease(2)).leases
     assert await frontier.retry(lease_a, delay_s=10)
     assert await frontier.release(lease_b)
-    await frontier.pace_host(host_key(B[0]), delay_s=3.0, blocked_for_s=20.0)
+    await frontier.observe(host_key(B[0]), FloorRaised(3.0))
+    await frontier.observe(host_key(B[0]), Blocked(20.0))
     await frontier.aclose()
 
     frontier = await SqliteFrontier.open(db, Politeness(per_host=2), clock)
@@ -213,11 +215,45 @@ async def test_a_file_that_is_not_a_crawl_state_gives_a_frontier_error(
         await SqliteFrontier.open(db, Politeness(), clock)
 
 
+VERSION_1 = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE hosts(id INTEGER PRIMARY KEY, host TEXT NOT NULL UNIQUE,
+    last_start REAL, delay_s REAL, blocked_until REAL);
+CREATE TABLE urls(id INTEGER PRIMARY KEY, fp INTEGER NOT NULL, url TEXT NOT NULL, host INTEGER NOT NULL,
+    depth INTEGER NOT NULL, referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL,
+    seq INTEGER NOT NULL, due REAL, hops INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX urls_fp ON urls(fp);
+CREATE TABLE records(seq INTEGER PRIMARY KEY, fp INTEGER NOT NULL, page TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1'), ('opens', '3');
+INSERT INTO hosts VALUES (1, 'https://a.test:443', NULL, 2.0, NULL);
+"""
+
+
+async def test_a_version_1_state_is_upgraded_in_place(db: Path, clock: FakeClock) -> None:
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.executescript(VERSION_1)
+    conn.execute(
+        "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq) "
+        "VALUES (?, ?, 1, 0, NULL, 2, 0, 1)",
+        (fingerprint(A[0]), A[0]),
+    )
+    conn.commit()
+    conn.close()
+    frontier = await SqliteFrontier.open(db, Politeness(per_host=2, delay_s=0.5), clock)
+    try:
+        (lease,) = (await frontier.lease(5)).leases
+        assert (lease.request.url, lease.request.attempts, lease.request.self_redirects) == (A[0], 2, 0)
+        assert await frontier.get_meta("schema_version") == "2"
+    finally:
+        await frontier.aclose()
+
+
 async def test_a_state_of_another_schema_version_is_refused(db: Path, clock: FakeClock) -> None:
     frontier = await SqliteFrontier.open(db, Politeness(), clock)
     await frontier.set_meta("schema_version", "99")
     await frontier.aclose()
-    with pytest.raises(FrontierError, match="has schema version 99; this crawlpool reads version 1"):
+    with pytest.raises(FrontierError, match="has schema version 99; this crawlpool reads version 2"):
         await SqliteFrontier.open(db, Politeness(), clock)
 
 

@@ -1,14 +1,20 @@
-"""The crawl loop: one feeder leasing work from the frontier, N workers fetching it.
+"""The crawl loop: one feeder leasing work from the frontier, N workers carrying out the policy's actions.
 
     frontier ──lease──▶ feeder ──▶ asyncio.Queue ──▶ worker × concurrency
-        ▲                                             │ fetch → store body → extract links
-        └──────────── add(links), then ack(record) ◀──┘ → manifest line → on_page
+        ▲                                             │ robots → fetch → store body → extract links
+        └──── observe, add(links), ack(record) ◀──────┘ → manifest line → on_page
 
-The feeder leases only as many URLs as there are idle workers (and as `max_pages` still allows), so
-nothing leased waits long in the queue and a lease's start is its request's start. Links are added
-before the record is acked: once a URL is acked its children are already in the frontier, so "nothing
-queued and nothing leased" really means the crawl is over (`crawl_is_finished`). The feeder never polls:
-it waits for a worker to end a lease, or for the frontier's next host to become due.
+This module decides nothing about a URL: every decision (robots.txt, retries and Retry-After, redirects,
+links, traps, depth, pacing) is made by the pure functions of `crawlpool.policy`, which return actions
+as data; a worker only carries them out (`_carry_out`). What stays here is orchestration: the feeder
+leases only as many URLs as there are idle workers (and as `max_pages` still allows), so nothing leased
+waits long in the queue and a lease's start is its request's start. Links are added before the record is
+acked: once a URL is acked its children are already in the frontier, so "nothing queued and nothing
+leased" really means the crawl is over (`crawl_is_finished`). The feeder never polls: it waits for a
+worker to end a lease, or for the frontier's next host to become due.
+
+A failure of the crawl's own state (`FrontierError`) or of the output directory (`StorageError`) is
+never a URL's error: the worker stops, and the feeder raises it, which ends the crawl.
 """
 
 from __future__ import annotations
@@ -22,29 +28,36 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from crawlpool.config import CrawlConfig
-from crawlpool.fetch import REDIRECT_STATUSES, Fetcher, FetchError, Response
+from crawlpool.errors import FrontierError
+from crawlpool.fetch import Fetcher, Response
 from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
 from crawlpool.links import is_html
 from crawlpool.parsing import LinkParser
 from crawlpool.paths import page_path
-from crawlpool.politeness import HostPace
+from crawlpool.policy.actions import (
+    Action,
+    Enqueue,
+    Fetch,
+    PaceHost,
+    Record,
+    Refetch,
+    Release,
+    Retry,
+    SettleTrap,
+)
+from crawlpool.policy.rules import Rules, links_to_follow, make_request, on_link, on_response, on_robots
 from crawlpool.progress import Snapshot
 from crawlpool.records import Page
-from crawlpool.retries import backoff_s, parse_retry_after
-from crawlpool.robots import RobotsCache, RobotsUnavailable
+from crawlpool.robots import RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
-from crawlpool.traps import TrapLimits, trap_reason
-from crawlpool.urls import fingerprint, host_key, normalize_url
+from crawlpool.traps import TrapLimits
+from crawlpool.urls import fingerprint
 
 log = logging.getLogger(__name__)
 
-MAX_REDIRECT_HOPS = 20
 KNOWN_LINKS_MAX = 200_000  # ~12 MB of fingerprints; past it the cache starts over
-MAX_SELF_REDIRECTS = 3  # a page redirecting to itself is fetched again this many times at most
-# Statuses whose Retry-After means "the whole host, not just this URL" (RFC 9110 §10.2.3).
-RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 def crawl_is_finished(counts: FrontierCounts, stored: int, max_pages: int | None) -> bool:
@@ -53,11 +66,6 @@ def crawl_is_finished(counts: FrontierCounts, stored: int, max_pages: int | None
     if counts.leased:
         return False
     return counts.queued == 0 or (max_pages is not None and stored >= max_pages)
-
-
-def make_request(url: str, depth: int, referrer: str | None, hops: int = 0) -> Request:
-    """A frontier request for a normalized URL."""
-    return Request(url, fingerprint(url), host_key(url), depth, referrer, hops=hops)
 
 
 class Engine:
@@ -85,13 +93,19 @@ class Engine:
         self._on_page = on_page
         self._robots = robots
         self._parser = parser or LinkParser(config.parser, 0)
-        self._traps = TrapLimits(config.max_url_chars, config.max_segments, config.max_repeats)
+        self._rules = Rules(
+            scope=scope,
+            traps=TrapLimits(config.max_url_chars, config.max_segments, config.max_repeats),
+            max_depth=config.max_depth,
+            retries=config.retries,
+            retry_backoff_s=config.retry_backoff_s,
+            delay_s=config.delay_s,
+        )
         self._clock = clock
         self._rng = rng or random.Random()
         self.stats = CrawlStats()
         self._active = 0  # leases handed to workers and not yet ended
         self._changed = asyncio.Event()
-        self._paces: dict[str, HostPace] = {}
         self._hosts_in_flight: Counter[str] = Counter()
         # Fingerprints of links already handed to the frontier by this process, so that the ~95% of a
         # page's links seen before cost a set lookup instead of a Request and a frontier query.
@@ -212,6 +226,8 @@ class Engine:
                     # Stopped mid-request: the URL goes back untried (False if it was already acked).
                     await self._frontier.release(lease)
                     raise
+                except FrontierError:
+                    raise  # the crawl's state failed: not this URL's fault; the feeder ends the crawl
                 except Exception as exc:  # the one place an unexpected error becomes data
                     log.exception("unexpected error while crawling %s", lease.request.url)
                     error = f"internal: {type(exc).__name__}: {exc}"
@@ -235,79 +251,53 @@ class Engine:
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request
-        if self._robots is not None and not await self._robots_allow(lease):
-            return
+        if self._robots is not None:
+            first_contact = not self._robots.known(request.url)
+            verdict = await self._robots.rules_for(request.url)
+            if not await self._carry_out(
+                lease, on_robots(request, verdict, self._rules, first_contact=first_contact)
+            ):
+                return
         if not self._frontier.is_current(lease):
             log.warning("lease of %s was lost while this process was paused; not fetching it", request.url)
             return  # another worker has the host now; the URL comes back to whoever holds it
         response = await self._fetcher.fetch(request.url)
         self.stats.requests += 1
-        retry_after_s = await self._pace_host(request.host, response)
-        if response.retryable and request.attempts < self._config.retries:
-            delay_s = backoff_s(request.attempts, self._rng, self._config.retry_backoff_s)
-            await self._frontier.retry(lease, max(delay_s, retry_after_s or 0.0))
-            self.stats.retries += 1
-            log.info("retrying %s after %s", request.url, response.error)
-            return
-        if self._redirects_to_itself(request, response):
-            # A page that redirects to itself (often to set a cookie) is fetched again, a few times.
-            await self._frontier.retry(lease, 0.0)
-            return
-        await self._commit(lease, await self._record(request, response))
+        actions = on_response(
+            request, response, self._rules, now_epoch_s=time.time(), draw=self._rng.random()
+        )
+        await self._carry_out(lease, actions, response)
 
-    def _redirects_to_itself(self, request: Request, response: Response) -> bool:
-        if response.status not in REDIRECT_STATUSES or not response.location:
-            return False
-        target = normalize_url(response.location, request.url)
-        return target == request.url and request.attempts < MAX_SELF_REDIRECTS
-
-    async def _robots_allow(self, lease: Lease) -> bool:
-        """Apply the host's robots.txt (fetched first if needed). False: the lease has been ended here
-        (recorded as blocked, or given back to wait for robots.txt or for the host's next turn)."""
-        assert self._robots is not None
+    async def _carry_out(self, lease: Lease, actions: list[Action], response: Response | None = None) -> bool:
+        """Do what the policy decided, in order. True when one of the actions is `Fetch`."""
         request = lease.request
-        fetched_now = not self._robots.known(request.url)
-        verdict = await self._robots.rules_for(request.url)
-        if isinstance(verdict, RobotsUnavailable):
-            if verdict.failures > self._config.retries:
-                await self._commit(lease, self._unfetched(request, f"robots: {verdict.reason}"))
-            else:
-                await self._frontier.pace_host(request.host, blocked_for_s=verdict.retry_in_s)
-                await self._frontier.release(lease)
-            return False
-        if verdict.crawl_delay_s is not None and self._pace(request.host).raise_floor(verdict.crawl_delay_s):
-            await self._frontier.pace_host(request.host, delay_s=self._pace(request.host).delay_s)
-        if not verdict.allows(request.url):
-            self.stats.robots_blocked += 1
-            await self._commit(lease, self._unfetched(request, "robots: disallowed by robots.txt"))
-            return False
-        delay_s = self._pace(request.host).delay_s
-        if fetched_now and delay_s > 0:
-            # The robots.txt request used this host's turn; the page waits a whole delay from now
-            # (the robots request started after the lease did, so the lease's start is not enough).
-            await self._frontier.pace_host(request.host, blocked_for_s=delay_s)
-            await self._frontier.release(lease)
-            return False
-        return True
-
-    def _pace(self, host: str) -> HostPace:
-        pace = self._paces.get(host)
-        if pace is None:
-            pace = self._paces[host] = HostPace(floor_s=self._config.delay_s)
-        return pace
-
-    async def _pace_host(self, host: str, response: Response) -> float | None:
-        """Slow the host down when it struggles (see politeness.py), and hold all of its URLs back
-        for a Retry-After. Returns the Retry-After in seconds, if any."""
-        pace = self._pace(host)
-        if pace.observe(response.status, response.elapsed_ms):
-            await self._frontier.pace_host(host, delay_s=pace.delay_s)
-        if response.status not in RETRY_AFTER_STATUSES:
-            return None
-        retry_after_s = parse_retry_after(response.retry_after, time.time())
-        if retry_after_s:
-            await self._frontier.pace_host(host, blocked_for_s=retry_after_s)
-        return retry_after_s
+        fetch = False
+        for action in actions:
+            match action:
+                case Fetch():
+                    fetch = True
+                case PaceHost(event):
+                    await self._frontier.observe(request.host, event)
+                case Retry(after_s, reason):
+                    await self._frontier.retry(lease, after_s)
+                    self.stats.retries += 1
+                    log.info("retrying %s in %.1f s after %s", request.url, after_s, reason)
+                case Refetch():
+                    await self._frontier.retry(lease, 0.0, self_redirect=True)
+                case Release():
+                    await self._frontier.release(lease)
+                case Enqueue(requests):
+                    await self._frontier.add(requests)
+                case SettleTrap():
+                    await self._settle_trap(action)
+                case Record():
+                    if response is None or not action.fetched:
+                        if action.error is not None and action.error.startswith("robots: disallowed"):
+                            self.stats.robots_blocked += 1
+                        await self._commit(lease, self._unfetched(request, action.error or ""))
+                    else:
+                        await self._commit(lease, await self._record(request, response, action))
+        return fetch
 
     async def _commit(self, lease: Lease, page: Page) -> None:
         if not await self._frontier.ack(lease, page):
@@ -323,22 +313,18 @@ class Engine:
             log.info("%s: %s", page.url, page.error, extra={"url": page.url, "code": page.error_code})
         self._on_page(page)
 
-    async def _record(self, request: Request, response: Response) -> Page:
-        """Store what came back, queue its links, and describe it as a manifest record."""
-        final_url = request.url
-        error = response.error
+    async def _record(self, request: Request, response: Response, record: Record) -> Page:
+        """Store what came back (and queue its links) as `record` says, and describe it as a record."""
         path = sha256 = None
         links = 0
-        if response.status in REDIRECT_STATUSES:
-            final_url, error = await self._follow_redirect(request, response)
-        elif response.body and (error is None or error.code == "too_large"):
+        if record.store_body:
             path = page_path(request.url)
             sha256 = await self._store.write(path, response.body)
             if is_html(response.content_type):
                 links = await self._add_links(request, response)
         return Page(
             url=request.url,
-            final_url=final_url,
+            final_url=record.final_url or request.url,
             status=response.status,
             content_type=response.content_type,
             depth=request.depth,
@@ -348,68 +334,37 @@ class Engine:
             sha256=sha256,
             fetched_at=_utc_now(),
             elapsed_ms=response.elapsed_ms,
-            error=str(error) if error is not None else None,
+            error=record.error,
             links=links,
         )
 
     async def _add_links(self, request: Request, response: Response) -> int:
-        found = [
-            url
-            for url in await self._parser.links(response.body, request.url, response.content_type)
-            if self._scope.allows(url)
-        ]
-        depth = request.depth + 1
-        if self._config.max_depth is not None and depth > self._config.max_depth:
-            return len(found)
+        found = await self._parser.links(response.body, request.url, response.content_type)
+        count, candidates = links_to_follow(request, found, self._rules)
         follow = []
         known = self._known
-        for url in found:
+        for url in candidates:
             fp = fingerprint(url)
             if fp in known:
                 continue  # most links of a page were handed to the frontier before: skip the round trip
             known.add(fp)
-            new = Request(url, fp, host_key(url), depth, request.url)
-            reason = trap_reason(url, self._traps)
-            if reason is None:
-                follow.append(new)
+            link = on_link(request, url, fp, self._rules)
+            if isinstance(link, SettleTrap):
+                await self._settle_trap(link)
             else:
-                await self._settle_trap(new, reason)
+                follow.append(link)
         if len(known) > KNOWN_LINKS_MAX:
             known.clear()  # a cache, not the seen set: the frontier still deduplicates
         if follow:
             await self._frontier.add(follow)
-        return len(found)
+        return count
 
-    async def _settle_trap(self, request: Request, reason: str) -> None:
+    async def _settle_trap(self, trap: SettleTrap) -> None:
         """Record a trap link once (it is never queued, so never requested)."""
-        page = self._unfetched(request, f"trap: {reason}")
-        if await self._frontier.settle(request, page):
+        page = self._unfetched(trap.request, f"trap: {trap.reason}")
+        if await self._frontier.settle(trap.request, page):
             self.stats.traps += 1
             await self._publish(page)
-
-    async def _follow_redirect(self, request: Request, response: Response) -> tuple[str, FetchError | None]:
-        """Queue the redirect's target as a URL of its own, one hop further (same depth: a redirect is
-        not a link), so it is scope-, trap- and robots-checked and deduplicated like any link, and
-        fetched in its host's turn. The record's `final_url` is the target. A target already seen is
-        not fetched again (its own record says what it holds). Returns (final_url, error)."""
-        if not response.location:
-            return request.url, FetchError("redirect", f"{response.status} without a Location")
-        target = normalize_url(response.location, request.url)
-        if target is None:
-            return request.url, FetchError("redirect", "Location is not an http(s) URL")
-        if target == request.url:
-            return target, FetchError("redirect_loop", f"redirects to itself {MAX_SELF_REDIRECTS + 1} times")
-        if request.hops > 0 and target == request.referrer:
-            return target, FetchError("redirect_loop", "redirects back to the URL that redirected here")
-        if request.hops >= MAX_REDIRECT_HOPS:
-            return target, FetchError("redirect", f"more than {MAX_REDIRECT_HOPS} redirects in a row")
-        if not self._scope.allows(target):
-            return target, FetchError("off_scope", "redirect target is outside the crawl's scope")
-        reason = trap_reason(target, self._traps)
-        if reason is not None:
-            return target, FetchError("trap", f"redirect target: {reason}")
-        await self._frontier.add([make_request(target, request.depth, request.url, request.hops + 1)])
-        return target, None
 
     def _unfetched(self, request: Request, error: str) -> Page:
         """The record of a URL that got no response of its own (robots, trap, an internal error)."""

@@ -60,10 +60,11 @@ class Response:
 
     @property
     def retryable(self) -> bool:
-        """A transient failure worth another attempt."""
-        if self.status is not None:
-            return self.status in RETRYABLE_STATUSES
-        return self.error is not None and self.error.code in RETRYABLE_CODES
+        """A transient failure worth another attempt: a retryable status, or a timeout, DNS or
+        connection failure or a cut body, whether or not a status line arrived before it."""
+        if self.error is not None and self.error.code in RETRYABLE_CODES:
+            return True
+        return self.status in RETRYABLE_STATUSES
 
 
 class _TooLarge(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from email.utils import parsedate_to_datetime
 
 BACKOFF_BASE_S = 0.5
@@ -10,13 +9,14 @@ BACKOFF_CAP_S = 60.0
 RETRY_AFTER_CAP_S = 600.0
 
 
-def backoff_s(attempt: int, rng: random.Random, base_s: float = BACKOFF_BASE_S) -> float:
+def backoff_s(attempt: int, draw: float, base_s: float = BACKOFF_BASE_S) -> float:
     """Delay before the retry that follows failed attempt number `attempt` (0 for the first).
 
-    The bound doubles with each attempt from `base_s`, up to a minute; the delay is drawn from the upper
-    half of it (jitter), so that URLs failing together do not come back together."""
-    bound = min(BACKOFF_CAP_S, base_s * (2**attempt))
-    return rng.uniform(bound / 2, bound)
+    The bound doubles with each attempt from `base_s`, up to a minute; the delay is in the upper half of
+    it, placed by `draw` (a random number in [0, 1): jitter, so that URLs failing together do not come
+    back together)."""
+    bound = min(BACKOFF_CAP_S, base_s * 2.0**attempt)
+    return bound / 2 + draw * bound / 2
 
 
 def parse_retry_after(value: str | None, now_epoch_s: float) -> float | None:

@@ -6,7 +6,8 @@ be hit now: fewer than `per_host` of the host's URLs are leased, and `delay_s` h
 lease of that host started. Each lease carries a token; the holder ends it in exactly one of three ways:
 
 - `ack(lease, page)`  — the commit point: the record is kept and the URL is done, in one step;
-- `retry(lease, delay_s)` — the attempt failed transiently; the URL is queued again, due after delay_s;
+- `retry(lease, delay_s)` — the attempt failed transiently; the URL is queued again, due after delay_s
+  (with `self_redirect=True`: it redirected to itself, and comes back at once without using an attempt);
 - `release(lease)` — the URL was never tried (e.g. the crawl is stopping); it goes back as it was.
 
 `settle(request, page)` is the fourth way a URL can end: one that must not be fetched at all (a trap)
@@ -15,6 +16,11 @@ is seen, done and recorded in one step, without ever being queued or leased.
 A lease whose holder vanished (a crash) is returned to the queue by the backend: leases are
 at-least-once, and `ack` is what makes each URL's record exactly-once. An empty `lease` answer does not
 mean the crawl is finished — other URLs may be leased and about to add links; `counts()` says when it is.
+
+Per-host pacing state (`policy.pacing.HostPace`: the floor, the adaptive extra delay, the latency
+baseline) and Retry-After blocks belong to the frontier, one state per host for every worker: `observe`
+applies `policy.pacing.next_pace` to it atomically, so two workers never undo each other's backoff, and
+the SQLite and Redis backends keep it across a resume.
 
 Times in this protocol are durations (`delay_s`, `wait_s`), never instants: each backend measures them
 on its own clock (the injected one; wall time for SQLite, so that it survives a restart; Redis `TIME`),
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
 
@@ -42,6 +49,7 @@ class Request:
     referrer: str | None = None
     attempts: int = 0
     hops: int = 0  # redirects followed to reach this URL (0 for a link or a seed)
+    self_redirects: int = 0  # times this URL redirected to itself and was fetched again
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +96,9 @@ class Frontier(Protocol):
         """Commit `page` as the record of the lease's URL. False: the lease was not current (stale or
         already ended) and nothing was committed — the caller must not publish the record."""
 
-    async def retry(self, lease: Lease, delay_s: float) -> bool:
-        """Queue the URL again with one more attempt, due `delay_s` from now.
-        False: the lease was not current."""
+    async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
+        """Queue the URL again with one more attempt, due `delay_s` from now; with `self_redirect`, with
+        one more self-redirect instead (no attempt used). False: the lease was not current."""
 
     async def release(self, lease: Lease) -> bool:
         """Give the URL back untried. False: the lease was not current."""
@@ -104,12 +112,10 @@ class Frontier(Protocol):
         """Whether the lease is still this process's to act on. False: it has ended, or (Redis) it may
         have been reaped while the process was paused; its request must not be sent."""
 
-    async def pace_host(
-        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
-    ) -> None:
-        """Change how often `host` may be hit: `delay_s` replaces its least gap between lease starts
-        (robots Crawl-delay, adaptive backoff); `blocked_for_s` hands out none of its URLs for that
-        long from now (Retry-After). Times are relative so that each backend uses its own clock."""
+    async def observe(self, host: str, event: HostEvent) -> HostPace:
+        """Apply what happened to `host` to its pacing state, atomically: `next_pace` for an answer or a
+        Crawl-delay (its delay between lease starts becomes the new `delay_s`), a block of
+        `event.for_s` from now on the backend's clock for `Blocked`. Returns the host's new pacing."""
 
     async def counts(self) -> FrontierCounts: ...
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
 from crawlpool.frontier.schedule import HostPacing, ReadyHosts
+from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
 
@@ -71,10 +72,14 @@ class MemoryFrontier:
         self._done += 1
         return True
 
-    async def retry(self, lease: Lease, delay_s: float) -> bool:
+    async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
         if not self._end(lease):
             return False
-        request = replace(lease.request, attempts=lease.request.attempts + 1)
+        old = lease.request
+        if self_redirect:
+            request = replace(old, self_redirects=old.self_redirects + 1)
+        else:
+            request = replace(old, attempts=old.attempts + 1)
         self._seq += 1
         heapq.heappush(self._waiting, (self._clock() + delay_s, self._seq, request))
         self._queued += 1
@@ -99,15 +104,11 @@ class MemoryFrontier:
     def is_current(self, lease: Lease) -> bool:
         return lease.token in self._leases
 
-    async def pace_host(
-        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
-    ) -> None:
+    async def observe(self, host: str, event: HostEvent) -> HostPace:
         state = self._host(host)
-        if delay_s is not None:
-            state.delay_s = delay_s
-        if blocked_for_s is not None:
-            state.blocked_until = max(state.blocked_until, self._clock() + blocked_for_s)
+        state.observe(event, self._clock())
         self._ready.repace(host, state, bool(state.queue))
+        return state.pace
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
@@ -120,7 +121,7 @@ class MemoryFrontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts[name] = _Host(delay_s=self._politeness.delay_s)
+            host = self._hosts[name] = _Host(pace=HostPace(floor_s=self._politeness.delay_s))
         return host
 
     def _schedule(self, name: str, host: _Host) -> None:

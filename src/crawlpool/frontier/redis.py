@@ -122,6 +122,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.policy.pacing import Blocked, HostEvent, HostPace, next_pace
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ _FRESH_FRACTION = 0.75
 _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never stalls the server
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
+_PACE_TRIES = 8  # compare-and-set rounds of `observe` before an answer is left uncounted
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
 
 # Shared by every script. ARGV[1] is now_ms from an injected clock, or '' to use the server's TIME.
@@ -424,13 +426,18 @@ end
 return moved
 """
 
-# KEYS ready, leased, q, retry, cfg; ARGV now, per_host, delay_ms, host, new delay ms or '',
-# blocked-for ms or ''.
+# KEYS ready, leased, q, retry, cfg; ARGV now, per_host, delay_ms, host, the pace version read or '-'
+# (no pace change), the new pace (JSON), its delay ms, blocked-for ms or ''. A compare-and-set: the
+# host's pace changes only if no other worker changed it since it was read (returns 0, read again).
 _PACE = """
 local now = now_ms()
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'delay_ms', ARGV[5]) end
-if ARGV[6] ~= '' then
-  local blocked = now + tonumber(ARGV[6])
+if ARGV[5] ~= '-' then
+  local version = redis.call('HGET', KEYS[5], 'pace_v') or '0'
+  if version ~= ARGV[5] then return 0 end
+  redis.call('HSET', KEYS[5], 'pace', ARGV[6], 'pace_v', tonumber(version) + 1, 'delay_ms', ARGV[7])
+end
+if ARGV[8] ~= '' then
+  local blocked = now + tonumber(ARGV[8])
   local old = redis.call('HGET', KEYS[5], 'blocked_until_ms')
   if not old or tonumber(old) < blocked then redis.call('HSET', KEYS[5], 'blocked_until_ms', blocked) end
 end
@@ -501,6 +508,7 @@ def _encode(request: Request) -> str:
             "referrer": request.referrer,
             "attempts": request.attempts,
             "hops": request.hops,
+            "sr": request.self_redirects,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -517,6 +525,7 @@ def _decode(record: str) -> Request:
         data["referrer"],
         data["attempts"],
         data.get("hops", 0),
+        data.get("sr", 0),
     )
 
 
@@ -707,9 +716,14 @@ class RedisFrontier:
         committed (the slot was reaped from this worker, or the lease had already ended)."""
         return await self._end(lease, "ack", page.to_json(), page.error_code or "ok")
 
-    async def retry(self, lease: Lease, delay_s: float) -> bool:
-        """Queue the URL again with one more attempt, due `delay_s` from now. False: not current."""
-        again = replace(lease.request, attempts=lease.request.attempts + 1)
+    async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
+        """Queue the URL again with one more attempt (or self-redirect), due `delay_s` from now.
+        False: not current."""
+        old = lease.request
+        if self_redirect:
+            again = replace(old, self_redirects=old.self_redirects + 1)
+        else:
+            again = replace(old, attempts=old.attempts + 1)
         return await self._end(lease, "retry", _encode(again), str(max(0, round(delay_s * 1000))))
 
     async def release(self, lease: Lease) -> bool:
@@ -725,19 +739,38 @@ class RedisFrontier:
         script_keys = [keys.meta, keys.seen(bucket), keys.records, keys.done_by]
         return bool(await self._run(self._scripts.settle, script_keys, args))
 
-    async def pace_host(
-        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
-    ) -> None:
-        """Change the host's delay / block it for a while, for every worker of the crawl."""
-        delay = "" if delay_s is None else str(max(0, round(delay_s * 1000)))
-        blocked = "" if blocked_for_s is None else str(max(0, round(blocked_for_s * 1000)))
+    async def observe(self, host: str, event: HostEvent) -> HostPace:
+        """Apply `event` to the host's pacing, one state for every worker of the crawl: read it, apply
+        `next_pace`, and write it back only if no other worker changed it meanwhile (else read again),
+        so two workers' backoffs add up instead of the last writer's winning."""
         keys = self._keys
         q, d, cfg, _ = keys.host(host)
-        await self._run(
-            self._scripts.pace,
-            [keys.ready, keys.leased, q, d, cfg],
-            [self._now(), self._per_host, self._delay_ms, host, delay, blocked],
+        script_keys = [keys.ready, keys.leased, q, d, cfg]
+        fixed: list[str | int] = [self._now(), self._per_host, self._delay_ms, host]
+        if isinstance(event, Blocked):
+            blocked = str(max(0, round(event.for_s * 1000)))
+            await self._run(self._scripts.pace, script_keys, [*fixed, "-", "", "", blocked])
+            return (await self._read_pace(cfg))[0]
+        for _ in range(_PACE_TRIES):
+            pace, version = await self._read_pace(cfg)
+            new = next_pace(pace, event)
+            if new == pace:
+                return pace
+            args = [*fixed, version, json.dumps(new.to_json()), round(new.delay_s * 1000), ""]
+            if await self._run(self._scripts.pace, script_keys, args):
+                return new
+        log.info(
+            "pacing of %s changed by other workers %d times in a row; this answer is not counted",
+            host,
+            _PACE_TRIES,
         )
+        return pace
+
+    async def _read_pace(self, cfg_key: str) -> tuple[HostPace, str]:
+        raw, version = await self._call(self._client.hmget(cfg_key, ["pace", "pace_v"]))
+        if raw is None:
+            return HostPace(floor_s=self._delay_ms / 1000), version or "0"
+        return HostPace.from_json(json.loads(raw)), version or "0"
 
     async def counts(self) -> FrontierCounts:
         """The crawl's numbers across all workers; `queued` includes retries waiting for their time."""

@@ -12,23 +12,33 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from crawlpool.policy.pacing import Blocked, HostEvent, HostPace, next_pace
 
 NEVER = float("-inf")
 
 
 @dataclass(slots=True)
 class HostPacing:
-    """One host's politeness state."""
+    """One host's politeness state: its pacing (`HostPace`, whose `delay_s` spaces lease starts), and
+    the instants of its last lease start and of the end of a block, on the backend's clock."""
 
-    delay_s: float
+    pace: HostPace = field(default_factory=HostPace)
     in_flight: int = 0
     last_start: float = NEVER
     blocked_until: float = NEVER
     entry: int = 0  # number of the host's live entry in the ready heap; 0: none
 
     def due(self) -> float:
-        return max(self.last_start + self.delay_s, self.blocked_until)
+        return max(self.last_start + self.pace.delay_s, self.blocked_until)
+
+    def observe(self, event: HostEvent, now: float) -> None:
+        """Apply `event` (see `Frontier.observe`); the caller re-paces the host in the ready heap."""
+        if isinstance(event, Blocked):
+            self.blocked_until = max(self.blocked_until, now + event.for_s)
+        else:
+            self.pace = next_pace(self.pace, event)
 
 
 class ReadyHosts:

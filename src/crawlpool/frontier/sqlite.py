@@ -9,9 +9,11 @@ Schema (WAL journal, `synchronous=NORMAL`: a commit is a WAL append without fsyn
 lose the last commits but never corrupts the file, and a killed process loses nothing committed):
 
     meta(key PRIMARY KEY, value)          schema_version, opens (lease-token epoch), the engine's keys
-    hosts(id INTEGER PRIMARY KEY, host UNIQUE, last_start, delay_s, blocked_until)
-                                          pacing; NULL is "never" / "the politeness default"
-    urls(id INTEGER PRIMARY KEY, fp, url, host → hosts.id, depth, referrer, attempts, state, seq, due)
+    hosts(id INTEGER PRIMARY KEY, host UNIQUE, last_start, delay_s, blocked_until, pace)
+                                          pacing; NULL is "never" / "the politeness default"; `pace`
+                                          is the host's `HostPace` as JSON, `delay_s` its delay
+    urls(id INTEGER PRIMARY KEY, fp, url, host → hosts.id, depth, referrer, attempts, state, seq, due,
+         hops, self_redirects)
         unique index (fp)                        the seen-set
         index (host, seq) WHERE state = QUEUED   "the next queued URL of host H"
         index (due, seq)  WHERE state = WAITING  "retries that are due"
@@ -66,16 +68,22 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from crawlpool.errors import FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
 from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
+from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 lacked the host's pacing state and the self-redirect count; opening one adds them.
+_UPGRADE_FROM_1 = (
+    "ALTER TABLE hosts ADD COLUMN pace TEXT",
+    "ALTER TABLE urls ADD COLUMN self_redirects INTEGER NOT NULL DEFAULT 0",
+)
 
 # URL states, as stored in urls.state.
 QUEUED, LEASED, WAITING, DONE = 0, 1, 2, 3
@@ -84,12 +92,13 @@ _SCHEMA = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE hosts(
     id INTEGER PRIMARY KEY, host TEXT NOT NULL UNIQUE,
-    last_start REAL, delay_s REAL, blocked_until REAL
+    last_start REAL, delay_s REAL, blocked_until REAL, pace TEXT
 );
 CREATE TABLE urls(
     id INTEGER PRIMARY KEY, fp INTEGER NOT NULL, url TEXT NOT NULL, host INTEGER NOT NULL,
     depth INTEGER NOT NULL, referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL,
-    seq INTEGER NOT NULL, due REAL, hops INTEGER NOT NULL DEFAULT 0
+    seq INTEGER NOT NULL, due REAL, hops INTEGER NOT NULL DEFAULT 0,
+    self_redirects INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX urls_fp ON urls(fp);
 CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
@@ -104,13 +113,13 @@ INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
 _SEEN = {1 << k: "SELECT fp FROM urls WHERE fp IN ({})".format(",".join("?" * (1 << k))) for k in range(3, 9)}
 _SEEN_MAX = 256
 _ADD = (
-    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops) "
-    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?, ?)"
+    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops, self_redirects) "
+    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?, ?, ?)"
 )
 _TAKE_NEXT = (
     f"UPDATE urls SET state = {LEASED} WHERE fp = "
     f"(SELECT fp FROM urls WHERE state = {QUEUED} AND host = ? ORDER BY seq LIMIT 1) "
-    "RETURNING fp, url, depth, referrer, attempts, hops"
+    "RETURNING fp, url, depth, referrer, attempts, hops, self_redirects"
 )
 _FINISH = f"UPDATE urls SET state = {DONE} WHERE fp = ? AND state = {LEASED}"
 _TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
@@ -209,7 +218,9 @@ class SqliteFrontier:
                 host = self._hosts.get(r.host) or self._new_host(conn, r.host)
                 host.queued += 1
                 seq += 1
-                rows.append((r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq, r.hops))
+                rows.append(
+                    (r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq, r.hops, r.self_redirects)
+                )
             conn.executemany(_ADD, rows)
         self._back = seq
         for r in fresh.values():
@@ -234,13 +245,14 @@ class SqliteFrontier:
                     row = conn.execute(_TAKE_NEXT, (host.id,)).fetchall()
                     if not row:
                         raise FrontierError(f"crawl state {self._path}: host {name} has no queued URL")
-                    fp, url, depth, referrer, attempts, hops = row[0]
+                    fp, url, depth, referrer, attempts, hops, self_redirects = row[0]
                     host.queued -= 1
                     host.in_flight += 1
                     host.last_start = now
                     started.append((now, host.id))
                     self._token += 1
-                    lease = Lease(Request(url, fp, name, depth, referrer, attempts, hops), self._token)
+                    request = Request(url, fp, name, depth, referrer, attempts, hops, self_redirects)
+                    lease = Lease(request, self._token)
                     self._leases[lease.token] = lease
                     leases.append(lease)
                     self._schedule(name, host)
@@ -261,14 +273,16 @@ class SqliteFrontier:
         self._done += 1
         return True
 
-    async def retry(self, lease: Lease, delay_s: float) -> bool:
+    async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
         current = self._leases.get(lease.token)
         if current is None:
             return False
         due = self._clock() + delay_s
+        counter = "self_redirects" if self_redirect else "attempts"
         with self._transaction() as conn:
             conn.execute(
-                f"UPDATE urls SET state = {WAITING}, attempts = attempts + 1, due = ?, seq = ? WHERE fp = ?",
+                f"UPDATE urls SET state = {WAITING}, {counter} = {counter} + 1, due = ?, seq = ? "
+                "WHERE fp = ?",
                 (due, self._back + 1, current.request.fp),
             )
         self._back += 1
@@ -318,20 +332,17 @@ class SqliteFrontier:
         self._done += 1
         return True
 
-    async def pace_host(
-        self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
-    ) -> None:
+    async def observe(self, host: str, event: HostEvent) -> HostPace:
         with self._transaction() as conn:
             state = self._hosts.get(host) or self._new_host(conn, host)
-            if delay_s is not None:
-                state.delay_s = delay_s
-            if blocked_for_s is not None:
-                state.blocked_until = max(state.blocked_until, self._clock() + blocked_for_s)
+            state.observe(event, self._clock())
+            pace = state.pace
             conn.execute(
-                "UPDATE hosts SET delay_s = coalesce(?, delay_s), blocked_until = ? WHERE id = ?",
-                (delay_s, _stored(state.blocked_until), state.id),
+                "UPDATE hosts SET pace = ?, delay_s = ?, blocked_until = ? WHERE id = ?",
+                (json.dumps(pace.to_json()), pace.delay_s, _stored(state.blocked_until), state.id),
             )
         self._ready.repace(host, state, state.queued > 0)
+        return state.pace
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
@@ -416,7 +427,11 @@ class SqliteFrontier:
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is None:
                 raise FrontierError(f"crawl state {self._path} is not a crawlpool database")
-            if version[0] != str(SCHEMA_VERSION):
+            if version[0] == "1":
+                for statement in _UPGRADE_FROM_1:
+                    conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            elif version[0] != str(SCHEMA_VERSION):
                 raise FrontierError(
                     f"crawl state {self._path} has schema version {version[0]}; this crawlpool reads "
                     f"version {SCHEMA_VERSION}"
@@ -443,12 +458,12 @@ class SqliteFrontier:
             self._done = counts.get(DONE, 0)
             self._queued = self._seen - self._done
             now = self._clock()
-            for host_id, name, last_start, delay_s, blocked_until in conn.execute(
-                "SELECT id, host, last_start, delay_s, blocked_until FROM hosts"
+            for host_id, name, last_start, pace, blocked_until in conn.execute(
+                "SELECT id, host, last_start, pace, blocked_until FROM hosts"
             ):
                 self._hosts[name] = _Host(
                     id=host_id,
-                    delay_s=self._politeness.delay_s if delay_s is None else delay_s,
+                    pace=self._stored_pace(pace),
                     last_start=NEVER if last_start is None else min(last_start, now),
                     blocked_until=NEVER if blocked_until is None else blocked_until,
                 )
@@ -462,10 +477,18 @@ class SqliteFrontier:
                 self._schedule(name, host)
             self._retry_due = conn.execute(f"SELECT min(due) FROM urls WHERE state = {WAITING}").fetchone()[0]
 
+    def _stored_pace(self, stored: str | None) -> HostPace:
+        """A host's pacing as stored, its floor raised to this run's `--delay` (which may have grown)."""
+        floor_s = self._politeness.delay_s
+        if stored is None:
+            return HostPace(floor_s=floor_s)
+        pace = HostPace.from_json(json.loads(stored))
+        return replace(pace, floor_s=max(pace.floor_s, floor_s))
+
     def _new_host(self, conn: sqlite3.Connection, name: str) -> _Host:
         self._host_ids += 1
         conn.execute("INSERT INTO hosts(id, host) VALUES (?, ?)", (self._host_ids, name))
-        host = self._hosts[name] = _Host(id=self._host_ids, delay_s=self._politeness.delay_s)
+        host = self._hosts[name] = _Host(id=self._host_ids, pace=HostPace(floor_s=self._politeness.delay_s))
         return host
 
     def _schedule(self, name: str, host: _Host) -> None:
