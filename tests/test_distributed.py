@@ -20,6 +20,8 @@ from aiohttp.test_utils import TestServer
 
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
+pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
+
 SRC = str(Path(__file__).parents[1] / "src")
 HOSTS = 6
 PAGES_PER_HOST = 15

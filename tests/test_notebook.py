@@ -26,10 +26,13 @@ _MISSING = [
     for name in ("nbclient", "nbformat", "ipykernel", "pandas", "matplotlib")
     if importlib.util.find_spec(name) is None
 ]
-pytestmark = pytest.mark.skipif(
-    bool(_MISSING),
-    reason=f"the notebook test needs {', '.join(_MISSING)}: pip install -e '.[test,notebook]'",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        bool(_MISSING),
+        reason=f"the notebook test needs {', '.join(_MISSING)}: pip install -e '.[test,notebook]'",
+    ),
+]
 
 
 def _install_kernel(jupyter_path: Path) -> None:

@@ -16,6 +16,8 @@ from crawlpool import crawl
 from crawlpool.records import Page
 from tests.polite_site import Hit, PoliteSite, page, redirect, sequence, text
 
+pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
+
 HOSTS = ("127.0.0.1", "localhost")
 Served = Callable[[PoliteSite], Awaitable[int]]
 TOLERANCE_S = 0.005  # timer and scheduling slack between the server's clock readings

@@ -23,6 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from benchmarks.sitegen import page_name, render_page
 
+pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
+
 SRC = str(Path(__file__).parents[1] / "src")
 PAGES = 300
 

@@ -1,0 +1,191 @@
+"""The engine's orchestration, with a fake fetch and a fake clock: no socket, no wait.
+
+The decisions are proven in test_policy.py; here, that the engine carries them out and ends the crawl
+as it should: finish, `max_pages`, retries and self-redirects, a worker's unexpected error, a failing
+state store, and a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from crawlpool.config import CrawlConfig
+from crawlpool.engine import Engine
+from crawlpool.errors import FrontierError
+from crawlpool.fetch import FetchError, Response
+from crawlpool.frontier import Lease, Politeness
+from crawlpool.frontier.memory import MemoryFrontier
+from crawlpool.records import Page
+from crawlpool.scope import Scope
+from crawlpool.store import Manifest, PageStore, prepare_output
+from tests.virtual_time import VirtualClock
+
+SEED = "https://site.test/"
+
+Answer = Response | Callable[[], Response]
+
+
+def page(*links: str) -> Response:
+    body = "".join(f'<a href="{link}">x</a>' for link in links).encode()
+    return Response(200, "text/html", b"<html>" + body, None, None, 3, None)
+
+
+def failure(status: int | None, code: str) -> Response:
+    return Response(status, None, b"", None, None, 3, FetchError(code, "on purpose"))
+
+
+def redirect(location: str) -> Response:
+    return Response(302, None, b"", location, None, 3, None)
+
+
+class FakeFetcher:
+    """Answers from a script: for each URL, the responses of its successive requests."""
+
+    def __init__(self, site: dict[str, list[Response]]) -> None:
+        self._site = site
+        self.requests: Counter[str] = Counter()
+        self.gate: asyncio.Event | None = None  # when set: fetches wait for it (a request in flight)
+        self.started = asyncio.Event()
+
+    async def fetch(self, url: str) -> Response:
+        self.requests[url] += 1
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        answers = self._site.get(url) or [failure(404, "http_4xx")]
+        return answers[min(self.requests[url], len(answers)) - 1]
+
+
+async def run(
+    tmp_path: Path,
+    site: dict[str, list[Response]],
+    *,
+    frontier: MemoryFrontier | None = None,
+    fetcher: FakeFetcher | None = None,
+    clock: VirtualClock | None = None,
+    real_time: bool = False,
+    **options: object,
+) -> tuple[list[Page], Engine, FakeFetcher]:
+    """Crawl `site` from SEED with the memory frontier, on the virtual `clock` (a fresh one by default)."""
+    clock = clock or VirtualClock()
+    config = CrawlConfig(output=tmp_path, robots=False, retry_backoff_s=0.0, **options)  # type: ignore[arg-type]
+    fetcher = fetcher or FakeFetcher(site)
+    frontier = frontier or MemoryFrontier(Politeness(config.per_host, config.delay_s), clock=clock)
+    pages: list[Page] = []
+    prepare_output(tmp_path, resume=True)
+    async with Manifest(tmp_path) as manifest:
+        engine = Engine(
+            config,
+            frontier=frontier,
+            fetcher=fetcher,  # type: ignore[arg-type]
+            store=PageStore(tmp_path),
+            manifest=manifest,
+            scope=Scope([SEED]),
+            on_page=pages.append,
+            clock=clock,
+        )
+        if real_time:  # the loop's own clock: a page write in a thread must not race virtual time
+            await engine.run([SEED])
+        else:
+            with clock.patch_loop():
+                await engine.run([SEED])
+    return pages, engine, fetcher
+
+
+SITE = {
+    SEED: [page("/a", "/b")],
+    SEED + "a": [page("/b", "/c")],
+    SEED + "b": [page("/")],
+    SEED + "c": [page()],
+}
+
+
+async def test_the_crawl_finishes_when_every_reachable_url_has_its_one_record(tmp_path: Path) -> None:
+    pages, engine, fetcher = await run(tmp_path, SITE)
+    assert sorted(p.url for p in pages) == sorted(SITE)
+    assert all(p.error is None and p.path for p in pages)
+    assert set(fetcher.requests.values()) == {1}
+    assert (engine.stats.pages, engine.stats.requests) == (4, 4)
+    assert len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 4
+
+
+async def test_max_pages_stops_the_crawl_with_urls_left(tmp_path: Path) -> None:
+    frontier = MemoryFrontier(Politeness(per_host=1), clock=VirtualClock())
+    pages, _, _ = await run(tmp_path, SITE, frontier=frontier, max_pages=2, concurrency=1, per_host=1)
+    assert len(pages) == 2
+    counts = await frontier.counts()
+    assert counts.queued > 0 and counts.leased == 0
+
+
+async def test_transient_failures_are_retried_then_the_page_is_recorded(tmp_path: Path) -> None:
+    busy = Response(503, None, b"", None, "30", 3, FetchError("http_5xx", "503 Service Unavailable"))
+    site = {SEED: [failure(None, "timeout"), busy, page()]}
+    clock = VirtualClock()
+    pages, engine, fetcher = await run(tmp_path, site, clock=clock)
+    assert [(p.status, p.error) for p in pages] == [(200, None)]
+    assert (fetcher.requests[SEED], engine.stats.retries) == (3, 2)
+    assert 30.0 <= clock.elapsed() < 31.0  # the Retry-After held the host, on virtual time
+
+
+async def test_a_self_redirect_after_three_timeouts_is_followed_not_called_a_loop(tmp_path: Path) -> None:
+    site = {SEED: [failure(None, "timeout")] * 3 + [redirect(SEED), page()]}
+    pages, _, fetcher = await run(tmp_path, site, retries=3)
+    assert [(p.status, p.error) for p in pages] == [(200, None)]
+    assert fetcher.requests[SEED] == 5
+
+
+async def test_a_page_that_always_redirects_to_itself_is_a_loop(tmp_path: Path) -> None:
+    pages, _, fetcher = await run(tmp_path, {SEED: [redirect(SEED)]})
+    assert [p.error for p in pages] == ["redirect_loop: redirects to itself 4 times"]
+    assert fetcher.requests[SEED] == 4
+
+
+async def test_an_unexpected_error_is_recorded_and_the_crawl_goes_on(tmp_path: Path) -> None:
+    class Broken(FakeFetcher):
+        async def fetch(self, url: str) -> Response:
+            if url == SEED + "a":
+                raise RuntimeError("a bug")
+            return await super().fetch(url)
+
+    pages, _, _ = await run(tmp_path, SITE, fetcher=Broken(SITE))
+    errors = {p.url: p.error for p in pages}
+    assert errors[SEED + "a"] == "internal: RuntimeError: a bug"
+    assert errors[SEED + "b"] is None  # linked from the seed too: the crawl went on
+
+
+class FailingAcks(MemoryFrontier):
+    async def ack(self, lease: Lease, page: Page) -> bool:
+        raise FrontierError("crawl state: the disk is full")
+
+
+async def test_a_state_store_failure_ends_the_crawl_and_is_no_urls_error(tmp_path: Path) -> None:
+    frontier = FailingAcks(Politeness(), clock=VirtualClock())
+    with pytest.raises(FrontierError, match="the disk is full"):
+        await run(tmp_path, SITE, frontier=frontier)
+    assert (tmp_path / "manifest.jsonl").read_text() == ""  # no "internal" record was made of it
+
+
+async def test_a_graceful_stop_lets_the_request_in_flight_finish_and_gives_the_rest_back(
+    tmp_path: Path,
+) -> None:
+    fetcher = FakeFetcher({SEED: [page("/a", "/b")]})
+    fetcher.gate = asyncio.Event()
+    frontier = MemoryFrontier(Politeness(), clock=VirtualClock())
+    crawl = asyncio.create_task(
+        run(tmp_path, {}, frontier=frontier, fetcher=fetcher, grace_s=5.0, real_time=True)
+    )
+    await fetcher.started.wait()
+    crawl.cancel()
+    await asyncio.sleep(0)  # let the cancellation reach the engine before the request ends
+    fetcher.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await crawl
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and SEED in lines[0]  # the request in flight finished and was recorded
+    counts = await frontier.counts()
+    assert (counts.done, counts.leased, counts.queued) == (1, 0, 2)  # its links wait for --resume
