@@ -128,6 +128,7 @@ _TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
 _ERROR_CODE = "CASE WHEN instr(e, ':') > 0 THEN substr(e, 1, instr(e, ':') - 1) ELSE e END"
 
 _PAGE_BATCH = 500
+_PACE_SAVE_EVERY = 64  # answers between two writes of a host's pacing that changed no delay
 
 _REASONS = {
     "SQLITE_FULL": "the disk is full",
@@ -333,16 +334,24 @@ class SqliteFrontier:
         return True
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
+        state = self._hosts.get(host)
+        if state is None:
+            with self._transaction() as conn:
+                state = self._new_host(conn, host)
+        before = (state.pace.delay_s, state.blocked_until)
+        state.observe(event, self._clock())
+        pace = state.pace
+        if (pace.delay_s, state.blocked_until) == before and pace.answers % _PACE_SAVE_EVERY:
+            # The latency baseline moves with every answer, but only what schedules the host must
+            # survive a kill at once: a resumed crawl relearns the rest within a few answers.
+            return pace
         with self._transaction() as conn:
-            state = self._hosts.get(host) or self._new_host(conn, host)
-            state.observe(event, self._clock())
-            pace = state.pace
             conn.execute(
                 "UPDATE hosts SET pace = ?, delay_s = ?, blocked_until = ? WHERE id = ?",
                 (json.dumps(pace.to_json()), pace.delay_s, _stored(state.blocked_until), state.id),
             )
         self._ready.repace(host, state, state.queued > 0)
-        return state.pace
+        return pace
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
