@@ -65,6 +65,7 @@ async def test_timeout_counts_the_whole_request() -> None:
     assert started.is_set()
     assert response.status == 200 and response.error is not None
     assert response.error.code == "timeout" and response.body == b""
+    assert response.retryable, "a stall after the status line is as transient as one before it"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ async def test_a_body_shorter_than_its_content_length_is_not_a_page(
     mock_http.get(URL, body=b"0123456789", headers={"Content-Length": "1000"})
     response = await fetch(session)
     assert response.error is not None and response.error.code == "truncated"
-    assert response.body == b""
+    assert response.body == b"" and response.status == 200 and response.retryable
 
 
 async def test_a_body_over_max_bytes_is_cut_and_flagged(
@@ -150,8 +151,9 @@ async def test_corrupt_or_cut_gzip_is_an_error(
     mock_http.get(URL, body=whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"})
     mock_http.get(URL, body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
     mock_http.get(URL, body=b"???", headers={"Content-Encoding": "br"})
-    codes = [(await fetch(session)).error for _ in range(3)]
-    assert [e.code if e else None for e in codes] == ["truncated", "encoding", "encoding"]
+    responses = [await fetch(session) for _ in range(3)]
+    assert [r.error.code if r.error else None for r in responses] == ["truncated", "encoding", "encoding"]
+    assert [r.retryable for r in responses] == [True, False, False]
 
 
 @pytest.mark.parametrize(

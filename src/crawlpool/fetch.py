@@ -60,9 +60,11 @@ class Response:
 
     @property
     def retryable(self) -> bool:
-        """A transient failure worth another attempt."""
-        if self.status is not None:
-            return self.status in RETRYABLE_STATUSES
+        """A transient failure worth another attempt: a retryable status, or a retryable error code
+        whatever the status (a 200 whose body stalled or was cut short failed after its status line).
+        The engine's retry decision asks only this."""
+        if self.status in RETRYABLE_STATUSES:
+            return True
         return self.error is not None and self.error.code in RETRYABLE_CODES
 
 
