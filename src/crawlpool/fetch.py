@@ -1,9 +1,11 @@
 """One HTTP request over the crawl's shared `aiohttp.ClientSession`, turned into data.
 
-The fetcher sends one GET (redirects are not followed here: the engine follows them hop by hop so that
-each hop is scope-checked and deduplicated), streams the body and decompresses it itself, so that
-`max_bytes` counts decompressed bytes and a gzip bomb never grows memory past that. Every failure
-becomes a `FetchError` with a short code that goes into the manifest:
+The fetcher sends one GET, and only one: not even aiohttp's own re-send of a dropped request (see
+`_no_hidden_resend`), so that the engine's retries are all the requests a failing server gets.
+Redirects are not followed here: the engine follows them hop by hop so that each hop is scope-checked
+and deduplicated. It streams the body and decompresses it itself, so that `max_bytes` counts
+decompressed bytes and a gzip bomb never grows memory past that. Every failure becomes a `FetchError`
+with a short code that goes into the manifest:
 
     timeout      no complete response within timeout_s (connect to last byte)
     dns          the host name did not resolve
@@ -82,6 +84,7 @@ class Fetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
+        _no_hidden_resend(session)
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._clock = clock
@@ -196,6 +199,20 @@ def _decoder(encoding: str) -> _Decoder | None:
         # 32 + MAX_WBITS accepts zlib- and gzip-wrapped data; raw deflate (a common server bug) is not.
         return _Decoder(32 + zlib.MAX_WBITS)
     raise ValueError(encoding)
+
+
+def _no_hidden_resend(session: aiohttp.ClientSession) -> None:
+    """Make one `fetch` one request on the wire.
+
+    aiohttp re-sends an idempotent request once, silently, when the connection breaks before a
+    response (ServerDisconnectedError, ClientOSError; `ClientSession._request`), whether or not the
+    connection was a reused one. The engine retries those itself, with backoff and a count, so the
+    hidden re-send doubled the requests a failing server got (4 GETs for --retries 1). aiohttp has no
+    public switch: `_retry_connection` is the flag its own test client turns off (aiohttp.test_utils).
+    The cost: a pooled keep-alive connection that the server closed at the very moment it was reused
+    now fails as `connect` and takes one of our retries instead of being re-sent at once."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
 
 
 def _content_length(resp: aiohttp.ClientResponse) -> int | None:
