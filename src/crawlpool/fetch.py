@@ -14,7 +14,8 @@ with a short code that goes into the manifest:
     truncated    the body ended before its Content-Length or its compressed stream ended, or the
                  connection broke mid-body
     too_large    the decompressed body passed max_bytes; the body is cut there and may be kept
-    encoding     a Content-Encoding we did not ask for and cannot decode, or a corrupt one
+    encoding     a Content-Encoding we did not ask for and cannot decode, or a corrupt one (deflate is
+                 read as zlib-wrapped, as RFC 9110 says, else as raw deflate)
     protocol     the server's answer was not valid HTTP
     http_4xx     status 400-499 (the status itself is kept in the record)
     http_5xx     status 500-599
@@ -36,6 +37,7 @@ CHUNK_BYTES = 64 * 1024
 RETRYABLE_CODES = frozenset({"timeout", "dns", "connect", "truncated"})
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RAW_FALLBACK_BYTES = 64 * 1024  # input kept to decode a deflate body again as raw deflate
 ACCEPT_ENCODING = "gzip, deflate"
 
 
@@ -163,12 +165,17 @@ class Fetcher:
 
 
 class _Decoder:
-    """Bounded decompression: never produces more than asked for per call (gzip bombs stay small)."""
+    """Bounded decompression: never produces more than asked for per call (gzip bombs stay small).
 
-    def __init__(self, wbits: int) -> None:
+    With `raw_fallback`, a stream that fails before its first output byte (`Content-Encoding: deflate`
+    sent without its zlib header, a common server bug) is decoded again from its first byte as raw
+    deflate. Until then the input is kept, at most RAW_FALLBACK_BYTES of it."""
+
+    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
         self._wbits = wbits
         self._z = zlib.decompressobj(wbits)
         self._started = False
+        self._head: bytes | None = b"" if raw_fallback else None  # input while the fallback is open
 
     @property
     def pending(self) -> bool:
@@ -179,15 +186,31 @@ class _Decoder:
         return self._z.eof or not self._started
 
     def feed(self, data: bytes, max_length: int) -> bytes:
+        if data:
+            self._started = True
+        if self._head is not None:
+            return self._feed_head(data, max_length)
         if self._z.eof and self._z.unused_data:
             # A new gzip member follows the last one (concatenated gzip is valid).
             data = self._z.unused_data + data
             self._z = zlib.decompressobj(self._wbits)
         else:
             data = self._z.unconsumed_tail + data
-        if data:
-            self._started = True
         return self._z.decompress(data, max_length)
+
+    def _feed_head(self, data: bytes, max_length: int) -> bytes:
+        assert self._head is not None
+        self._head += data
+        try:
+            out = self._z.decompress(self._z.unconsumed_tail + data, max_length)
+        except zlib.error:
+            head, self._head = self._head, None
+            self._wbits = -zlib.MAX_WBITS
+            self._z = zlib.decompressobj(self._wbits)
+            return self._z.decompress(head, max_length)
+        if out or self._z.eof or len(self._head) > RAW_FALLBACK_BYTES:
+            self._head = None  # the stream is what its header said
+        return out
 
 
 def _decoder(encoding: str) -> _Decoder | None:
@@ -196,8 +219,9 @@ def _decoder(encoding: str) -> _Decoder | None:
     if encoding in ("gzip", "x-gzip"):
         return _Decoder(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
-        # 32 + MAX_WBITS accepts zlib- and gzip-wrapped data; raw deflate (a common server bug) is not.
-        return _Decoder(32 + zlib.MAX_WBITS)
+        # RFC 9110 deflate is zlib-wrapped; 32 + MAX_WBITS also accepts gzip. Raw deflate (no header,
+        # a common server bug) is the fallback.
+        return _Decoder(32 + zlib.MAX_WBITS, raw_fallback=True)
     raise ValueError(encoding)
 
 
