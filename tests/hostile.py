@@ -143,10 +143,13 @@ async def drop_before_answer(writer: asyncio.StreamWriter, release: asyncio.Even
 
 
 def status(line: str, *headers: str, body: bytes = b"nope") -> Behaviour:
-    """Answer `line` (e.g. "503 Service Unavailable") with a whole body."""
+    """Answer `line` (e.g. "503 Service Unavailable") with a whole body, and its Content-Length unless
+    `headers` give one."""
+    if not any(h.lower().startswith("content-length:") for h in headers):
+        headers = (*headers, f"Content-Length: {len(body)}")
 
     async def answer(writer: asyncio.StreamWriter, release: asyncio.Event) -> None:
-        writer.write(head(line, *headers, f"Content-Length: {len(body)}") + body)
+        writer.write(head(line, *headers) + body)
         await writer.drain()
 
     return answer

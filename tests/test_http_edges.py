@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 import crawlpool
+from crawlpool.fetch import Fetcher, body_expected
 from tests import hostile
 from tests.hostile import Behaviour, HostileServer
 
@@ -47,3 +49,29 @@ async def test_a_transient_failure_is_tried_exactly_retries_plus_one_times(kind:
     assert len(records) == 1
     assert records[0]["error"].split(":")[0] == code, records[0]
     assert records[0]["path"] is None and records[0]["bytes"] == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (hostile.status("304 Not Modified", "Content-Length: 5000", body=b""), 304),
+        (hostile.status("204 No Content", body=b""), 204),
+    ],
+)
+async def test_no_body_is_expected_none_is_read_and_nothing_is_truncated(
+    answer: Behaviour, status: int
+) -> None:
+    """A 304's Content-Length is the size of the page it stands for, not of a body that follows."""
+    async with HostileServer(answer) as server, aiohttp.ClientSession(auto_decompress=False) as session:
+        response = await Fetcher(session, timeout_s=2, max_bytes=1000).fetch(server.url("/"))
+    assert (response.status, response.error, response.body) == (status, None, b"")
+    assert not response.retryable and server.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "expected"),
+    [("GET", 200, True), ("GET", 404, True), ("GET", 301, True), ("GET", 100, False), ("GET", 101, False),
+     ("GET", 204, False), ("GET", 304, False), ("HEAD", 200, False), ("HEAD", 404, False)],
+)  # fmt: skip
+def test_which_answers_have_a_body(method: str, status: int, expected: bool) -> None:
+    assert body_expected(method, status) is expected

@@ -37,6 +37,7 @@ CHUNK_BYTES = 64 * 1024
 RETRYABLE_CODES = frozenset({"timeout", "dns", "connect", "truncated"})
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+NO_BODY_STATUSES = frozenset({204, 304})  # and every 1xx
 RAW_FALLBACK_BYTES = 64 * 1024  # input kept to decode a deflate body again as raw deflate
 ACCEPT_ENCODING = "gzip, deflate"
 
@@ -113,7 +114,7 @@ class Fetcher:
                 content_type = resp.headers.get("Content-Type")
                 location = resp.headers.get("Location")
                 retry_after = resp.headers.get("Retry-After")
-                if not (status in REDIRECT_STATUSES and location):
+                if body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
                     body, error = await self._read_body(resp)
         except TimeoutError:
             error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
@@ -237,6 +238,12 @@ def _no_hidden_resend(session: aiohttp.ClientSession) -> None:
     now fails as `connect` and takes one of our retries instead of being re-sent at once."""
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
+
+
+def body_expected(method: str, status: int) -> bool:
+    """False when the response has no content whatever its headers say (RFC 9110 §6.4.1): an answer
+    to HEAD, and 1xx, 204 and 304 answers. Nothing is read then, so nothing can be truncated."""
+    return method != "HEAD" and status >= 200 and status not in NO_BODY_STATUSES
 
 
 def _content_length(resp: aiohttp.ClientResponse) -> int | None:
