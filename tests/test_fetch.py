@@ -65,6 +65,7 @@ async def test_timeout_counts_the_whole_request() -> None:
     assert started.is_set()
     assert response.status == 200 and response.error is not None
     assert response.error.code == "timeout" and response.body == b""
+    assert response.retryable, "a stall after the status line is as transient as one before it"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ async def test_a_body_shorter_than_its_content_length_is_not_a_page(
     mock_http.get(URL, body=b"0123456789", headers={"Content-Length": "1000"})
     response = await fetch(session)
     assert response.error is not None and response.error.code == "truncated"
-    assert response.body == b""
+    assert response.body == b"" and response.status == 200 and response.retryable
 
 
 async def test_a_body_over_max_bytes_is_cut_and_flagged(
@@ -143,6 +144,51 @@ async def test_gzip_and_deflate_bodies_are_decoded(
         assert (response.error, response.body) == (None, text)
 
 
+def raw_deflate(data: bytes) -> bytes:
+    """`data` as a deflate stream without the zlib header and checksum."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+async def test_raw_deflate_is_decoded_too(mock_http: aioresponses, session: aiohttp.ClientSession) -> None:
+    """`Content-Encoding: deflate` means zlib-wrapped (RFC 9110), but servers send raw deflate too."""
+    text = b"<html>" + b"r" * 3000 + b"</html>"
+    mock_http.get(URL, body=raw_deflate(text), headers={"Content-Encoding": "deflate"})
+    mock_http.get(URL, body=raw_deflate(b""), headers={"Content-Encoding": "deflate"})
+    response = await fetch(session)
+    assert (response.error, response.body) == (None, text)
+    response = await fetch(session)
+    assert (response.error, response.body) == (None, b"")
+
+
+async def test_raw_deflate_is_bounded_by_max_bytes(
+    mock_http: aioresponses, session: aiohttp.ClientSession
+) -> None:
+    bomb = raw_deflate(b"\0" * (16 * 1024 * 1024))
+    mock_http.get(URL, body=bomb, headers={"Content-Encoding": "deflate"})
+    tracemalloc.start()
+    try:
+        response = await fetch(session, max_bytes=256 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.error is not None and response.error.code == "too_large"
+    assert response.body == b"\0" * (256 * 1024)
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes while reading a 16 MiB raw deflate bomb"
+
+
+async def test_cut_or_corrupt_deflate_is_an_error(
+    mock_http: aioresponses, session: aiohttp.ClientSession
+) -> None:
+    text = bytes(range(256)) * 200  # little to compress: a cut stream is cut mid-block
+    for whole in (zlib.compress(text), raw_deflate(text)):
+        mock_http.get(URL, body=whole[: len(whole) // 2], headers={"Content-Encoding": "deflate"})
+    mock_http.get(URL, body=b"\xff\xff not deflate either way", headers={"Content-Encoding": "deflate"})
+    responses = [await fetch(session) for _ in range(3)]
+    assert [r.error.code if r.error else None for r in responses] == ["truncated", "truncated", "encoding"]
+    assert all(r.body == b"" for r in responses)
+
+
 async def test_corrupt_or_cut_gzip_is_an_error(
     mock_http: aioresponses, session: aiohttp.ClientSession
 ) -> None:
@@ -150,8 +196,9 @@ async def test_corrupt_or_cut_gzip_is_an_error(
     mock_http.get(URL, body=whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"})
     mock_http.get(URL, body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
     mock_http.get(URL, body=b"???", headers={"Content-Encoding": "br"})
-    codes = [(await fetch(session)).error for _ in range(3)]
-    assert [e.code if e else None for e in codes] == ["truncated", "encoding", "encoding"]
+    responses = [await fetch(session) for _ in range(3)]
+    assert [r.error.code if r.error else None for r in responses] == ["truncated", "encoding", "encoding"]
+    assert [r.retryable for r in responses] == [True, False, False]
 
 
 @pytest.mark.parametrize(

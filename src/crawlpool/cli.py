@@ -2,7 +2,8 @@
 
 The CLI is the only place that configures logging, installs signal handlers and calls `asyncio.run`.
 Exit codes: 0 the crawl finished (failed pages are data, not fatal); 2 bad input, reported in one line
-before any request; 1 an unexpected fatal error; 130 stopped by SIGINT or SIGTERM.
+before any request; 1 a store failed mid-crawl (state, pages, manifest: one line, state kept for
+--resume) or an unexpected fatal error; 130 stopped by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from crawlpool._version import __version__
 from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
 from crawlpool.engine import Engine
-from crawlpool.errors import FrontierError, UsageError
+from crawlpool.errors import FrontierError, StorageError, UsageError
 from crawlpool.frontier import Politeness, is_redis, open_frontier
 from crawlpool.logs import setup_logging
 from crawlpool.records import Page
@@ -401,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"crawlpool: error: {exc}\n")
         return EXIT_USAGE
-    except FrontierError as exc:  # the crawl's store failed mid-crawl: its state is kept for a rerun
+    except (FrontierError, StorageError) as exc:  # a store failed mid-crawl: its state is kept for a rerun
         sys.stderr.write(f"crawlpool: stopped: {exc}\n")
         return EXIT_FATAL
     except KeyboardInterrupt:

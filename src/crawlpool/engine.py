@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from crawlpool.config import CrawlConfig
-from crawlpool.errors import FrontierError
+from crawlpool.errors import FrontierError, StorageError
 from crawlpool.fetch import Fetcher, Response
 from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
 from crawlpool.links import is_html
@@ -226,8 +226,10 @@ class Engine:
                     # Stopped mid-request: the URL goes back untried (False if it was already acked).
                     await self._frontier.release(lease)
                     raise
-                except FrontierError:
-                    raise  # the crawl's state failed: not this URL's fault; the feeder ends the crawl
+                except (StorageError, FrontierError) as exc:  # the crawl cannot go on
+                    # Set before `finally` wakes the feeder, which raises it (done callbacks run later).
+                    self._fatal = self._fatal or exc
+                    raise
                 except Exception as exc:  # the one place an unexpected error becomes data
                     log.exception("unexpected error while crawling %s", lease.request.url)
                     error = f"internal: {type(exc).__name__}: {exc}"

@@ -4,7 +4,11 @@
     ├── UsageError                 bad input found before any request: the CLI prints it and exits 2
     │   ├── ConfigError            a bad option value, a bad or unknown key in a TOML file
     │   └── SeedError              no usable seed, an unreadable seed file, a non-http(s) seed
-    └── FrontierError              the frontier's store failed (disk full, database locked, ...)
+    ├── FrontierError              the frontier's store failed (disk full, database locked, ...)
+    └── StorageError               a page body or a manifest line could not be written (disk full, ...)
+
+FrontierError and StorageError end the crawl: the CLI prints their one line and exits 1, and what was
+committed stays for `--resume`.
 
 A failure of one URL is never an exception that reaches the caller: the fetcher turns aiohttp and OSError
 exceptions into a `FetchError` code (see `fetch.py`) that ends up in the manifest record's `error` field.
@@ -31,3 +35,7 @@ class SeedError(UsageError):
 
 class FrontierError(CrawlpoolError):
     """The frontier's storage failed."""
+
+
+class StorageError(CrawlpoolError):
+    """Writing to the output directory failed; the message names the path and the cause."""

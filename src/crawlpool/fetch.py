@@ -1,9 +1,11 @@
 """One HTTP request over the crawl's shared `aiohttp.ClientSession`, turned into data.
 
-The fetcher sends one GET (redirects are not followed here: the engine follows them hop by hop so that
-each hop is scope-checked and deduplicated), streams the body and decompresses it itself, so that
-`max_bytes` counts decompressed bytes and a gzip bomb never grows memory past that. Every failure
-becomes a `FetchError` with a short code that goes into the manifest:
+The fetcher sends one GET, and only one: not even aiohttp's own re-send of a dropped request (see
+`_no_hidden_resend`), so that the engine's retries are all the requests a failing server gets.
+Redirects are not followed here: the engine follows them hop by hop so that each hop is scope-checked
+and deduplicated. It streams the body and decompresses it itself, so that `max_bytes` counts
+decompressed bytes and a gzip bomb never grows memory past that. Every failure becomes a `FetchError`
+with a short code that goes into the manifest:
 
     timeout      no complete response within timeout_s (connect to last byte)
     dns          the host name did not resolve
@@ -12,7 +14,8 @@ becomes a `FetchError` with a short code that goes into the manifest:
     truncated    the body ended before its Content-Length or its compressed stream ended, or the
                  connection broke mid-body
     too_large    the decompressed body passed max_bytes; the body is cut there and may be kept
-    encoding     a Content-Encoding we did not ask for and cannot decode, or a corrupt one
+    encoding     a Content-Encoding we did not ask for and cannot decode, or a corrupt one (deflate is
+                 read as zlib-wrapped, as RFC 9110 says, else as raw deflate)
     protocol     the server's answer was not valid HTTP
     http_4xx     status 400-499 (the status itself is kept in the record)
     http_5xx     status 500-599
@@ -34,6 +37,8 @@ CHUNK_BYTES = 64 * 1024
 RETRYABLE_CODES = frozenset({"timeout", "dns", "connect", "truncated"})
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+NO_BODY_STATUSES = frozenset({204, 304})  # and every 1xx
+RAW_FALLBACK_BYTES = 64 * 1024  # input kept to decode a deflate body again as raw deflate
 ACCEPT_ENCODING = "gzip, deflate"
 
 
@@ -60,11 +65,12 @@ class Response:
 
     @property
     def retryable(self) -> bool:
-        """A transient failure worth another attempt: a retryable status, or a timeout, DNS or
-        connection failure or a cut body, whether or not a status line arrived before it."""
-        if self.error is not None and self.error.code in RETRYABLE_CODES:
+        """A transient failure worth another attempt: a retryable status, or a retryable error code
+        whatever the status (a 200 whose body stalled or was cut short failed after its status line).
+        The engine's retry decision asks only this."""
+        if self.status in RETRYABLE_STATUSES:
             return True
-        return self.status in RETRYABLE_STATUSES
+        return self.error is not None and self.error.code in RETRYABLE_CODES
 
 
 class _TooLarge(Exception):
@@ -81,6 +87,7 @@ class Fetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
+        _no_hidden_resend(session)
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._clock = clock
@@ -107,7 +114,7 @@ class Fetcher:
                 content_type = resp.headers.get("Content-Type")
                 location = resp.headers.get("Location")
                 retry_after = resp.headers.get("Retry-After")
-                if not (status in REDIRECT_STATUSES and location):
+                if body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
                     body, error = await self._read_body(resp)
         except TimeoutError:
             error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
@@ -159,12 +166,17 @@ class Fetcher:
 
 
 class _Decoder:
-    """Bounded decompression: never produces more than asked for per call (gzip bombs stay small)."""
+    """Bounded decompression: never produces more than asked for per call (gzip bombs stay small).
 
-    def __init__(self, wbits: int) -> None:
+    With `raw_fallback`, a stream that fails before its first output byte (`Content-Encoding: deflate`
+    sent without its zlib header, a common server bug) is decoded again from its first byte as raw
+    deflate. Until then the input is kept, at most RAW_FALLBACK_BYTES of it."""
+
+    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
         self._wbits = wbits
         self._z = zlib.decompressobj(wbits)
         self._started = False
+        self._head: bytes | None = b"" if raw_fallback else None  # input while the fallback is open
 
     @property
     def pending(self) -> bool:
@@ -175,15 +187,31 @@ class _Decoder:
         return self._z.eof or not self._started
 
     def feed(self, data: bytes, max_length: int) -> bytes:
+        if data:
+            self._started = True
+        if self._head is not None:
+            return self._feed_head(data, max_length)
         if self._z.eof and self._z.unused_data:
             # A new gzip member follows the last one (concatenated gzip is valid).
             data = self._z.unused_data + data
             self._z = zlib.decompressobj(self._wbits)
         else:
             data = self._z.unconsumed_tail + data
-        if data:
-            self._started = True
         return self._z.decompress(data, max_length)
+
+    def _feed_head(self, data: bytes, max_length: int) -> bytes:
+        assert self._head is not None
+        self._head += data
+        try:
+            out = self._z.decompress(self._z.unconsumed_tail + data, max_length)
+        except zlib.error:
+            head, self._head = self._head, None
+            self._wbits = -zlib.MAX_WBITS
+            self._z = zlib.decompressobj(self._wbits)
+            return self._z.decompress(head, max_length)
+        if out or self._z.eof or len(self._head) > RAW_FALLBACK_BYTES:
+            self._head = None  # the stream is what its header said
+        return out
 
 
 def _decoder(encoding: str) -> _Decoder | None:
@@ -192,9 +220,30 @@ def _decoder(encoding: str) -> _Decoder | None:
     if encoding in ("gzip", "x-gzip"):
         return _Decoder(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
-        # 32 + MAX_WBITS accepts zlib- and gzip-wrapped data; raw deflate (a common server bug) is not.
-        return _Decoder(32 + zlib.MAX_WBITS)
+        # RFC 9110 deflate is zlib-wrapped; 32 + MAX_WBITS also accepts gzip. Raw deflate (no header,
+        # a common server bug) is the fallback.
+        return _Decoder(32 + zlib.MAX_WBITS, raw_fallback=True)
     raise ValueError(encoding)
+
+
+def _no_hidden_resend(session: aiohttp.ClientSession) -> None:
+    """Make one `fetch` one request on the wire.
+
+    aiohttp re-sends an idempotent request once, silently, when the connection breaks before a
+    response (ServerDisconnectedError, ClientOSError; `ClientSession._request`), whether or not the
+    connection was a reused one. The engine retries those itself, with backoff and a count, so the
+    hidden re-send doubled the requests a failing server got (4 GETs for --retries 1). aiohttp has no
+    public switch: `_retry_connection` is the flag its own test client turns off (aiohttp.test_utils).
+    The cost: a pooled keep-alive connection that the server closed at the very moment it was reused
+    now fails as `connect` and takes one of our retries instead of being re-sent at once."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+
+
+def body_expected(method: str, status: int) -> bool:
+    """False when the response has no content whatever its headers say (RFC 9110 §6.4.1): an answer
+    to HEAD, and 1xx, 204 and 304 answers. Nothing is read then, so nothing can be truncated."""
+    return method != "HEAD" and status >= 200 and status not in NO_BODY_STATUSES
 
 
 def _content_length(resp: aiohttp.ClientResponse) -> int | None:

@@ -18,7 +18,7 @@ from types import TracebackType
 import aiofiles
 import aiofiles.os
 
-from crawlpool.errors import ConfigError
+from crawlpool.errors import ConfigError, StorageError
 from crawlpool.records import Page
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -82,11 +82,19 @@ async def rewrite_manifest(output: Path, pages: AsyncIterator[Page]) -> int:
 
 
 def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
-    if make_dir:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("wb") as fh:
-        fh.write(body)
-    os.replace(tmp, target)
+    try:
+        if make_dir:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            fh.write(body)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written temp file only takes space a full disk lacks
+        raise
+
+
+def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
+    return StorageError(f"storage: cannot {action} {path}: {exc.strerror or type(exc).__name__}")
 
 
 _write_atomically = aiofiles.os.wrap(_write_file)
@@ -102,13 +110,16 @@ class PageStore:
         self._made_dirs: set[Path] = set()
 
     async def write(self, relpath: str, body: bytes) -> str:
-        """Store `body` at OUTPUT/`relpath`; return its sha256 (hex)."""
+        """Store `body` at OUTPUT/`relpath`; return its sha256 (hex). Raises StorageError."""
         target = self._output / relpath
         parent = target.parent
         make_dir = parent not in self._made_dirs
         tmp = self._tmp_dir / f"{os.getpid()}-{next(self._counter)}.part"
         # One trip to aiofiles' thread pool per page, not one per open/write/close/rename.
-        await _write_atomically(tmp, target, body, make_dir)
+        try:
+            await _write_atomically(tmp, target, body, make_dir)
+        except OSError as exc:
+            raise _storage_error("write", target, exc) from exc
         self._made_dirs.add(parent)
         return hashlib.sha256(body).hexdigest()
 
@@ -141,5 +152,11 @@ class Manifest:
             self._fd = None
 
     def append(self, page: Page) -> None:
+        """Write `page`'s line. Raises StorageError (a line cut by a full disk is repaired by resume)."""
         assert self._fd is not None, "Manifest used outside `async with`"
-        os.write(self._fd, (page.to_json() + "\n").encode())
+        line = memoryview((page.to_json() + "\n").encode())
+        try:
+            while line:  # a disk filling up mid-line writes part of it, then raises on the rest
+                line = line[os.write(self._fd, line) :]
+        except OSError as exc:
+            raise _storage_error("append to", self.path, exc) from exc
