@@ -59,24 +59,10 @@ most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 
 stream is not trimmed: it costs about the size of each page's JSON; the per-worker manifests are the
 sink, so an operator may XTRIM it.
 
-Scripts (all times are Redis `TIME` in ms, read inside the script; see "Clock" below):
-- `add`: SADD each fingerprint to its bucket; only the new ones are pushed on their host queue, so the
-  seen mark and the enqueue are one step; then the host's free slots are (re)scored in ready.
-- `lease_slots(n)`: moves up to n due slots from ready to leased with fresh tokens.
-- `take`: for each slot (after the token check) moves due retries to the front of the host queue and,
-  if the host may start now, pops one record into inflight; a slot that cannot serve is freed.
-- `end` (ack / retry / release): token check, then ack XADDs the record and counts it done, retry
-  puts the record (attempts+1) in retry:<host> due after delay_s, release pushes it back at the front
-  of the host queue; then the slot is kept or freed as above.
-- `extend` (the heartbeat, every lease_ms/3): pushes the deadline of each slot still owned with the
-  worker's token; returns the lost ones, which the worker forgets (their acks will be STALE).
-- `expired` + `reclaim` (the reaper, every few seconds on every worker, no coordinator): list slots
-  past their deadline, then per slot re-check the deadline inside the script — so of two racing reapers
-  only one requeues — put its URL back at the front of the queue with attempts+1 (a URL that keeps
-  killing workers runs out of retries in the engine), delete the owner (which kills the token) and
-  re-score the slot. `aclose` uses the same script to free its own slots without charging attempts.
-- `pace`, `is_done`, `init`: host delay/block, the finished predicate with a compare-and-set of
-  `meta.state`, the crawl's config written once.
+Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
+(redis_scripts.py loads them); all times in them are Redis `TIME` in ms (see "Clock"). The reaper
+(`expired` + `reclaim`, every few seconds on every worker, no coordinator) re-checks each deadline
+inside `reclaim`, so of two racing reapers only one requeues.
 
 When a worker dies, its slots stay leased until their deadline (lease_ms) passes; the next reap by any
 worker requeues their URLs (front of the queue, one attempt charged) and frees the slots. What it
@@ -115,13 +101,14 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.redis_scripts import LuaScript, lua_file
+from crawlpool.frontier.redis_scripts import Scripts as _Scripts
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -137,316 +124,8 @@ _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
 
-# Shared by every script. ARGV[1] is now_ms from an injected clock, or '' to use the server's TIME.
-_LUA_PRELUDE = """
-local function now_ms()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- When the host's next URL may start: delay after the last start, and not before a block ends.
-local function host_due(cfg, default_delay)
-  local v = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
-  local due = 0
-  if v[1] then due = tonumber(v[1]) + tonumber(v[2] or default_delay) end
-  if v[3] and tonumber(v[3]) > due then due = tonumber(v[3]) end
-  return due
-end
-
--- Score every slot of the host that nobody leases: in ready at the time its next URL may start,
--- or out of ready when the host has nothing queued or waiting to retry.
-local function rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
-  local at = false
-  if redis.call('LLEN', q) > 0 then
-    at = host_due(cfg, default_delay)
-  else
-    local first = redis.call('ZRANGE', d, 0, 0, 'WITHSCORES')
-    if first[2] then at = math.max(host_due(cfg, default_delay), tonumber(first[2])) end
-  end
-  for i = 0, per_host - 1 do
-    local slot = host .. '#' .. i
-    if not redis.call('ZSCORE', leased, slot) then
-      if at then redis.call('ZADD', ready, at, slot) else redis.call('ZREM', ready, slot) end
-    end
-  end
-end
-
-local function free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host, default_delay)
-  redis.call('HDEL', owner, slot)
-  redis.call('ZREM', leased, slot)
-  rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
-end
-
--- ms until the earliest free slot is due (0 if one is due now), -1 if none, and how many are leased.
-local function next_wait(ready, leased, now)
-  local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
-  local wait = -1
-  if first[2] then wait = math.max(0, tonumber(first[2]) - now) end
-  return {wait, redis.call('ZCARD', leased)}
-end
-
-local function owner_of(owner, slot)
-  local raw = redis.call('HGET', owner, slot)
-  if raw then return cjson.decode(raw) end
-  return false
-end
-"""
-
-# KEYS meta; ARGV now, schema, per_host, delay_ms, seen_bits.
-_INIT = """
-local now = now_ms()
-redis.call('HSETNX', KEYS[1], 'schema', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'per_host', ARGV[3])
-redis.call('HSETNX', KEYS[1], 'delay_ms', ARGV[4])
-redis.call('HSETNX', KEYS[1], 'seen_bits', ARGV[5])
-redis.call('HSETNX', KEYS[1], 'created_ms', now)
-redis.call('HSETNX', KEYS[1], 'state', 'running')
-for _, counter in ipairs({'seen', 'queued', 'leased', 'done'}) do
-  redis.call('HSETNX', KEYS[1], counter, 0)
-end
-return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits')
-"""
-
-# KEYS meta, ready, leased, seen buckets (nb), then per host: q, retry, cfg.
-# ARGV now, per_host, delay_ms, nb, nh, host names (nh), then per request: bucket, host, fp, record.
-_ADD = """
-local now = now_ms()
-local per_host, delay, nb, nh = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local hosts0 = 3 + nb
-local added, touched, order = 0, {}, {}
-for j = 6 + nh, #ARGV, 4 do
-  local h = tonumber(ARGV[j + 1])
-  if redis.call('SADD', KEYS[3 + tonumber(ARGV[j])], ARGV[j + 2]) == 1 then
-    redis.call('RPUSH', KEYS[hosts0 + (h - 1) * 3 + 1], ARGV[j + 3])
-    added = added + 1
-    if not touched[h] then touched[h] = true; order[#order + 1] = h end
-  end
-end
-for _, h in ipairs(order) do
-  local base = hosts0 + (h - 1) * 3
-  rescore(ARGV[5 + h], KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[2], KEYS[3], per_host, delay)
-end
-if added > 0 then
-  redis.call('HINCRBY', KEYS[1], 'seen', added)
-  redis.call('HINCRBY', KEYS[1], 'queued', added)
-  if redis.call('HGET', KEYS[1], 'state') == 'done' then redis.call('HSET', KEYS[1], 'state', 'running') end
-end
-return added
-"""
-
-# KEYS meta, seen bucket, records, done_by; ARGV fp, page, error code, worker.
-_SETTLE = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'seen', 1)
-redis.call('HINCRBY', KEYS[1], 'done', 1)
-redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-return 1
-"""
-
-# KEYS ready, leased, owner, tok, workers; ARGV now, lease_ms, worker, n.
-_LEASE_SLOTS = """
-local now = now_ms()
-local out = {}
-local n = tonumber(ARGV[4])
-if n > 0 then
-  for _, slot in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)) do
-    redis.call('ZREM', KEYS[1], slot)
-    local token = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), slot)
-    redis.call('HSET', KEYS[3], slot, cjson.encode({w = ARGV[3], t = token, n = 0}))
-    out[#out + 1] = slot
-    out[#out + 1] = token
-  end
-end
-redis.call('ZADD', KEYS[5], now, ARGV[3])
-return {out, next_wait(KEYS[1], KEYS[2], now)}
-"""
-
-# KEYS meta, ready, leased, owner, then per host: q, retry, cfg, inflight.
-# ARGV now, lease_ms, per_host, delay_ms, urls_per_lease, limit, then per slot: slot, token, host, kind
-# (kind 'h': held idle before this call, kept if the limit is reached; 'n': leased for this call).
-_TAKE = """
-local now = now_ms()
-local lease_ms, per_host, delay = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local k_max, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-local given, out = 0, {}
-for j = 7, #ARGV, 4 do
-  local slot, token, kind = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 3]
-  local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
-  local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  local host, idx = string.match(slot, '^(.*)#(%d+)$')
-  local o = owner_of(KEYS[4], slot)
-  if not o or o.t ~= token then
-    out[#out + 1] = 'STALE'
-  elseif o.fp then
-    out[#out + 1] = 'BUSY'
-  elseif given >= limit and kind == 'h' then
-    out[#out + 1] = 'SKIP'
-  else
-    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
-    for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
-    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
-    if given >= limit or o.n >= k_max or redis.call('LLEN', q) == 0 or host_due(cfg, delay) > now then
-      free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-      out[#out + 1] = 'FREED'
-    else
-      local rec = redis.call('LPOP', q)
-      local fp = cjson.decode(rec).fp
-      redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
-      o.fp = fp
-      o.n = o.n + 1
-      redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-      redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-      redis.call('HSET', cfg, 'last_start_ms', now)
-      redis.call('HINCRBY', KEYS[1], 'queued', -1)
-      redis.call('HINCRBY', KEYS[1], 'leased', 1)
-      rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
-      given = given + 1
-      out[#out + 1] = rec
-    end
-  end
-end
-return {out, next_wait(KEYS[2], KEYS[3], now)}
-"""
-
-# KEYS meta, ready, leased, owner, q, retry, cfg, inflight, records, done_by, acks.
-# ARGV now, lease_ms, per_host, delay_ms, urls_per_lease, host, fp, token, mode (ack/retry/release),
-# payload (ack: page JSON; retry: the record with attempts+1), extra (ack: error code; retry: delay ms),
-# worker.
-_END = """
-local now = now_ms()
-local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
-local delay, k_max = tonumber(ARGV[4]), tonumber(ARGV[5])
-local host, fp, token, mode = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local q, d, cfg, inflight = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local ack_id = ARGV[8] .. ':' .. fp
-local v = redis.call('HGET', inflight, fp)
-if not v then
-  if mode == 'ack' and redis.call('ZSCORE', KEYS[11], ack_id) then return {'ALREADY'} end
-  return {'STALE'}
-end
-local idx, t, rec = string.match(v, '^(%d+)|(%d+)|(.*)$')
-local slot = host .. '#' .. idx
-local o = owner_of(KEYS[4], slot)
-if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
-redis.call('HDEL', inflight, fp)
-redis.call('HINCRBY', KEYS[1], 'leased', -1)
-if mode == 'ack' then
-  redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[10], ARGV[11], 1)
-  redis.call('ZADD', KEYS[11], now, ack_id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
-elseif mode == 'retry' then
-  redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
-else
-  redis.call('LPUSH', q, rec)
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
-end
-o.fp = nil
-if o.n < k_max and redis.call('LLEN', q) > 0 and host_due(cfg, delay) <= now then
-  redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-  rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
-  return {'KEPT', slot}
-end
-free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-return {'FREED', slot}
-"""
-
-# KEYS leased, owner, workers; ARGV now, lease_ms, worker, then slot, token pairs. Returns lost slots.
-_EXTEND = """
-local now = now_ms()
-local lost = {}
-for j = 4, #ARGV, 2 do
-  local o = owner_of(KEYS[2], ARGV[j])
-  if o and o.t == tonumber(ARGV[j + 1]) then
-    redis.call('ZADD', KEYS[1], 'XX', 'GT', now + tonumber(ARGV[2]), ARGV[j])
-  else
-    lost[#lost + 1] = ARGV[j]
-  end
-end
-redis.call('ZADD', KEYS[3], now, ARGV[3])
-return lost
-"""
-
-# KEYS leased; ARGV now, n. Read-only: the first step of a reap.
-_EXPIRED = """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
-"""
-
-# KEYS meta, ready, leased, owner, then per host: q, retry, cfg, inflight.
-# ARGV now, per_host, delay_ms, mode, worker, then per slot: slot, token, host index. Modes:
-# 'expired' (reaper: deadline re-checked, attempt charged), 'release' (aclose: token checked, no
-# charge), 'mine' (start-up: owned by this worker id, attempt charged). Returns URLs requeued.
-_RECLAIM = """
-local now = now_ms()
-local per_host, delay, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local moved = 0
-for j = 6, #ARGV, 3 do
-  local slot = ARGV[j]
-  local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
-  local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  local host = string.match(slot, '^(.*)#%d+$')
-  local o = owner_of(KEYS[4], slot)
-  local ok
-  if mode == 'expired' then
-    local deadline = redis.call('ZSCORE', KEYS[3], slot)
-    ok = deadline and tonumber(deadline) <= now
-  elseif mode == 'release' then
-    ok = o and o.t == tonumber(ARGV[j + 1])
-  else
-    ok = o and o.w == ARGV[5]
-  end
-  if ok then
-    if o and o.fp then
-      local v = redis.call('HGET', inflight, o.fp)
-      if v then
-        local rec = string.match(v, '^%d+|%d+|(.*)$')
-        if mode ~= 'release' then
-          local r = cjson.decode(rec)
-          r.attempts = r.attempts + 1
-          rec = cjson.encode(r)
-        end
-        redis.call('HDEL', inflight, o.fp)
-        redis.call('LPUSH', q, rec)
-        redis.call('HINCRBY', KEYS[1], 'leased', -1)
-        redis.call('HINCRBY', KEYS[1], 'queued', 1)
-        moved = moved + 1
-      end
-    end
-    free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-  end
-end
-return moved
-"""
-
-# KEYS ready, leased, q, retry, cfg; ARGV now, per_host, delay_ms, host, new delay ms or '',
-# blocked-for ms or ''.
-_PACE = """
-local now = now_ms()
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'delay_ms', ARGV[5]) end
-if ARGV[6] ~= '' then
-  local blocked = now + tonumber(ARGV[6])
-  local old = redis.call('HGET', KEYS[5], 'blocked_until_ms')
-  if not old or tonumber(old) < blocked then redis.call('HSET', KEYS[5], 'blocked_until_ms', blocked) end
-end
-rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
-return 1
-"""
-
-# KEYS meta; ARGV now. The finished predicate, and running → done (compare-and-set) when it holds.
-_IS_DONE = """
-local v = redis.call('HMGET', KEYS[1], 'queued', 'leased', 'state')
-if tonumber(v[1] or '0') ~= 0 or tonumber(v[2] or '0') ~= 0 then return 0 end
-if v[3] == 'running' then
-  redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now_ms())
-end
-return 1
-"""
+# The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
+_LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
 
 
 class _Keys:
@@ -471,24 +150,6 @@ class _Keys:
         """q, retry, cfg and inflight of `host`, in the order the scripts take them."""
         p = self.prefix
         return [f"{p}q:{host}", f"{p}retry:{host}", f"{p}host:{host}", f"{p}inflight:{host}"]
-
-
-class _Scripts:
-    def __init__(self, client: aioredis.Redis) -> None:
-        def register(body: str) -> AsyncScript:
-            return client.register_script(_LUA_PRELUDE + body)
-
-        self.init = register(_INIT)
-        self.add = register(_ADD)
-        self.lease_slots = register(_LEASE_SLOTS)
-        self.take = register(_TAKE)
-        self.end = register(_END)
-        self.extend = register(_EXTEND)
-        self.expired = register(_EXPIRED)
-        self.reclaim = register(_RECLAIM)
-        self.pace = register(_PACE)
-        self.is_done = register(_IS_DONE)
-        self.settle = register(_SETTLE)
 
 
 def _encode(request: Request) -> str:
@@ -873,7 +534,7 @@ class RedisFrontier:
 
     async def _run(
         self,
-        script: AsyncScript,
+        script: LuaScript,
         keys: list[str],
         args: list[str | int],
         on_retry: Callable[[], None] | None = None,
