@@ -60,9 +60,9 @@ stream is not trimmed: it costs about the size of each page's JSON; the per-work
 sink, so an operator may XTRIM it.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
-(redis_scripts.py loads them); all times in them are Redis `TIME` in ms (see "Clock"). The reaper
-(`expired` + `reclaim`, every few seconds on every worker, no coordinator) re-checks each deadline
-inside `reclaim`, so of two racing reapers only one requeues.
+(redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
+`TIME` in ms (see "Clock"). The reaper (`expired` + `reclaim`, every few seconds on every worker, no
+coordinator) re-checks each deadline inside `reclaim`, so of two racing reapers only one requeues.
 
 When a worker dies, its slots stay leased until their deadline (lease_ms) passes; the next reap by any
 worker requeues their URLs (front of the queue, one attempt charged) and frees the slots. What it
@@ -93,22 +93,25 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
-from crawlpool.frontier.redis_scripts import LuaScript, lua_file
-from crawlpool.frontier.redis_scripts import Scripts as _Scripts
+from crawlpool.frontier.redis_calls import Calls
+from crawlpool.frontier.redis_connection import frontier_error, with_retries
+from crawlpool.frontier.redis_connection import safe_url as _safe_url
+from crawlpool.frontier.redis_keys import Keys as _Keys
+from crawlpool.frontier.redis_keys import slot_host
+from crawlpool.frontier.redis_records import decode, encode
+from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
+from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -123,76 +126,8 @@ _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
-
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
 _LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
-
-
-class _Keys:
-    """Key names of one crawl; all share the hash tag `{crawl_id}`."""
-
-    def __init__(self, crawl_id: str) -> None:
-        self.prefix = prefix = f"crawlpool:{{{crawl_id}}}:"
-        self.meta = prefix + "meta"
-        self.tok = prefix + "tok"
-        self.ready = prefix + "h:ready"
-        self.leased = prefix + "h:leased"
-        self.owner = prefix + "h:owner"
-        self.workers = prefix + "workers"
-        self.records = prefix + "records"
-        self.done_by = prefix + "done_by"
-        self.acks = prefix + "acks"
-
-    def seen(self, bucket: int) -> str:
-        return f"{self.prefix}seen:{bucket}"
-
-    def host(self, host: str) -> list[str]:
-        """q, retry, cfg and inflight of `host`, in the order the scripts take them."""
-        p = self.prefix
-        return [f"{p}q:{host}", f"{p}retry:{host}", f"{p}host:{host}", f"{p}inflight:{host}"]
-
-
-def _encode(request: Request) -> str:
-    return json.dumps(
-        {
-            "url": request.url,
-            "fp": str(request.fp),
-            "host": request.host,
-            "depth": request.depth,
-            "referrer": request.referrer,
-            "attempts": request.attempts,
-            "hops": request.hops,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _decode(record: str) -> Request:
-    data = json.loads(record)
-    return Request(
-        data["url"],
-        int(data["fp"]),
-        data["host"],
-        data["depth"],
-        data["referrer"],
-        data["attempts"],
-        data.get("hops", 0),
-    )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=user + netloc).geturl()
-
-
-def _slot_host(slot: str) -> str:
-    return slot.rpartition("#")[0]
 
 
 class RedisFrontier:
@@ -217,9 +152,10 @@ class RedisFrontier:
         clock: Callable[[], float] | None,
     ) -> None:
         self._client = client
-        self._scripts = _Scripts(client)
+        self._scripts = Scripts(client)
         self._url = _safe_url(url)
         self._keys = _Keys(crawl_id)
+        self._calls = Calls(self._keys, worker_id, per_host, delay_ms, seen_bits, lease_ms, urls_per_lease)
         self.crawl_id = crawl_id
         self.worker_id = worker_id
         self._per_host = per_host
@@ -341,7 +277,8 @@ class RedisFrontier:
         how many were new. Each chunk of 500 is one atomic step, and add is idempotent."""
         added = 0
         for start in range(0, len(requests), _ADD_CHUNK):
-            added += await self._add_chunk(requests[start : start + _ADD_CHUNK])
+            call = self._calls.add(self._now(), requests[start : start + _ADD_CHUNK])
+            added += int(await self._run(self._scripts.add, *call))
         return added
 
     async def lease(self, limit: int) -> LeaseBatch:
@@ -371,7 +308,7 @@ class RedisFrontier:
     async def retry(self, lease: Lease, delay_s: float) -> bool:
         """Queue the URL again with one more attempt, due `delay_s` from now. False: not current."""
         again = replace(lease.request, attempts=lease.request.attempts + 1)
-        return await self._end(lease, "retry", _encode(again), str(max(0, round(delay_s * 1000))))
+        return await self._end(lease, "retry", encode(again), str(max(0, round(delay_s * 1000))))
 
     async def release(self, lease: Lease) -> bool:
         """Put the URL back at the front of its host's queue, untried. False: not current."""
@@ -379,12 +316,8 @@ class RedisFrontier:
 
     async def settle(self, request: Request, page: Page) -> bool:
         """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
-        keys = self._keys
-        shift = 64 - self._seen_bits
-        bucket = (request.fp & 0xFFFF_FFFF_FFFF_FFFF) >> shift if self._seen_bits else 0
-        args: list[str | int] = [str(request.fp), page.to_json(), page.error_code or "ok", self.worker_id]
-        script_keys = [keys.meta, keys.seen(bucket), keys.records, keys.done_by]
-        return bool(await self._run(self._scripts.settle, script_keys, args))
+        call = self._calls.settle(request, page.to_json(), page.error_code or "ok")
+        return bool(await self._run(self._scripts.settle, *call))
 
     async def pace_host(
         self, host: str, *, delay_s: float | None = None, blocked_for_s: float | None = None
@@ -487,7 +420,7 @@ class RedisFrontier:
         e.g. SIGSTOP or a long GC). The request must not be sent then: another worker may hold the
         host by now, and a stale request would break the host's politeness."""
         for slot, token in self._held.items():
-            if token == lease.token and _slot_host(slot) == lease.request.host:
+            if token == lease.token and slot_host(slot) == lease.request.host:
                 age_s = time.monotonic() - self._fresh.get(slot, float("-inf"))
                 return age_s < self._lease_ms / 1000 * _FRESH_FRACTION
         return False
@@ -496,12 +429,8 @@ class RedisFrontier:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
         pairs = list(self._held.items())
-        args: list[str | int] = [self._now(), self._lease_ms, self.worker_id]
-        for slot, token in pairs:
-            args += [slot, token]
-        keys = self._keys
         sent_at = time.monotonic()
-        lost: list[str] = await self._run(self._scripts.extend, [keys.leased, keys.owner, keys.workers], args)
+        lost: list[str] = await self._run(self._scripts.extend, *self._calls.extend(self._now(), pairs))
         self._fresh.update((slot, sent_at) for slot, _ in pairs)
         tokens = dict(pairs)
         for slot in lost:
@@ -528,10 +457,6 @@ class RedisFrontier:
     def _now(self) -> str:
         return "" if self._clock is None else str(round(self._clock() * 1000))
 
-    def _error(self, exc: RedisError) -> FrontierError:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return FrontierError(f"redis frontier at {self._url}: {reason}")
-
     async def _run(
         self,
         script: LuaScript,
@@ -539,61 +464,13 @@ class RedisFrontier:
         args: list[str | int],
         on_retry: Callable[[], None] | None = None,
     ) -> Any:
-        return await self._with_retries(lambda: script(keys=keys, args=args), on_retry)
+        return await with_retries(lambda: script(keys=keys, args=args), self._url, OUTAGE_S, on_retry)
 
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
         except RedisError as exc:
-            raise self._error(exc) from exc
-
-    async def _with_retries(
-        self, attempt: Callable[[], Awaitable[Any]], on_retry: Callable[[], None] | None = None
-    ) -> Any:
-        """Run `attempt`, riding out a lost connection for up to OUTAGE_S with exponential backoff.
-
-        Running a script again after a lost reply is safe: add is idempotent, an ack that had committed
-        answers ALREADY, and slots leased by a lost reply simply expire and are reaped. Past the bound,
-        FrontierError stops this worker; the crawl's state stays in Redis for the next run to rejoin."""
-        waited_s, pause_s = 0.0, 0.1
-        while True:
-            try:
-                return await attempt()
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                if waited_s >= OUTAGE_S:
-                    raise FrontierError(
-                        f"redis frontier: lost {self._url} for {OUTAGE_S:g} s ({exc}); this worker stops, "
-                        "the crawl's state stays in Redis: run the same command with --resume to rejoin it"
-                    ) from exc
-                log.warning("redis at %s unreachable (%s); retrying in %.1f s", self._url, exc, pause_s)
-                if on_retry is not None:
-                    on_retry()
-                await asyncio.sleep(pause_s)  # backing off from a failing server, not waiting for an event
-                waited_s += pause_s
-                pause_s = min(pause_s * 2, 5.0)
-            except RedisError as exc:
-                raise self._error(exc) from exc
-
-    async def _add_chunk(self, requests: Sequence[Request]) -> int:
-        keys = self._keys
-        shift = 64 - self._seen_bits
-        buckets: dict[int, int] = {}
-        hosts: dict[str, int] = {}
-        quads: list[str | int] = []
-        for request in requests:
-            bucket = (request.fp & 0xFFFF_FFFF_FFFF_FFFF) >> shift if self._seen_bits else 0
-            b = buckets.setdefault(bucket, len(buckets) + 1)
-            h = hosts.setdefault(request.host, len(hosts) + 1)
-            quads += [b, h, str(request.fp), _encode(request)]
-        if not quads:
-            return 0
-        script_keys = [keys.meta, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
-        for host in hosts:
-            script_keys += keys.host(host)[:3]
-        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, len(buckets), len(hosts)]
-        args += list(hosts)
-        args += quads
-        return int(await self._run(self._scripts.add, script_keys, args))
+            raise frontier_error(self._url, exc) from exc
 
     def _claim_idle(self, n: int) -> list[tuple[str, int]]:
         """Up to n held idle slots, taken out of the idle set before any await so that two
@@ -606,13 +483,9 @@ class RedisFrontier:
         return claimed
 
     async def _lease_slots(self, n: int) -> tuple[list[tuple[str, int]], tuple[int, int]]:
-        keys = self._keys
         sent_at = time.monotonic()
-        pairs, (wait_ms, leased_slots) = await self._run(
-            self._scripts.lease_slots,
-            [keys.ready, keys.leased, keys.owner, keys.tok, keys.workers],
-            [self._now(), self._lease_ms, self.worker_id, n],
-        )
+        call = self._calls.lease_slots(self._now(), n)
+        pairs, (wait_ms, leased_slots) = await self._run(self._scripts.lease_slots, *call)
         slots = [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
         self._held.update(slots)
         self._fresh.update((slot, sent_at) for slot, _ in slots)
@@ -621,27 +494,11 @@ class RedisFrontier:
     async def _take(
         self, held: list[tuple[str, int]], new: list[tuple[str, int]], limit: int
     ) -> tuple[list[Lease], tuple[int, int]]:
-        keys = self._keys
         slots = [(slot, token, "h") for slot, token in held] + [(slot, token, "n") for slot, token in new]
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
-        hosts: dict[str, int] = {}
-        args: list[str | int] = [
-            self._now(),
-            self._lease_ms,
-            self._per_host,
-            self._delay_ms,
-            self._urls_per_lease,
-            max(0, limit),
-        ]
-        for slot, token, kind in slots:
-            host = _slot_host(slot)
-            if host not in hosts:
-                hosts[host] = len(hosts) + 1
-                script_keys += keys.host(host)
-            args += [slot, token, hosts[host], kind]
+        call = self._calls.take(self._now(), slots, limit)
         sent_at = time.monotonic()
         try:
-            results, (wait_ms, leased_slots) = await self._run(self._scripts.take, script_keys, args)
+            results, (wait_ms, leased_slots) = await self._run(self._scripts.take, *call)
         except FrontierError:
             # Whether the take ran is unknown: stop extending these slots, so that any URL it took
             # comes back through the reaper instead of staying leased to no one.
@@ -656,7 +513,7 @@ class RedisFrontier:
             elif result in ("FREED", "STALE"):
                 self._forget(slot, token)
             elif result != "BUSY":
-                leases.append(Lease(_decode(result), token))
+                leases.append(Lease(decode(result), token))
         return leases, (int(wait_ms), int(leased_slots))
 
     def _wait_s(self, wait_ms: int, leased_slots: int) -> float | None:
@@ -669,53 +526,25 @@ class RedisFrontier:
         return wait_s
 
     async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
-        keys = self._keys
         request = lease.request
-        script_keys = [
-            keys.meta,
-            keys.ready,
-            keys.leased,
-            keys.owner,
-            *keys.host(request.host),
-            keys.records,
-            keys.done_by,
-            keys.acks,
-        ]
-        args: list[str | int] = [
-            self._now(),
-            self._lease_ms,
-            self._per_host,
-            self._delay_ms,
-            self._urls_per_lease,
-            request.host,
-            str(request.fp),
-            lease.token,
-            mode,
-            payload,
-            extra,
-            self.worker_id,
-        ]
+        call = self._calls.end(self._now(), request, lease.token, mode, payload, extra)
         attempt = (lease.token, request.fp)
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
             if mode == "ack":
                 self._ambiguous.add(attempt)
-            for slot, token in list(self._held.items()):
-                if token == lease.token:
-                    self._forget(slot, token)
+            self._forget_token(lease.token)
 
         try:
-            reply = await self._run(self._scripts.end, script_keys, args, lost_a_reply)
+            reply = await self._run(self._scripts.end, *call, lost_a_reply)
         except FrontierError:
             if mode == "ack":
                 if len(self._ambiguous) > 10_000:
                     self._ambiguous.clear()
                 self._ambiguous.add(attempt)
             # The slot's state is unknown: stop extending it; a later end that succeeds adopts it again.
-            for slot, token in list(self._held.items()):
-                if token == lease.token:
-                    self._forget(slot, token)
+            self._forget_token(lease.token)
             raise
         status = reply[0]
         if status == "ALREADY":
@@ -739,18 +568,13 @@ class RedisFrontier:
             del self._held[slot]
             self._idle.pop(slot, None)
 
+    def _forget_token(self, token: int) -> None:
+        for slot, held in list(self._held.items()):
+            if held == token:
+                self._forget(slot, held)
+
     async def _reclaim(self, slots: list[tuple[str, int]], mode: str) -> int:
-        keys = self._keys
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
-        hosts: dict[str, int] = {}
-        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, mode, self.worker_id]
-        for slot, token in slots:
-            host = _slot_host(slot)
-            if host not in hosts:
-                hosts[host] = len(hosts) + 1
-                script_keys += keys.host(host)
-            args += [slot, token, hosts[host]]
-        moved = int(await self._run(self._scripts.reclaim, script_keys, args))
+        moved = int(await self._run(self._scripts.reclaim, *self._calls.reclaim(self._now(), slots, mode)))
         for slot, token in slots:
             if mode == "release":
                 self._forget(slot, token)
@@ -770,27 +594,5 @@ class RedisFrontier:
             )
 
     def _start_background(self) -> None:
-        heartbeat_s = self._lease_ms / 3000
-        reap_s = min(5.0, self._lease_ms / 2000)
-        for name, interval_s, step in (
-            ("heartbeat", heartbeat_s, self.heartbeat),
-            ("reaper", reap_s, self.reap),
-        ):
-            task = asyncio.get_running_loop().create_task(
-                self._every(interval_s, step), name=f"crawlpool-redis-{name}"
-            )
-            task.add_done_callback(self._log_crash)
-            self._tasks.append(task)
-
-    async def _every(self, interval_s: float, step: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await step()
-            except FrontierError as exc:
-                log.warning("%s", exc)  # the next round tries again; the engine sees errors itself
-
-    @staticmethod
-    def _log_crash(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped", task.get_name(), exc_info=task.exception())
+        self._tasks.append(start_every("heartbeat", self._lease_ms / 3000, self.heartbeat))
+        self._tasks.append(start_every("reaper", min(5.0, self._lease_ms / 2000), self.reap))
