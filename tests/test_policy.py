@@ -63,34 +63,32 @@ def replay(events: Sequence[HostEvent], pace: HostPace | None = None) -> HostPac
 CLIMB = [ok(round(50 * 1.2**i)) for i in range(21)]  # 50 ms to 1.9 s, 20 % slower each answer
 
 
-@pytest.mark.parametrize(
-    ("events", "extra_s"),
-    [
-        pytest.param(
-            [ok(1), ok(1), ok(1), ok(1), ok(20)] * 20, 0.0, id="1 ms host, every 5th at 20 ms: none"
-        ),
-        pytest.param([ok(5)] * 9 * 10 + [ok(40)] * 10, 0.0, id="5 ms host, occasional 40 ms: none"),
-        pytest.param(([ok(5)] * 9 + [ok(40)]) * 10, 0.0, id="5 ms host, every 10th at 40 ms: none"),
-        pytest.param([ok(1)] * 5 + [ok(450)], 0.0, id="450x slower, but under 500 ms: noise"),
-        pytest.param([ok(2000)] * 30, 0.0, id="slow from the start and steady: the host's normal"),
-        pytest.param([ok(5000)] + [ok(10)] * 5, 0.0, id="a slow first answer is warm-up, not a signal"),
-        pytest.param(CLIMB, None, id="latency climbing from 50 ms to 2 s: backs off"),
-        pytest.param([ok(100)] * 5 + [ok(1000)], STEP_S, id="100 ms then 1 s: one step"),
-        pytest.param([Answered(503, 5)], STEP_S, id="503: one step"),
-        pytest.param([Answered(429, 5)], STEP_S, id="429: one step"),
-        pytest.param([Answered(503, 5)] * 2, 2 * STEP_S, id="two 503: doubled"),
-        pytest.param([Answered(503, 5)] * 3, 4 * STEP_S, id="three 503: doubled again"),
-        pytest.param([Answered(503, 5)] * 20, MAX_EXTRA_S, id="the extra delay is capped"),
-        pytest.param([Answered(None, 30_000, "timeout")], STEP_S, id="timeout: one step"),
-        pytest.param([Answered(200, 30_000, "timeout")], STEP_S, id="timeout mid-body: one step"),
-        pytest.param([Answered(None, 3, "connect")], 0.0, id="refused: says nothing of load"),
-        pytest.param([Answered(503, 5), Answered(None, 3, "dns")], STEP_S, id="DNS failure: no recovery"),
-        pytest.param([Answered(503, 5), Answered(500, 5)], STEP_S, id="500 neither slows nor speeds"),
-        pytest.param([Answered(503, 5), ok(5)], 0.0, id="one 503 is forgiven by one good answer"),
-        pytest.param([Answered(503, 5), Answered(404, 5)], 0.0, id="a 404 is a healthy answer"),
-        pytest.param([Answered(503, 5)] * 4 + [ok(5)], 1.5, id="recovery takes a quarter off"),
-    ],
-)
+PACING_ROWS = [
+    pytest.param([ok(1), ok(1), ok(1), ok(1), ok(20)] * 20, 0.0, id="1 ms host, every 5th at 20 ms: none"),
+    pytest.param([ok(5)] * 9 * 10 + [ok(40)] * 10, 0.0, id="5 ms host, occasional 40 ms: none"),
+    pytest.param(([ok(5)] * 9 + [ok(40)]) * 10, 0.0, id="5 ms host, every 10th at 40 ms: none"),
+    pytest.param([ok(1)] * 5 + [ok(450)], 0.0, id="450x slower, but under 500 ms: noise"),
+    pytest.param([ok(2000)] * 30, 0.0, id="slow from the start and steady: the host's normal"),
+    pytest.param([ok(5000)] + [ok(10)] * 5, 0.0, id="a slow first answer is warm-up, not a signal"),
+    pytest.param(CLIMB, None, id="latency climbing from 50 ms to 2 s: backs off"),
+    pytest.param([ok(100)] * 5 + [ok(1000)], STEP_S, id="100 ms then 1 s: one step"),
+    pytest.param([Answered(503, 5)], STEP_S, id="503: one step"),
+    pytest.param([Answered(429, 5)], STEP_S, id="429: one step"),
+    pytest.param([Answered(503, 5)] * 2, 2 * STEP_S, id="two 503: doubled"),
+    pytest.param([Answered(503, 5)] * 3, 4 * STEP_S, id="three 503: doubled again"),
+    pytest.param([Answered(503, 5)] * 20, MAX_EXTRA_S, id="the extra delay is capped"),
+    pytest.param([Answered(None, 30_000, "timeout")], STEP_S, id="timeout: one step"),
+    pytest.param([Answered(200, 30_000, "timeout")], STEP_S, id="timeout mid-body: one step"),
+    pytest.param([Answered(None, 3, "connect")], 0.0, id="refused: says nothing of load"),
+    pytest.param([Answered(503, 5), Answered(None, 3, "dns")], STEP_S, id="DNS failure: no recovery"),
+    pytest.param([Answered(503, 5), Answered(500, 5)], STEP_S, id="500 neither slows nor speeds"),
+    pytest.param([Answered(503, 5), ok(5)], 0.0, id="one 503 is forgiven by one good answer"),
+    pytest.param([Answered(503, 5), Answered(404, 5)], 0.0, id="a 404 is a healthy answer"),
+    pytest.param([Answered(503, 5)] * 4 + [ok(5)], 1.5, id="recovery takes a quarter off"),
+]
+
+
+@pytest.mark.parametrize(("events", "extra_s"), PACING_ROWS)
 def test_pacing(events: list[HostEvent], extra_s: float | None) -> None:
     pace = replay(events)
     if extra_s is None:

@@ -59,24 +59,10 @@ most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 
 stream is not trimmed: it costs about the size of each page's JSON; the per-worker manifests are the
 sink, so an operator may XTRIM it.
 
-Scripts (all times are Redis `TIME` in ms, read inside the script; see "Clock" below):
-- `add`: SADD each fingerprint to its bucket; only the new ones are pushed on their host queue, so the
-  seen mark and the enqueue are one step; then the host's free slots are (re)scored in ready.
-- `lease_slots(n)`: moves up to n due slots from ready to leased with fresh tokens.
-- `take`: for each slot (after the token check) moves due retries to the front of the host queue and,
-  if the host may start now, pops one record into inflight; a slot that cannot serve is freed.
-- `end` (ack / retry / release): token check, then ack XADDs the record and counts it done, retry
-  puts the record (attempts+1) in retry:<host> due after delay_s, release pushes it back at the front
-  of the host queue; then the slot is kept or freed as above.
-- `extend` (the heartbeat, every lease_ms/3): pushes the deadline of each slot still owned with the
-  worker's token; returns the lost ones, which the worker forgets (their acks will be STALE).
-- `expired` + `reclaim` (the reaper, every few seconds on every worker, no coordinator): list slots
-  past their deadline, then per slot re-check the deadline inside the script — so of two racing reapers
-  only one requeues — put its URL back at the front of the queue with attempts+1 (a URL that keeps
-  killing workers runs out of retries in the engine), delete the owner (which kills the token) and
-  re-score the slot. `aclose` uses the same script to free its own slots without charging attempts.
-- `pace`, `is_done`, `init`: host delay/block, the finished predicate with a compare-and-set of
-  `meta.state`, the crawl's config written once.
+Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
+(redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
+`TIME` in ms (see "Clock"). The reaper (`expired` + `reclaim`, every few seconds on every worker, no
+coordinator) re-checks each deadline inside `reclaim`, so of two racing reapers only one requeues.
 
 When a worker dies, its slots stay leased until their deadline (lease_ms) passes; the next reap by any
 worker requeues their URLs (front of the queue, one attempt charged) and frees the slots. What it
@@ -107,22 +93,26 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
-from crawlpool.policy.pacing import Blocked, HostEvent, HostPace, next_pace
+from crawlpool.frontier.redis_calls import Calls
+from crawlpool.frontier.redis_connection import frontier_error, with_retries
+from crawlpool.frontier.redis_connection import safe_url as _safe_url
+from crawlpool.frontier.redis_keys import Keys as _Keys
+from crawlpool.frontier.redis_keys import slot_host
+from crawlpool.frontier.redis_records import decode, encode
+from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
+from crawlpool.frontier.redis_tasks import start_every
+from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -136,411 +126,10 @@ _FRESH_FRACTION = 0.75
 _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never stalls the server
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
-_PACE_TRIES = 8  # compare-and-set rounds of `observe` before an answer is left uncounted
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
 
-# Shared by every script. ARGV[1] is now_ms from an injected clock, or '' to use the server's TIME.
-_LUA_PRELUDE = """
-local function now_ms()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- When the host's next URL may start: delay after the last start, and not before a block ends.
-local function host_due(cfg, default_delay)
-  local v = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
-  local due = 0
-  if v[1] then due = tonumber(v[1]) + tonumber(v[2] or default_delay) end
-  if v[3] and tonumber(v[3]) > due then due = tonumber(v[3]) end
-  return due
-end
-
--- Score every slot of the host that nobody leases: in ready at the time its next URL may start,
--- or out of ready when the host has nothing queued or waiting to retry.
-local function rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
-  local at = false
-  if redis.call('LLEN', q) > 0 then
-    at = host_due(cfg, default_delay)
-  else
-    local first = redis.call('ZRANGE', d, 0, 0, 'WITHSCORES')
-    if first[2] then at = math.max(host_due(cfg, default_delay), tonumber(first[2])) end
-  end
-  for i = 0, per_host - 1 do
-    local slot = host .. '#' .. i
-    if not redis.call('ZSCORE', leased, slot) then
-      if at then redis.call('ZADD', ready, at, slot) else redis.call('ZREM', ready, slot) end
-    end
-  end
-end
-
-local function free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host, default_delay)
-  redis.call('HDEL', owner, slot)
-  redis.call('ZREM', leased, slot)
-  rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
-end
-
--- ms until the earliest free slot is due (0 if one is due now), -1 if none, and how many are leased.
-local function next_wait(ready, leased, now)
-  local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
-  local wait = -1
-  if first[2] then wait = math.max(0, tonumber(first[2]) - now) end
-  return {wait, redis.call('ZCARD', leased)}
-end
-
-local function owner_of(owner, slot)
-  local raw = redis.call('HGET', owner, slot)
-  if raw then return cjson.decode(raw) end
-  return false
-end
-"""
-
-# KEYS meta; ARGV now, schema, per_host, delay_ms, seen_bits.
-_INIT = """
-local now = now_ms()
-redis.call('HSETNX', KEYS[1], 'schema', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'per_host', ARGV[3])
-redis.call('HSETNX', KEYS[1], 'delay_ms', ARGV[4])
-redis.call('HSETNX', KEYS[1], 'seen_bits', ARGV[5])
-redis.call('HSETNX', KEYS[1], 'created_ms', now)
-redis.call('HSETNX', KEYS[1], 'state', 'running')
-for _, counter in ipairs({'seen', 'queued', 'leased', 'done'}) do
-  redis.call('HSETNX', KEYS[1], counter, 0)
-end
-return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits')
-"""
-
-# KEYS meta, ready, leased, seen buckets (nb), then per host: q, retry, cfg.
-# ARGV now, per_host, delay_ms, nb, nh, host names (nh), then per request: bucket, host, fp, record.
-_ADD = """
-local now = now_ms()
-local per_host, delay, nb, nh = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local hosts0 = 3 + nb
-local added, touched, order = 0, {}, {}
-for j = 6 + nh, #ARGV, 4 do
-  local h = tonumber(ARGV[j + 1])
-  if redis.call('SADD', KEYS[3 + tonumber(ARGV[j])], ARGV[j + 2]) == 1 then
-    redis.call('RPUSH', KEYS[hosts0 + (h - 1) * 3 + 1], ARGV[j + 3])
-    added = added + 1
-    if not touched[h] then touched[h] = true; order[#order + 1] = h end
-  end
-end
-for _, h in ipairs(order) do
-  local base = hosts0 + (h - 1) * 3
-  rescore(ARGV[5 + h], KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[2], KEYS[3], per_host, delay)
-end
-if added > 0 then
-  redis.call('HINCRBY', KEYS[1], 'seen', added)
-  redis.call('HINCRBY', KEYS[1], 'queued', added)
-  if redis.call('HGET', KEYS[1], 'state') == 'done' then redis.call('HSET', KEYS[1], 'state', 'running') end
-end
-return added
-"""
-
-# KEYS meta, seen bucket, records, done_by; ARGV fp, page, error code, worker.
-_SETTLE = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'seen', 1)
-redis.call('HINCRBY', KEYS[1], 'done', 1)
-redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-return 1
-"""
-
-# KEYS ready, leased, owner, tok, workers; ARGV now, lease_ms, worker, n.
-_LEASE_SLOTS = """
-local now = now_ms()
-local out = {}
-local n = tonumber(ARGV[4])
-if n > 0 then
-  for _, slot in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)) do
-    redis.call('ZREM', KEYS[1], slot)
-    local token = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), slot)
-    redis.call('HSET', KEYS[3], slot, cjson.encode({w = ARGV[3], t = token, n = 0}))
-    out[#out + 1] = slot
-    out[#out + 1] = token
-  end
-end
-redis.call('ZADD', KEYS[5], now, ARGV[3])
-return {out, next_wait(KEYS[1], KEYS[2], now)}
-"""
-
-# KEYS meta, ready, leased, owner, then per host: q, retry, cfg, inflight.
-# ARGV now, lease_ms, per_host, delay_ms, urls_per_lease, limit, then per slot: slot, token, host, kind
-# (kind 'h': held idle before this call, kept if the limit is reached; 'n': leased for this call).
-_TAKE = """
-local now = now_ms()
-local lease_ms, per_host, delay = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local k_max, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-local given, out = 0, {}
-for j = 7, #ARGV, 4 do
-  local slot, token, kind = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 3]
-  local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
-  local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  local host, idx = string.match(slot, '^(.*)#(%d+)$')
-  local o = owner_of(KEYS[4], slot)
-  if not o or o.t ~= token then
-    out[#out + 1] = 'STALE'
-  elseif o.fp then
-    out[#out + 1] = 'BUSY'
-  elseif given >= limit and kind == 'h' then
-    out[#out + 1] = 'SKIP'
-  else
-    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
-    for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
-    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
-    if given >= limit or o.n >= k_max or redis.call('LLEN', q) == 0 or host_due(cfg, delay) > now then
-      free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-      out[#out + 1] = 'FREED'
-    else
-      local rec = redis.call('LPOP', q)
-      local fp = cjson.decode(rec).fp
-      redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
-      o.fp = fp
-      o.n = o.n + 1
-      redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-      redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-      redis.call('HSET', cfg, 'last_start_ms', now)
-      redis.call('HINCRBY', KEYS[1], 'queued', -1)
-      redis.call('HINCRBY', KEYS[1], 'leased', 1)
-      rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
-      given = given + 1
-      out[#out + 1] = rec
-    end
-  end
-end
-return {out, next_wait(KEYS[2], KEYS[3], now)}
-"""
-
-# KEYS meta, ready, leased, owner, q, retry, cfg, inflight, records, done_by, acks.
-# ARGV now, lease_ms, per_host, delay_ms, urls_per_lease, host, fp, token, mode (ack/retry/release),
-# payload (ack: page JSON; retry: the record with attempts+1), extra (ack: error code; retry: delay ms),
-# worker.
-_END = """
-local now = now_ms()
-local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
-local delay, k_max = tonumber(ARGV[4]), tonumber(ARGV[5])
-local host, fp, token, mode = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local q, d, cfg, inflight = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local ack_id = ARGV[8] .. ':' .. fp
-local v = redis.call('HGET', inflight, fp)
-if not v then
-  if mode == 'ack' and redis.call('ZSCORE', KEYS[11], ack_id) then return {'ALREADY'} end
-  return {'STALE'}
-end
-local idx, t, rec = string.match(v, '^(%d+)|(%d+)|(.*)$')
-local slot = host .. '#' .. idx
-local o = owner_of(KEYS[4], slot)
-if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
-redis.call('HDEL', inflight, fp)
-redis.call('HINCRBY', KEYS[1], 'leased', -1)
-if mode == 'ack' then
-  redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[10], ARGV[11], 1)
-  redis.call('ZADD', KEYS[11], now, ack_id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
-elseif mode == 'retry' then
-  redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
-else
-  redis.call('LPUSH', q, rec)
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
-end
-o.fp = nil
-if o.n < k_max and redis.call('LLEN', q) > 0 and host_due(cfg, delay) <= now then
-  redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-  rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
-  return {'KEPT', slot}
-end
-free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-return {'FREED', slot}
-"""
-
-# KEYS leased, owner, workers; ARGV now, lease_ms, worker, then slot, token pairs. Returns lost slots.
-_EXTEND = """
-local now = now_ms()
-local lost = {}
-for j = 4, #ARGV, 2 do
-  local o = owner_of(KEYS[2], ARGV[j])
-  if o and o.t == tonumber(ARGV[j + 1]) then
-    redis.call('ZADD', KEYS[1], 'XX', 'GT', now + tonumber(ARGV[2]), ARGV[j])
-  else
-    lost[#lost + 1] = ARGV[j]
-  end
-end
-redis.call('ZADD', KEYS[3], now, ARGV[3])
-return lost
-"""
-
-# KEYS leased; ARGV now, n. Read-only: the first step of a reap.
-_EXPIRED = """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
-"""
-
-# KEYS meta, ready, leased, owner, then per host: q, retry, cfg, inflight.
-# ARGV now, per_host, delay_ms, mode, worker, then per slot: slot, token, host index. Modes:
-# 'expired' (reaper: deadline re-checked, attempt charged), 'release' (aclose: token checked, no
-# charge), 'mine' (start-up: owned by this worker id, attempt charged). Returns URLs requeued.
-_RECLAIM = """
-local now = now_ms()
-local per_host, delay, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local moved = 0
-for j = 6, #ARGV, 3 do
-  local slot = ARGV[j]
-  local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
-  local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  local host = string.match(slot, '^(.*)#%d+$')
-  local o = owner_of(KEYS[4], slot)
-  local ok
-  if mode == 'expired' then
-    local deadline = redis.call('ZSCORE', KEYS[3], slot)
-    ok = deadline and tonumber(deadline) <= now
-  elseif mode == 'release' then
-    ok = o and o.t == tonumber(ARGV[j + 1])
-  else
-    ok = o and o.w == ARGV[5]
-  end
-  if ok then
-    if o and o.fp then
-      local v = redis.call('HGET', inflight, o.fp)
-      if v then
-        local rec = string.match(v, '^%d+|%d+|(.*)$')
-        if mode ~= 'release' then
-          local r = cjson.decode(rec)
-          r.attempts = r.attempts + 1
-          rec = cjson.encode(r)
-        end
-        redis.call('HDEL', inflight, o.fp)
-        redis.call('LPUSH', q, rec)
-        redis.call('HINCRBY', KEYS[1], 'leased', -1)
-        redis.call('HINCRBY', KEYS[1], 'queued', 1)
-        moved = moved + 1
-      end
-    end
-    free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-  end
-end
-return moved
-"""
-
-# KEYS ready, leased, q, retry, cfg; ARGV now, per_host, delay_ms, host, the pace version read or '-'
-# (no pace change), the new pace (JSON), its delay ms, blocked-for ms or ''. A compare-and-set: the
-# host's pace changes only if no other worker changed it since it was read (returns 0, read again).
-_PACE = """
-local now = now_ms()
-if ARGV[5] ~= '-' then
-  local version = redis.call('HGET', KEYS[5], 'pace_v') or '0'
-  if version ~= ARGV[5] then return 0 end
-  redis.call('HSET', KEYS[5], 'pace', ARGV[6], 'pace_v', tonumber(version) + 1, 'delay_ms', ARGV[7])
-end
-if ARGV[8] ~= '' then
-  local blocked = now + tonumber(ARGV[8])
-  local old = redis.call('HGET', KEYS[5], 'blocked_until_ms')
-  if not old or tonumber(old) < blocked then redis.call('HSET', KEYS[5], 'blocked_until_ms', blocked) end
-end
-rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
-return 1
-"""
-
-# KEYS meta; ARGV now. The finished predicate, and running → done (compare-and-set) when it holds.
-_IS_DONE = """
-local v = redis.call('HMGET', KEYS[1], 'queued', 'leased', 'state')
-if tonumber(v[1] or '0') ~= 0 or tonumber(v[2] or '0') ~= 0 then return 0 end
-if v[3] == 'running' then
-  redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now_ms())
-end
-return 1
-"""
-
-
-class _Keys:
-    """Key names of one crawl; all share the hash tag `{crawl_id}`."""
-
-    def __init__(self, crawl_id: str) -> None:
-        self.prefix = prefix = f"crawlpool:{{{crawl_id}}}:"
-        self.meta = prefix + "meta"
-        self.tok = prefix + "tok"
-        self.ready = prefix + "h:ready"
-        self.leased = prefix + "h:leased"
-        self.owner = prefix + "h:owner"
-        self.workers = prefix + "workers"
-        self.records = prefix + "records"
-        self.done_by = prefix + "done_by"
-        self.acks = prefix + "acks"
-
-    def seen(self, bucket: int) -> str:
-        return f"{self.prefix}seen:{bucket}"
-
-    def host(self, host: str) -> list[str]:
-        """q, retry, cfg and inflight of `host`, in the order the scripts take them."""
-        p = self.prefix
-        return [f"{p}q:{host}", f"{p}retry:{host}", f"{p}host:{host}", f"{p}inflight:{host}"]
-
-
-class _Scripts:
-    def __init__(self, client: aioredis.Redis) -> None:
-        def register(body: str) -> AsyncScript:
-            return client.register_script(_LUA_PRELUDE + body)
-
-        self.init = register(_INIT)
-        self.add = register(_ADD)
-        self.lease_slots = register(_LEASE_SLOTS)
-        self.take = register(_TAKE)
-        self.end = register(_END)
-        self.extend = register(_EXTEND)
-        self.expired = register(_EXPIRED)
-        self.reclaim = register(_RECLAIM)
-        self.pace = register(_PACE)
-        self.is_done = register(_IS_DONE)
-        self.settle = register(_SETTLE)
-
-
-def _encode(request: Request) -> str:
-    return json.dumps(
-        {
-            "url": request.url,
-            "fp": str(request.fp),
-            "host": request.host,
-            "depth": request.depth,
-            "referrer": request.referrer,
-            "attempts": request.attempts,
-            "hops": request.hops,
-            "sr": request.self_redirects,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _decode(record: str) -> Request:
-    data = json.loads(record)
-    return Request(
-        data["url"],
-        int(data["fp"]),
-        data["host"],
-        data["depth"],
-        data["referrer"],
-        data["attempts"],
-        data.get("hops", 0),
-        data.get("sr", 0),
-    )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=user + netloc).geturl()
-
-
-def _slot_host(slot: str) -> str:
-    return slot.rpartition("#")[0]
+# The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
+_LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
 
 
 class RedisFrontier:
@@ -565,9 +154,10 @@ class RedisFrontier:
         clock: Callable[[], float] | None,
     ) -> None:
         self._client = client
-        self._scripts = _Scripts(client)
+        self._scripts = Scripts(client)
         self._url = _safe_url(url)
         self._keys = _Keys(crawl_id)
+        self._calls = Calls(self._keys, worker_id, per_host, delay_ms, seen_bits, lease_ms, urls_per_lease)
         self.crawl_id = crawl_id
         self.worker_id = worker_id
         self._per_host = per_host
@@ -689,7 +279,8 @@ class RedisFrontier:
         how many were new. Each chunk of 500 is one atomic step, and add is idempotent."""
         added = 0
         for start in range(0, len(requests), _ADD_CHUNK):
-            added += await self._add_chunk(requests[start : start + _ADD_CHUNK])
+            call = self._calls.add(self._now(), requests[start : start + _ADD_CHUNK])
+            added += int(await self._run(self._scripts.add, *call))
         return added
 
     async def lease(self, limit: int) -> LeaseBatch:
@@ -724,7 +315,7 @@ class RedisFrontier:
             again = replace(old, self_redirects=old.self_redirects + 1)
         else:
             again = replace(old, attempts=old.attempts + 1)
-        return await self._end(lease, "retry", _encode(again), str(max(0, round(delay_s * 1000))))
+        return await self._end(lease, "retry", encode(again), str(max(0, round(delay_s * 1000))))
 
     async def release(self, lease: Lease) -> bool:
         """Put the URL back at the front of its host's queue, untried. False: not current."""
@@ -732,45 +323,24 @@ class RedisFrontier:
 
     async def settle(self, request: Request, page: Page) -> bool:
         """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
-        keys = self._keys
-        shift = 64 - self._seen_bits
-        bucket = (request.fp & 0xFFFF_FFFF_FFFF_FFFF) >> shift if self._seen_bits else 0
-        args: list[str | int] = [str(request.fp), page.to_json(), page.error_code or "ok", self.worker_id]
-        script_keys = [keys.meta, keys.seen(bucket), keys.records, keys.done_by]
-        return bool(await self._run(self._scripts.settle, script_keys, args))
+        call = self._calls.settle(request, page.to_json(), page.error_code or "ok")
+        return bool(await self._run(self._scripts.settle, *call))
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
-        """Apply `event` to the host's pacing, one state for every worker of the crawl: read it, apply
-        `next_pace`, and write it back only if no other worker changed it meanwhile (else read again),
-        so two workers' backoffs add up instead of the last writer's winning."""
+        """Apply `event` to the host's pacing in one script (lua/pace.lua, `next_pace` in Lua): one
+        state for every worker of the crawl, so two workers' backoffs add up."""
         keys = self._keys
         q, d, cfg, _ = keys.host(host)
-        script_keys = [keys.ready, keys.leased, q, d, cfg]
-        fixed: list[str | int] = [self._now(), self._per_host, self._delay_ms, host]
+        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, host]
         if isinstance(event, Blocked):
-            blocked = str(max(0, round(event.for_s * 1000)))
-            await self._run(self._scripts.pace, script_keys, [*fixed, "-", "", "", blocked])
-            return (await self._read_pace(cfg))[0]
-        for _ in range(_PACE_TRIES):
-            pace, version = await self._read_pace(cfg)
-            new = next_pace(pace, event)
-            if new == pace:
-                return pace
-            args = [*fixed, version, json.dumps(new.to_json()), round(new.delay_s * 1000), ""]
-            if await self._run(self._scripts.pace, script_keys, args):
-                return new
-        log.info(
-            "pacing of %s changed by other workers %d times in a row; this answer is not counted",
-            host,
-            _PACE_TRIES,
-        )
-        return pace
-
-    async def _read_pace(self, cfg_key: str) -> tuple[HostPace, str]:
-        raw, version = await self._call(self._client.hmget(cfg_key, ["pace", "pace_v"]))
-        if raw is None:
-            return HostPace(floor_s=self._delay_ms / 1000), version or "0"
-        return HostPace.from_json(json.loads(raw)), version or "0"
+            args += ["block", max(0, round(event.for_s * 1000)), "", ""]
+        elif isinstance(event, FloorRaised):
+            args += ["floor", repr(event.floor_s), "", ""]
+        else:
+            status = "" if event.status is None else event.status
+            args += ["answer", status, event.elapsed_ms, event.error_code or ""]
+        reply = await self._run(self._scripts.pace, [keys.ready, keys.leased, q, d, cfg], [*args, PACE_RULE])
+        return HostPace.from_json(json.loads(reply))
 
     async def counts(self) -> FrontierCounts:
         """The crawl's numbers across all workers; `queued` includes retries waiting for their time."""
@@ -859,7 +429,7 @@ class RedisFrontier:
         e.g. SIGSTOP or a long GC). The request must not be sent then: another worker may hold the
         host by now, and a stale request would break the host's politeness."""
         for slot, token in self._held.items():
-            if token == lease.token and _slot_host(slot) == lease.request.host:
+            if token == lease.token and slot_host(slot) == lease.request.host:
                 age_s = time.monotonic() - self._fresh.get(slot, float("-inf"))
                 return age_s < self._lease_ms / 1000 * _FRESH_FRACTION
         return False
@@ -868,12 +438,8 @@ class RedisFrontier:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
         pairs = list(self._held.items())
-        args: list[str | int] = [self._now(), self._lease_ms, self.worker_id]
-        for slot, token in pairs:
-            args += [slot, token]
-        keys = self._keys
         sent_at = time.monotonic()
-        lost: list[str] = await self._run(self._scripts.extend, [keys.leased, keys.owner, keys.workers], args)
+        lost: list[str] = await self._run(self._scripts.extend, *self._calls.extend(self._now(), pairs))
         self._fresh.update((slot, sent_at) for slot, _ in pairs)
         tokens = dict(pairs)
         for slot in lost:
@@ -900,72 +466,20 @@ class RedisFrontier:
     def _now(self) -> str:
         return "" if self._clock is None else str(round(self._clock() * 1000))
 
-    def _error(self, exc: RedisError) -> FrontierError:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return FrontierError(f"redis frontier at {self._url}: {reason}")
-
     async def _run(
         self,
-        script: AsyncScript,
+        script: LuaScript,
         keys: list[str],
         args: list[str | int],
         on_retry: Callable[[], None] | None = None,
     ) -> Any:
-        return await self._with_retries(lambda: script(keys=keys, args=args), on_retry)
+        return await with_retries(lambda: script(keys=keys, args=args), self._url, OUTAGE_S, on_retry)
 
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
         except RedisError as exc:
-            raise self._error(exc) from exc
-
-    async def _with_retries(
-        self, attempt: Callable[[], Awaitable[Any]], on_retry: Callable[[], None] | None = None
-    ) -> Any:
-        """Run `attempt`, riding out a lost connection for up to OUTAGE_S with exponential backoff.
-
-        Running a script again after a lost reply is safe: add is idempotent, an ack that had committed
-        answers ALREADY, and slots leased by a lost reply simply expire and are reaped. Past the bound,
-        FrontierError stops this worker; the crawl's state stays in Redis for the next run to rejoin."""
-        waited_s, pause_s = 0.0, 0.1
-        while True:
-            try:
-                return await attempt()
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                if waited_s >= OUTAGE_S:
-                    raise FrontierError(
-                        f"redis frontier: lost {self._url} for {OUTAGE_S:g} s ({exc}); this worker stops, "
-                        "the crawl's state stays in Redis: run the same command with --resume to rejoin it"
-                    ) from exc
-                log.warning("redis at %s unreachable (%s); retrying in %.1f s", self._url, exc, pause_s)
-                if on_retry is not None:
-                    on_retry()
-                await asyncio.sleep(pause_s)  # backing off from a failing server, not waiting for an event
-                waited_s += pause_s
-                pause_s = min(pause_s * 2, 5.0)
-            except RedisError as exc:
-                raise self._error(exc) from exc
-
-    async def _add_chunk(self, requests: Sequence[Request]) -> int:
-        keys = self._keys
-        shift = 64 - self._seen_bits
-        buckets: dict[int, int] = {}
-        hosts: dict[str, int] = {}
-        quads: list[str | int] = []
-        for request in requests:
-            bucket = (request.fp & 0xFFFF_FFFF_FFFF_FFFF) >> shift if self._seen_bits else 0
-            b = buckets.setdefault(bucket, len(buckets) + 1)
-            h = hosts.setdefault(request.host, len(hosts) + 1)
-            quads += [b, h, str(request.fp), _encode(request)]
-        if not quads:
-            return 0
-        script_keys = [keys.meta, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
-        for host in hosts:
-            script_keys += keys.host(host)[:3]
-        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, len(buckets), len(hosts)]
-        args += list(hosts)
-        args += quads
-        return int(await self._run(self._scripts.add, script_keys, args))
+            raise frontier_error(self._url, exc) from exc
 
     def _claim_idle(self, n: int) -> list[tuple[str, int]]:
         """Up to n held idle slots, taken out of the idle set before any await so that two
@@ -978,13 +492,9 @@ class RedisFrontier:
         return claimed
 
     async def _lease_slots(self, n: int) -> tuple[list[tuple[str, int]], tuple[int, int]]:
-        keys = self._keys
         sent_at = time.monotonic()
-        pairs, (wait_ms, leased_slots) = await self._run(
-            self._scripts.lease_slots,
-            [keys.ready, keys.leased, keys.owner, keys.tok, keys.workers],
-            [self._now(), self._lease_ms, self.worker_id, n],
-        )
+        call = self._calls.lease_slots(self._now(), n)
+        pairs, (wait_ms, leased_slots) = await self._run(self._scripts.lease_slots, *call)
         slots = [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
         self._held.update(slots)
         self._fresh.update((slot, sent_at) for slot, _ in slots)
@@ -993,27 +503,11 @@ class RedisFrontier:
     async def _take(
         self, held: list[tuple[str, int]], new: list[tuple[str, int]], limit: int
     ) -> tuple[list[Lease], tuple[int, int]]:
-        keys = self._keys
         slots = [(slot, token, "h") for slot, token in held] + [(slot, token, "n") for slot, token in new]
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
-        hosts: dict[str, int] = {}
-        args: list[str | int] = [
-            self._now(),
-            self._lease_ms,
-            self._per_host,
-            self._delay_ms,
-            self._urls_per_lease,
-            max(0, limit),
-        ]
-        for slot, token, kind in slots:
-            host = _slot_host(slot)
-            if host not in hosts:
-                hosts[host] = len(hosts) + 1
-                script_keys += keys.host(host)
-            args += [slot, token, hosts[host], kind]
+        call = self._calls.take(self._now(), slots, limit)
         sent_at = time.monotonic()
         try:
-            results, (wait_ms, leased_slots) = await self._run(self._scripts.take, script_keys, args)
+            results, (wait_ms, leased_slots) = await self._run(self._scripts.take, *call)
         except FrontierError:
             # Whether the take ran is unknown: stop extending these slots, so that any URL it took
             # comes back through the reaper instead of staying leased to no one.
@@ -1028,7 +522,7 @@ class RedisFrontier:
             elif result in ("FREED", "STALE"):
                 self._forget(slot, token)
             elif result != "BUSY":
-                leases.append(Lease(_decode(result), token))
+                leases.append(Lease(decode(result), token))
         return leases, (int(wait_ms), int(leased_slots))
 
     def _wait_s(self, wait_ms: int, leased_slots: int) -> float | None:
@@ -1041,53 +535,25 @@ class RedisFrontier:
         return wait_s
 
     async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
-        keys = self._keys
         request = lease.request
-        script_keys = [
-            keys.meta,
-            keys.ready,
-            keys.leased,
-            keys.owner,
-            *keys.host(request.host),
-            keys.records,
-            keys.done_by,
-            keys.acks,
-        ]
-        args: list[str | int] = [
-            self._now(),
-            self._lease_ms,
-            self._per_host,
-            self._delay_ms,
-            self._urls_per_lease,
-            request.host,
-            str(request.fp),
-            lease.token,
-            mode,
-            payload,
-            extra,
-            self.worker_id,
-        ]
+        call = self._calls.end(self._now(), request, lease.token, mode, payload, extra)
         attempt = (lease.token, request.fp)
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
             if mode == "ack":
                 self._ambiguous.add(attempt)
-            for slot, token in list(self._held.items()):
-                if token == lease.token:
-                    self._forget(slot, token)
+            self._forget_token(lease.token)
 
         try:
-            reply = await self._run(self._scripts.end, script_keys, args, lost_a_reply)
+            reply = await self._run(self._scripts.end, *call, lost_a_reply)
         except FrontierError:
             if mode == "ack":
                 if len(self._ambiguous) > 10_000:
                     self._ambiguous.clear()
                 self._ambiguous.add(attempt)
             # The slot's state is unknown: stop extending it; a later end that succeeds adopts it again.
-            for slot, token in list(self._held.items()):
-                if token == lease.token:
-                    self._forget(slot, token)
+            self._forget_token(lease.token)
             raise
         status = reply[0]
         if status == "ALREADY":
@@ -1111,18 +577,13 @@ class RedisFrontier:
             del self._held[slot]
             self._idle.pop(slot, None)
 
+    def _forget_token(self, token: int) -> None:
+        for slot, held in list(self._held.items()):
+            if held == token:
+                self._forget(slot, held)
+
     async def _reclaim(self, slots: list[tuple[str, int]], mode: str) -> int:
-        keys = self._keys
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
-        hosts: dict[str, int] = {}
-        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, mode, self.worker_id]
-        for slot, token in slots:
-            host = _slot_host(slot)
-            if host not in hosts:
-                hosts[host] = len(hosts) + 1
-                script_keys += keys.host(host)
-            args += [slot, token, hosts[host]]
-        moved = int(await self._run(self._scripts.reclaim, script_keys, args))
+        moved = int(await self._run(self._scripts.reclaim, *self._calls.reclaim(self._now(), slots, mode)))
         for slot, token in slots:
             if mode == "release":
                 self._forget(slot, token)
@@ -1142,27 +603,5 @@ class RedisFrontier:
             )
 
     def _start_background(self) -> None:
-        heartbeat_s = self._lease_ms / 3000
-        reap_s = min(5.0, self._lease_ms / 2000)
-        for name, interval_s, step in (
-            ("heartbeat", heartbeat_s, self.heartbeat),
-            ("reaper", reap_s, self.reap),
-        ):
-            task = asyncio.get_running_loop().create_task(
-                self._every(interval_s, step), name=f"crawlpool-redis-{name}"
-            )
-            task.add_done_callback(self._log_crash)
-            self._tasks.append(task)
-
-    async def _every(self, interval_s: float, step: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await step()
-            except FrontierError as exc:
-                log.warning("%s", exc)  # the next round tries again; the engine sees errors itself
-
-    @staticmethod
-    def _log_crash(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped", task.get_name(), exc_info=task.exception())
+        self._tasks.append(start_every("heartbeat", self._lease_ms / 3000, self.heartbeat))
+        self._tasks.append(start_every("reaper", min(5.0, self._lease_ms / 2000), self.reap))

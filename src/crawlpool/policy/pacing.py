@@ -33,6 +33,7 @@ neither slow a host down nor speed it up: they say nothing about its load.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 STEP_S = 0.25
@@ -44,6 +45,20 @@ BASELINE_UP_WEIGHT = 0.02
 WARMUP_ANSWERS = 3
 RECOVERY_FRACTION = 0.25
 OVERLOAD_STATUSES = frozenset({429, 503})
+# The numbers above, for the Redis frontier's Lua copy of `next_pace` (frontier/lua/pace.lua).
+PACE_RULE = json.dumps(
+    {
+        "step_s": STEP_S,
+        "max_extra_s": MAX_EXTRA_S,
+        "slow_factor": SLOW_FACTOR,
+        "slow_min_ms": SLOW_MIN_MS,
+        "down_weight": BASELINE_DOWN_WEIGHT,
+        "up_weight": BASELINE_UP_WEIGHT,
+        "warmup": WARMUP_ANSWERS,
+        "recovery": RECOVERY_FRACTION,
+        "overload": sorted(OVERLOAD_STATUSES),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

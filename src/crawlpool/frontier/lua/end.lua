@@ -1,0 +1,75 @@
+--[[
+  End the URL in flight on a slot (ack, retry or release), after checking the token, then keep the
+  slot (the host's next URL may start now and the lease has URLs left) or free it.
+
+    Input:
+      KEYS[1]  meta             HASH
+      KEYS[2]  ready            ZSET
+      KEYS[3]  leased           ZSET
+      KEYS[4]  owner            HASH
+      KEYS[5]  q:<host>         LIST
+      KEYS[6]  retry:<host>     ZSET
+      KEYS[7]  host:<host>      HASH
+      KEYS[8]  inflight:<host>  HASH
+      KEYS[9]  records          STREAM
+      KEYS[10] done_by          HASH
+      KEYS[11] acks             ZSET
+
+      ARGV[1]  now_ms           or '' for Redis TIME
+      ARGV[2]  lease_ms
+      ARGV[3]  per_host
+      ARGV[4]  delay_ms         the crawl's default delay
+      ARGV[5]  urls_per_lease
+      ARGV[6]  host
+      ARGV[7]  fp               the URL's fingerprint (signed decimal)
+      ARGV[8]  token            the lease's fencing token
+      ARGV[9]  mode             'ack', 'retry' or 'release'
+      ARGV[10] payload          ack: the page record (JSON); retry: the URL record with attempts + 1;
+                                release: ''
+      ARGV[11] extra            ack: error code or 'ok'; retry: delay ms; release: ''
+      ARGV[12] worker           worker id
+
+    Output:
+      {'KEPT', slot} or {'FREED', slot} when the URL ended; {'STALE'} when the token is not the
+      slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
+      (acks remembers it for 2 * lease_ms).
+]]
+local now = now_ms()
+local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
+local delay, k_max = tonumber(ARGV[4]), tonumber(ARGV[5])
+local host, fp, token, mode = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local q, d, cfg, inflight = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local ack_id = ARGV[8] .. ':' .. fp
+local v = redis.call('HGET', inflight, fp)
+if not v then
+  if mode == 'ack' and redis.call('ZSCORE', KEYS[11], ack_id) then return {'ALREADY'} end
+  return {'STALE'}
+end
+local idx, t, rec = string.match(v, '^(%d+)|(%d+)|(.*)$')
+local slot = host .. '#' .. idx
+local o = owner_of(KEYS[4], slot)
+if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
+redis.call('HDEL', inflight, fp)
+redis.call('HINCRBY', KEYS[1], 'leased', -1)
+if mode == 'ack' then
+  redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
+  redis.call('HINCRBY', KEYS[1], 'done', 1)
+  redis.call('HINCRBY', KEYS[10], ARGV[11], 1)
+  redis.call('ZADD', KEYS[11], now, ack_id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
+elseif mode == 'retry' then
+  redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
+  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+else
+  redis.call('LPUSH', q, rec)
+  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+end
+o.fp = nil
+if o.n < k_max and redis.call('LLEN', q) > 0 and host_due(cfg, delay) <= now then
+  redis.call('HSET', KEYS[4], slot, cjson.encode(o))
+  redis.call('ZADD', KEYS[3], now + lease_ms, slot)
+  rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
+  return {'KEPT', slot}
+end
+free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
+return {'FREED', slot}

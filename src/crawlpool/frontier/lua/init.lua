@@ -1,0 +1,27 @@
+--[[
+  Write a crawl's config once: the first worker's values win, later workers read them back.
+
+    Input:
+      KEYS[1] meta         HASH
+
+      ARGV[1] now_ms       or '' for Redis TIME (stored as created_ms)
+      ARGV[2] schema
+      ARGV[3] per_host     slots per host
+      ARGV[4] delay_ms     default delay between two starts on one host
+      ARGV[5] seen_bits    the seen set has 2^seen_bits buckets
+
+    Output:
+      {schema, per_host, delay_ms, seen_bits} as stored (strings). Counters seen, queued, leased and
+      done are created at 0 and state at 'running' when absent.
+]]
+local now = now_ms()
+redis.call('HSETNX', KEYS[1], 'schema', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'per_host', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'delay_ms', ARGV[4])
+redis.call('HSETNX', KEYS[1], 'seen_bits', ARGV[5])
+redis.call('HSETNX', KEYS[1], 'created_ms', now)
+redis.call('HSETNX', KEYS[1], 'state', 'running')
+for _, counter in ipairs({'seen', 'queued', 'leased', 'done'}) do
+  redis.call('HSETNX', KEYS[1], counter, 0)
+end
+return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits')

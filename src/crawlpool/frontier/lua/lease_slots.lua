@@ -1,0 +1,36 @@
+--[[
+  Lease up to n free slots that are due now: each leaves ready, enters leased with a deadline, and
+  gets an owner record {w = worker, t = token, n = 0} with a fresh fencing token (INCR tok).
+  Also marks the worker's heartbeat.
+
+    Input:
+      KEYS[1] ready      ZSET
+      KEYS[2] leased     ZSET
+      KEYS[3] owner      HASH
+      KEYS[4] tok        STRING
+      KEYS[5] workers    ZSET
+
+      ARGV[1] now_ms     or '' for Redis TIME
+      ARGV[2] lease_ms   lease period: the deadline is now + lease_ms
+      ARGV[3] worker     worker id
+      ARGV[4] n          most slots to lease (0: none, only the wait answer)
+
+    Output:
+      {{slot_1, token_1, slot_2, token_2, ...}, {wait_ms, leased_slots}}: wait_ms is the time until
+      the earliest free slot left in ready is due (0: due now, -1: none), leased_slots is ZCARD leased.
+]]
+local now = now_ms()
+local out = {}
+local n = tonumber(ARGV[4])
+if n > 0 then
+  for _, slot in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)) do
+    redis.call('ZREM', KEYS[1], slot)
+    local token = redis.call('INCR', KEYS[4])
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), slot)
+    redis.call('HSET', KEYS[3], slot, cjson.encode({w = ARGV[3], t = token, n = 0}))
+    out[#out + 1] = slot
+    out[#out + 1] = token
+  end
+end
+redis.call('ZADD', KEYS[5], now, ARGV[3])
+return {out, next_wait(KEYS[1], KEYS[2], now)}

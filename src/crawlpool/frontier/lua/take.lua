@@ -1,0 +1,75 @@
+--[[
+  Hand out at most one URL through each given slot: after the token check, move the host's due
+  retries to the front of its queue and, if the host may start now, pop one record into inflight.
+  A slot that cannot serve (limit reached, urls_per_lease used, queue empty, host not due) is freed.
+
+    Input:
+      KEYS[1]                meta           HASH
+      KEYS[2]                ready          ZSET
+      KEYS[3]                leased         ZSET
+      KEYS[4]                owner          HASH
+      then per host h = 1 .. (number of hosts), with base = 4 + (h - 1) * 4:
+      KEYS[base + 1]         q:<host>       LIST
+      KEYS[base + 2]         retry:<host>   ZSET
+      KEYS[base + 3]         host:<host>    HASH
+      KEYS[base + 4]         inflight:<host> HASH
+
+      ARGV[1]                now_ms         or '' for Redis TIME
+      ARGV[2]                lease_ms
+      ARGV[3]                per_host
+      ARGV[4]                delay_ms       the crawl's default delay
+      ARGV[5]                urls_per_lease most URLs taken under one lease
+      ARGV[6]                limit          most URLs handed out by this call
+      then per slot, from j = 7 in steps of 4:
+      ARGV[j]                slot           `<host>#<i>`
+      ARGV[j + 1]            token          the slot's fencing token
+      ARGV[j + 2]            h              index of the slot's host in KEYS (1-based)
+      ARGV[j + 3]            kind           'h': held idle before this call (SKIPped, kept, once the
+                                            limit is reached); 'n': leased for this call
+
+    Output:
+      {{result per slot, in order}, {wait_ms, leased_slots}}, a result being the URL record handed
+      out, 'STALE' (token not the owner's), 'BUSY' (a URL is in flight), 'SKIP' (kept idle) or
+      'FREED'; wait_ms and leased_slots as in lease_slots.lua.
+]]
+local now = now_ms()
+local lease_ms, per_host, delay = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local k_max, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+local given, out = 0, {}
+for j = 7, #ARGV, 4 do
+  local slot, token, kind = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 3]
+  local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
+  local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
+  local host, idx = string.match(slot, '^(.*)#(%d+)$')
+  local o = owner_of(KEYS[4], slot)
+  if not o or o.t ~= token then
+    out[#out + 1] = 'STALE'
+  elseif o.fp then
+    out[#out + 1] = 'BUSY'
+  elseif given >= limit and kind == 'h' then
+    out[#out + 1] = 'SKIP'
+  else
+    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
+    for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
+    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
+    if given >= limit or o.n >= k_max or redis.call('LLEN', q) == 0 or host_due(cfg, delay) > now then
+      free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
+      out[#out + 1] = 'FREED'
+    else
+      local rec = redis.call('LPOP', q)
+      local fp = cjson.decode(rec).fp
+      redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
+      o.fp = fp
+      o.n = o.n + 1
+      redis.call('HSET', KEYS[4], slot, cjson.encode(o))
+      redis.call('ZADD', KEYS[3], now + lease_ms, slot)
+      redis.call('HSET', cfg, 'last_start_ms', now)
+      redis.call('HINCRBY', KEYS[1], 'queued', -1)
+      redis.call('HINCRBY', KEYS[1], 'leased', 1)
+      rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
+      given = given + 1
+      out[#out + 1] = rec
+    end
+  end
+end
+return {out, next_wait(KEYS[2], KEYS[3], now)}

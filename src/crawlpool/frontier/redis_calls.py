@@ -1,0 +1,97 @@
+"""KEYS and ARGV of the Redis frontier's scripts, built in the order each `lua/<name>.lua` header names
+them: the Python half of the scripts' positional contract, in one place (the scripts are in lua/)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from crawlpool.frontier.base import Request
+from crawlpool.frontier.redis_keys import Keys, seen_bucket, slot_host
+from crawlpool.frontier.redis_records import encode
+
+Args = list[str | int]
+Call = tuple[list[str], Args]  # (KEYS, ARGV)
+
+
+@dataclass(frozen=True)
+class Calls:
+    """The calls of one worker of one crawl; `now` is `''` (Redis TIME) or the injected clock in ms."""
+
+    keys: Keys
+    worker: str
+    per_host: int
+    delay_ms: int
+    seen_bits: int
+    lease_ms: int
+    urls_per_lease: int
+
+    def add(self, now: str, requests: Sequence[Request]) -> Call:
+        """add.lua: seen buckets and hosts are numbered in order of first use."""
+        keys = self.keys
+        buckets: dict[int, int] = {}
+        hosts: dict[str, int] = {}
+        quads: Args = []
+        for request in requests:
+            b = buckets.setdefault(seen_bucket(request.fp, self.seen_bits), len(buckets) + 1)
+            h = hosts.setdefault(request.host, len(hosts) + 1)
+            quads += [b, h, str(request.fp), encode(request)]
+        script_keys = [keys.meta, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
+        for host in hosts:
+            script_keys += keys.host(host)[:3]
+        args: Args = [now, self.per_host, self.delay_ms, len(buckets), len(hosts), *hosts, *quads]
+        return script_keys, args
+
+    def settle(self, request: Request, page: str, code: str) -> Call:
+        keys = self.keys
+        bucket = seen_bucket(request.fp, self.seen_bits)
+        args: Args = [str(request.fp), page, code, self.worker]
+        return [keys.meta, keys.seen(bucket), keys.records, keys.done_by], args
+
+    def lease_slots(self, now: str, n: int) -> Call:
+        keys = self.keys
+        args: Args = [now, self.lease_ms, self.worker, n]
+        return [keys.ready, keys.leased, keys.owner, keys.tok, keys.workers], args
+
+    def take(self, now: str, slots: Sequence[tuple[str, int, str]], limit: int) -> Call:
+        """take.lua for (slot, token, kind) triples; each host's four keys are passed once."""
+        keys = self.keys
+        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
+        hosts: dict[str, int] = {}
+        args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease, max(0, limit)]
+        for slot, token, kind in slots:
+            host = slot_host(slot)
+            if host not in hosts:
+                hosts[host] = len(hosts) + 1
+                script_keys += keys.host(host)
+            args += [slot, token, hosts[host], kind]
+        return script_keys, args
+
+    def end(self, now: str, request: Request, token: int, mode: str, payload: str, extra: str) -> Call:
+        keys = self.keys
+        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
+        script_keys += [keys.records, keys.done_by, keys.acks]
+        args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
+        args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
+        return script_keys, args
+
+    def extend(self, now: str, slots: Sequence[tuple[str, int]]) -> Call:
+        keys = self.keys
+        args: Args = [now, self.lease_ms, self.worker]
+        for slot, token in slots:
+            args += [slot, token]
+        return [keys.leased, keys.owner, keys.workers], args
+
+    def reclaim(self, now: str, slots: Sequence[tuple[str, int]], mode: str) -> Call:
+        """reclaim.lua for (slot, token) pairs; each host's four keys are passed once."""
+        keys = self.keys
+        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
+        hosts: dict[str, int] = {}
+        args: Args = [now, self.per_host, self.delay_ms, mode, self.worker]
+        for slot, token in slots:
+            host = slot_host(slot)
+            if host not in hosts:
+                hosts[host] = len(hosts) + 1
+                script_keys += keys.host(host)
+            args += [slot, token, hosts[host]]
+        return script_keys, args

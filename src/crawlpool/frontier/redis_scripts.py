@@ -1,0 +1,111 @@
+"""The Redis frontier's Lua scripts: loaded from `lua/*.lua`, registered on a client, arity-checked.
+
+Each script is `lua/prelude.lua` (the shared helpers) followed by `lua/<name>.lua`, sent as one chunk.
+Every file opens with a `--[[ ... ]]` header naming each KEYS[i] and ARGV[i] and the return value:
+that header is the script's contract. The loader reads the header's KEYS lines too: a script whose
+KEYS are all numbered (`KEYS[5]`) takes exactly that many keys, one with a repeated group
+(`KEYS[base + 1]`) at least its numbered ones, and `LuaScript` refuses a call that breaks this before
+anything reaches Redis: a missing key must not turn into a nil inside a script.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+NAMES = (
+    "init",
+    "add",
+    "settle",
+    "lease_slots",
+    "take",
+    "end",
+    "extend",
+    "expired",
+    "reclaim",
+    "pace",
+    "is_done",
+)
+PRELUDE = "prelude"
+
+_HEADER = re.compile(r"\A--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
+_NUMBERED_KEY = re.compile(r"^\s*KEYS\[(\d+)\]\s", re.MULTILINE)
+_GROUP_KEY = re.compile(r"^\s*KEYS\[[^\]]*[a-z][^\]]*\]\s", re.MULTILINE)
+
+
+@cache
+def lua_file(name: str) -> str:
+    """The text of `lua/<name>.lua`, header included; read once per process."""
+    return (files("crawlpool.frontier") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def source(name: str) -> str:
+    """What is sent to Redis for script `name`: the prelude, then the script's file."""
+    return lua_file(PRELUDE) + lua_file(name)
+
+
+def header(name: str) -> str:
+    """The contract comment at the top of `lua/<name>.lua`, without its `--[[` `]]` lines."""
+    found = _HEADER.match(lua_file(name))
+    if found is None:
+        raise ValueError(f"lua/{name}.lua does not open with a --[[ ... ]] header")
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class Arity:
+    """How many KEYS a script takes, as its header declares them."""
+
+    keys: int  # the numbered KEYS[1] .. KEYS[keys]
+    repeated: bool  # a repeated group (e.g. per host) follows them: then `keys` is a minimum
+
+    def check(self, name: str, n_keys: int) -> None:
+        if n_keys == self.keys or (self.repeated and n_keys > self.keys):
+            return
+        wanted = f"at least {self.keys}" if self.repeated else str(self.keys)
+        raise ValueError(f"redis script {name} takes {wanted} KEYS (see lua/{name}.lua), got {n_keys}")
+
+
+@cache
+def arity(name: str) -> Arity:
+    text = header(name)
+    numbered = sorted(int(i) for i in _NUMBERED_KEY.findall(text))
+    if numbered != list(range(1, len(numbered) + 1)):
+        raise ValueError(f"lua/{name}.lua: KEYS in its header are not numbered 1 .. n: {numbered}")
+    return Arity(len(numbered), bool(_GROUP_KEY.search(text)))
+
+
+class LuaScript:
+    """One registered script: `await script(keys=[...], args=[...])`, after the KEYS count check."""
+
+    def __init__(self, client: aioredis.Redis, name: str) -> None:
+        self.name = name
+        self.arity = arity(name)
+        self._script: AsyncScript = client.register_script(source(name))
+
+    def __call__(self, *, keys: list[str], args: list[str | int]) -> Any:
+        self.arity.check(self.name, len(keys))
+        return self._script(keys=keys, args=args)
+
+
+class Scripts:
+    """Every script, registered once on one client (EVALSHA, falling back to EVAL once per server)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.init = LuaScript(client, "init")
+        self.add = LuaScript(client, "add")
+        self.settle = LuaScript(client, "settle")
+        self.lease_slots = LuaScript(client, "lease_slots")
+        self.take = LuaScript(client, "take")
+        self.end = LuaScript(client, "end")
+        self.extend = LuaScript(client, "extend")
+        self.expired = LuaScript(client, "expired")
+        self.reclaim = LuaScript(client, "reclaim")
+        self.pace = LuaScript(client, "pace")
+        self.is_done = LuaScript(client, "is_done")
