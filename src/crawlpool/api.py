@@ -29,11 +29,11 @@ from crawlpool.fetch import Fetcher
 from crawlpool.frontier import (
     Frontier,
     Politeness,
-    SqliteFrontier,
     default_crawl_id,
     is_redis,
     open_frontier,
     sqlite_path,
+    without_password,
 )
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
@@ -240,9 +240,8 @@ async def run_crawl(
                 if robots is not None:
                     await robots.aclose()
     finally:
-        if isinstance(frontier, SqliteFrontier):
-            with contextlib.suppress(FrontierError):  # a failed store already said why
-                await frontier.set_meta("updated", _utc_now())
+        with contextlib.suppress(FrontierError):  # a failed store already said why
+            await frontier.set_meta("updated", _utc_now())
         await frontier.aclose()
 
 
@@ -270,34 +269,40 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
 
 
 CRAWL_IDENTITY_KEY = "crawl"
+_IDENTITY_FIELDS = ("seeds", "scope", "include", "exclude")
 
 
 async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str]) -> None:
-    """Bind a stateful frontier to this crawl: record what defines the crawl on a new one; on resume,
-    refuse a different crawl, then repair the output (leftover temp files, the manifest's tail)."""
-    if not isinstance(frontier, SqliteFrontier):
-        return
+    """Bind the frontier to this crawl: record what defines the crawl on a new one; on one that exists,
+    refuse a different crawl, then on resume repair the output (leftover temp files, and the manifest,
+    rewritten from the records the frontier committed for this process)."""
     identity = json.dumps(
         {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude},
         sort_keys=True,
     )
     clear_temp_files(cfg.output)
-    stored = await frontier.get_meta(CRAWL_IDENTITY_KEY)
+    stored = await frontier.claim_meta(CRAWL_IDENTITY_KEY, identity)
     if stored is None:
-        await frontier.set_meta(CRAWL_IDENTITY_KEY, identity)
         await frontier.set_meta("started", _utc_now())
         return
     if stored != identity:
-        raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg.output))
-    repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
-    log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
+        raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg))
+    if cfg.resume and not is_redis(cfg.frontier):  # a Redis worker's id is not yet kept across runs
+        repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
+        log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
 
 
-def _identity_difference(before: dict[str, Any], now: dict[str, Any], output: Path) -> str:
-    changed = [name for name in ("seeds", "scope", "include", "exclude") if before.get(name) != now.get(name)]
+def _identity_difference(before: dict[str, Any], now: dict[str, Any], cfg: CrawlConfig) -> str:
+    changed = [name for name in _IDENTITY_FIELDS if before.get(name) != now.get(name)]
+    values = "; ".join(f"{name}: {before.get(name)}" for name in changed)
+    was = f"was started with other {' and '.join(changed)} ({values})"
+    if is_redis(cfg.frontier) and not cfg.resume:
+        return (
+            f"join: crawl {cfg.crawl_id} at {without_password(cfg.frontier)} {was}; join it with the "
+            "same ones, or start a new crawl with another --crawl-id"
+        )
     return (
-        f"resume: the crawl in {output} was started with other {' and '.join(changed)} "
-        f"({'; '.join(f'{n}: {before.get(n)}' for n in changed)}); resume it with the same ones, "
+        f"resume: the crawl in {cfg.output} {was}; resume it with the same ones, "
         "or start a new crawl in another directory"
     )
 

@@ -4,6 +4,9 @@ memory              in this process only (tests, throwaway crawls)
 sqlite              OUTPUT/.crawlpool/frontier.db (the default: resumable)
 sqlite:///PATH      that file instead
 redis://HOST:PORT/DB, rediss://...   one crawl shared by many processes (needs crawlpool[redis])
+
+Code outside this package reaches a backend only through the `Frontier` protocol and the functions
+here: `open_frontier` to work on a crawl, `read_status` to look at one without joining it.
 """
 
 from __future__ import annotations
@@ -11,36 +14,46 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
+    CrawlState,
     Frontier,
     FrontierCounts,
+    FrontierStatus,
     Lease,
     LeaseBatch,
     Politeness,
     Request,
+    WorkerStatus,
 )
 from crawlpool.frontier.memory import MemoryFrontier
-from crawlpool.frontier.sqlite import SqliteFrontier
+from crawlpool.frontier.sqlite import SqliteFrontier, read_status_at
 
 __all__ = [
+    "CrawlState",
     "Frontier",
     "FrontierCounts",
+    "FrontierStatus",
     "Lease",
     "LeaseBatch",
     "MemoryFrontier",
     "Politeness",
     "Request",
     "SqliteFrontier",
+    "WorkerStatus",
     "check_frontier_spec",
     "default_crawl_id",
     "is_redis",
     "open_frontier",
+    "read_status",
     "sqlite_path",
+    "without_password",
 ]
 
 STATE_FILE = Path(".crawlpool") / "frontier.db"
+HIDDEN_PASSWORD = "***"
 
 
 def is_redis(spec: str) -> bool:
@@ -54,6 +67,17 @@ def sqlite_path(spec: str, output: Path) -> Path | None:
     if spec.startswith("sqlite://"):
         return Path(spec.removeprefix("sqlite://"))
     return None
+
+
+def without_password(spec: str) -> str:
+    """The `--frontier` value with a Redis URL's password replaced by `***`, for files and messages."""
+    if not is_redis(spec):
+        return spec
+    parts = urlsplit(spec)
+    if parts.password is None:
+        return spec
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:{HIDDEN_PASSWORD}@{host}").geturl()
 
 
 def check_frontier_spec(spec: str) -> None:
@@ -90,6 +114,38 @@ async def open_frontier(
         return await _open(spec, politeness, output, crawl_id, lease_s, observe)
     except FrontierError as exc:
         raise ConfigError(f"frontier: {exc}") from None
+
+
+async def read_status(spec: str, *, output: Path | None, crawl_id: str | None) -> FrontierStatus | None:
+    """The status of the crawl a `--frontier` value names, read without joining or changing it: a
+    SQLite state is read even while another process holds it (then only `state` and `holder` are
+    known), a Redis crawl is observed (no crawl is created, no worker appears). None: the frontier
+    keeps no state (memory), or its SQLite file does not exist. Raises ConfigError when the state
+    cannot be reached or read."""
+    path = sqlite_path(spec, output or Path("."))
+    try:
+        if path is not None:
+            if output is None and spec == "sqlite":
+                raise ConfigError("status: name the crawl's OUTPUT directory")
+            return read_status_at(path) if path.exists() else None
+        if is_redis(spec):
+            if HIDDEN_PASSWORD in spec:
+                raise ConfigError(
+                    f"status: the crawl's Redis at {spec} needs its password: give the URL with --frontier"
+                )
+            if crawl_id is None:
+                raise ConfigError(
+                    "status: a redis frontier needs --crawl-id (printed when the crawl started)"
+                )
+            frontier = await _open(spec, Politeness(), Path("."), crawl_id, 60.0, True)
+            try:
+                return await frontier.status()
+            finally:
+                await frontier.aclose()
+    except FrontierError as exc:
+        raise ConfigError(f"status: {exc}") from None
+    check_frontier_spec(spec)
+    return None
 
 
 async def _open(
