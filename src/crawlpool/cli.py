@@ -241,9 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("output", type=Path, nargs="?", metavar="OUTPUT", help="the crawl's output directory")
     status.add_argument(
-        "--frontier", default="sqlite", metavar="URL", help="sqlite (default), sqlite:///PATH or redis://..."
+        "--frontier",
+        metavar="URL",
+        help="sqlite, sqlite:///PATH or redis://... (default: where OUTPUT recorded it, else sqlite)",
     )
-    status.add_argument("--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show")
+    status.add_argument(
+        "--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show (default: OUTPUT's)"
+    )
     status.set_defaults(run=_run_status, quiet=False, verbose=0, log_format="text")
 
     fail = commands.add_parser(

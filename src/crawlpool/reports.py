@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crawlpool.errors import UsageError
-from crawlpool.frontier import FrontierStatus, is_redis, read_status, sqlite_path
+from crawlpool.frontier import FrontierStatus, is_redis, read_location, read_status, sqlite_path
 from crawlpool.store import MANIFEST_NAME
 
 
@@ -41,21 +41,30 @@ def failures(output: Path, code: str | None = None) -> Iterator[dict[str, Any]]:
 
 
 async def crawl_status(
-    output: Path | None, frontier: str = "sqlite", crawl_id: str | None = None
+    output: Path | None, frontier: str | None = None, crawl_id: str | None = None
 ) -> list[str]:
     """`crawlpool status`: what a crawl has done and has left, as lines of text.
 
-    Raises UsageError when there is no crawl there (or its state cannot be read)."""
-    if output is None and not is_redis(frontier):
+    The crawl's state is where OUTPUT recorded it (`.crawlpool/frontier.json`), unless `frontier`
+    names it (then `crawl_id` too for Redis, else the recorded one); with neither, OUTPUT's own
+    SQLite file. Raises UsageError when there is no crawl there (or its state cannot be read)."""
+    location = read_location(output) if output is not None else None
+    spec = frontier or (location.frontier if location is not None else "sqlite")
+    if crawl_id is None and location is not None:
+        crawl_id = location.crawl_id
+    if output is None and not is_redis(spec):
         raise UsageError("status: name the crawl's OUTPUT directory (or give --frontier redis://...)")
-    status = await read_status(frontier, output=output, crawl_id=crawl_id)
+    status = await read_status(spec, output=output, crawl_id=crawl_id)
     if status is None:
         assert output is not None
-        state_file = sqlite_path(frontier, output)
+        state_file = sqlite_path(spec, output)
         if not (output / MANIFEST_NAME).exists():
             where = f"{state_file} not found" if state_file is not None else "no manifest"
             raise UsageError(f"status: {output} holds no crawl ({where})")
-        heading = "no frontier state (a memory-frontier crawl): from the manifest"
+        if spec == "memory" or (location is None and frontier is None):
+            heading = "no frontier state (a memory-frontier crawl): from the manifest"
+        else:
+            heading = f"no frontier state ({state_file} not found): from the manifest"
         return status_lines(_manifest_counts(output, FrontierStatus(state="stopped")), output, heading)
     if status.done is None and output is not None:
         status = _manifest_counts(output, status)  # another process holds it: its manifest so far

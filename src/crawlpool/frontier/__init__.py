@@ -7,12 +7,22 @@ redis://HOST:PORT/DB, rediss://...   one crawl shared by many processes (needs c
 
 Code outside this package reaches a backend only through the `Frontier` protocol and the functions
 here: `open_frontier` to work on a crawl, `read_status` to look at one without joining it.
+
+An output directory records where its crawl's state lives in `OUTPUT/.crawlpool/frontier.json`
+(`FrontierLocation`: the `--frontier` value without any password, the crawl id and the worker id), so
+that `crawlpool status OUTPUT` finds a `sqlite:///PATH` or Redis crawl by itself, and a Redis worker
+resumed in the same directory keeps its worker id, under which its records are kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import secrets
+import socket
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,6 +45,7 @@ __all__ = [
     "CrawlState",
     "Frontier",
     "FrontierCounts",
+    "FrontierLocation",
     "FrontierStatus",
     "Lease",
     "LeaseBatch",
@@ -46,13 +57,17 @@ __all__ = [
     "check_frontier_spec",
     "default_crawl_id",
     "is_redis",
+    "new_worker_id",
     "open_frontier",
+    "read_location",
     "read_status",
     "sqlite_path",
     "without_password",
+    "write_location",
 ]
 
 STATE_FILE = Path(".crawlpool") / "frontier.db"
+LOCATION_FILE = Path(".crawlpool") / "frontier.json"
 HIDDEN_PASSWORD = "***"
 
 
@@ -78,6 +93,53 @@ def without_password(spec: str) -> str:
         return spec
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username or ''}:{HIDDEN_PASSWORD}@{host}").geturl()
+
+
+def new_worker_id() -> str:
+    """A worker id for a new output directory: host name, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierLocation:
+    """Where the crawl of an output directory keeps its state (OUTPUT/.crawlpool/frontier.json).
+
+    `frontier` is the `--frontier` value with no password (a relative sqlite:// path made absolute);
+    `worker_id` is the one this directory's process crawls under."""
+
+    frontier: str
+    crawl_id: str | None = None
+    worker_id: str | None = None
+
+
+def write_location(output: Path, spec: str, crawl_id: str | None, worker_id: str | None) -> None:
+    """Record in OUTPUT where its crawl's state lives (replacing the file whole, never half-written)."""
+    if spec.startswith("sqlite://"):
+        spec = f"sqlite://{Path(spec.removeprefix('sqlite://')).resolve()}"
+    location = FrontierLocation(without_password(spec), crawl_id, worker_id)
+    path = output / LOCATION_FILE
+    tmp = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(asdict(location), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"output: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_location(output: Path) -> FrontierLocation | None:
+    """What OUTPUT recorded of its crawl's state, or None when it recorded nothing (a crawl made before
+    crawlpool wrote the file, or no crawl at all). Raises ConfigError when the file is unreadable."""
+    path = output / LOCATION_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("frontier"), str):
+        raise ConfigError(f"{path}: not a crawlpool frontier location")
+    return FrontierLocation(data["frontier"], data.get("crawl_id"), data.get("worker_id"))
 
 
 def check_frontier_spec(spec: str) -> None:
@@ -107,11 +169,13 @@ async def open_frontier(
     crawl_id: str | None = None,
     lease_s: float = 60.0,
     observe: bool = False,
+    worker_id: str | None = None,
 ) -> Frontier:
     """The frontier named by a `--frontier` value. Raises ConfigError (a usage error: nothing was
-    crawled yet) when its store cannot be opened: Redis unreachable, the state locked or corrupt."""
+    crawled yet) when its store cannot be opened: Redis unreachable, the state locked or corrupt.
+    `worker_id` names this process among a shared crawl's workers (Redis; others ignore it)."""
     try:
-        return await _open(spec, politeness, output, crawl_id, lease_s, observe)
+        return await _open(spec, politeness, output, crawl_id, lease_s, observe, worker_id)
     except FrontierError as exc:
         raise ConfigError(f"frontier: {exc}") from None
 
@@ -137,7 +201,7 @@ async def read_status(spec: str, *, output: Path | None, crawl_id: str | None) -
                 raise ConfigError(
                     "status: a redis frontier needs --crawl-id (printed when the crawl started)"
                 )
-            frontier = await _open(spec, Politeness(), Path("."), crawl_id, 60.0, True)
+            frontier = await _open(spec, Politeness(), Path("."), crawl_id, 60.0, True, None)
             try:
                 return await frontier.status()
             finally:
@@ -149,7 +213,13 @@ async def read_status(spec: str, *, output: Path | None, crawl_id: str | None) -
 
 
 async def _open(
-    spec: str, politeness: Politeness, output: Path, crawl_id: str | None, lease_s: float, observe: bool
+    spec: str,
+    politeness: Politeness,
+    output: Path,
+    crawl_id: str | None,
+    lease_s: float,
+    observe: bool,
+    worker_id: str | None,
 ) -> Frontier:
     path = sqlite_path(spec, output)
     if path is not None:
@@ -164,7 +234,7 @@ async def _open(
         if crawl_id is None:
             raise ConfigError("frontier: a redis frontier needs a crawl id")
         return await RedisFrontier.open(
-            spec, crawl_id, politeness, lease_ms=round(lease_s * 1000), observe=observe
+            spec, crawl_id, politeness, lease_ms=round(lease_s * 1000), observe=observe, worker_id=worker_id
         )
     if spec == "memory":
         return MemoryFrontier(politeness)
