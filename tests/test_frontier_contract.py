@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,46 @@ async def test_a_lease_is_current_until_it_ends(make_frontier: FrontierFactory) 
     assert frontier.is_current(lease)
     await frontier.ack(lease, page(A[0]))
     assert not frontier.is_current(lease)
+
+
+async def test_meta_values_are_kept_and_claimed_once(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness())
+    assert await frontier.get_meta("crawl") is None
+    assert await frontier.claim_meta("crawl", "first") is None, "the first claim stores its value"
+    assert await frontier.claim_meta("crawl", "second") == "first", "a later claim gets the stored one"
+    assert await frontier.get_meta("crawl") == "first"
+    await frontier.set_meta("updated", "2026-01-01T00:00:00Z")
+    await frontier.set_meta("updated", "2026-01-02T00:00:00Z")
+    assert await frontier.get_meta("updated") == "2026-01-02T00:00:00Z"
+
+
+async def test_committed_pages_are_the_acked_and_settled_records_in_order(
+    make_frontier: FrontierFactory,
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    await frontier.add([req(A[0]), req(A[1]), req(A[2])])
+    leases = {lease.request.url: lease for lease in (await frontier.lease(5)).leases}
+    await frontier.ack(leases[A[1]], page(A[1]))
+    await frontier.settle(req(A[3]), page(A[3]))
+    await frontier.retry(leases[A[2]], 60.0)
+    await frontier.ack(leases[A[0]], page(A[0]))
+    assert not await frontier.ack(leases[A[0]], page(A[0])), "acked twice"
+    assert [p async for p in frontier.committed_pages()] == [page(A[1]), page(A[3]), page(A[0])]
+
+
+async def test_status_counts_the_crawl(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    await frontier.add([req(A[0]), req(A[1]), req(A[2]), req(B[0])])
+    leases = {lease.request.url: lease for lease in (await frontier.lease(5)).leases}
+    failed = replace(page(A[1]), status=404, error="http_4xx: 404 Not Found")
+    await frontier.ack(leases[A[1]], failed)
+    await frontier.ack(leases[A[0]], page(A[0]))
+    status = await frontier.status()
+    assert status.state == "running"
+    assert (status.seen, status.done, status.queued, status.in_flight) == (4, 2, 0, 2)
+    assert status.failures == {"http_4xx": 1}
+    await frontier.ack(leases[A[2]], page(A[2]))
+    await frontier.ack(leases[B[0]], page(B[0]))
+    status = await frontier.status()
+    assert status.state == "finished"
+    assert (status.seen, status.done, status.queued, status.in_flight) == (4, 4, 0, 0)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from crawlpool.errors import FrontierError
-from crawlpool.frontier import Lease, Politeness, Request
+from crawlpool.frontier import Lease, Politeness, Request, WorkerStatus
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
@@ -329,16 +329,17 @@ async def test_the_seen_set_is_made_of_intsets(open_worker: OpenWorker, raw: Any
     assert {await raw.object("encoding", key) for key in buckets} == {"intset"}
 
 
-async def test_describe_shows_workers_and_errors(open_worker: OpenWorker) -> None:
+async def test_status_shows_workers_and_errors(open_worker: OpenWorker) -> None:
     w1 = await open_worker(Politeness(per_host=2), name="m1-0")
     await w1.add([req(u) for u in urls("a.test", 4)])
     one, _ = (await w1.lease(2)).leases
     await w1.ack(one, page(one, error="http_4xx: gone"))
-    status = await w1.describe()
-    assert status["counts"] == {"seen": 4, "queued": 2, "leased": 1, "done": 1}
-    assert status["done_by_error"] == {"http_4xx": 1}
-    assert status["state"] == "running"
-    assert status["workers"] == {"m1-0": {"slots": 2, "in_flight": 1, "heartbeat_age_s": 0.0}}
+    status = await w1.status()
+    assert (status.seen, status.queued, status.in_flight, status.done) == (4, 2, 1, 1)
+    assert status.failures == {"http_4xx": 1}
+    assert status.state == "running"
+    assert status.politeness == Politeness(per_host=2)
+    assert status.workers == (WorkerStatus("m1-0", slots=2, in_flight=1, heartbeat_age_s=0.0),)
 
 
 async def test_an_ack_whose_reply_was_lost_counts_once(

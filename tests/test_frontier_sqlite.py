@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from crawlpool.errors import FrontierError
-from crawlpool.frontier import Politeness, Request
-from crawlpool.frontier.sqlite import SqliteFrontier
+from crawlpool.frontier import FrontierStatus, Politeness, Request
+from crawlpool.frontier.sqlite import SqliteFrontier, read_status_at
 from crawlpool.policy.pacing import Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
@@ -158,7 +158,7 @@ async def test_committed_pages_come_in_commit_order(db: Path, clock: FakeClock) 
         await frontier.aclose()
 
 
-async def test_describe_counts_states_outcomes_and_hosts(db: Path, clock: FakeClock) -> None:
+async def test_status_counts_states_outcomes_and_hosts(db: Path, clock: FakeClock) -> None:
     frontier = await SqliteFrontier.open(db, Politeness(per_host=10), clock)
     try:
         await frontier.set_meta("started", "2026-01-01T00:00:00Z")
@@ -171,21 +171,22 @@ async def test_describe_counts_states_outcomes_and_hosts(db: Path, clock: FakeCl
         await frontier.ack(leases[A[4]], page(A[4], error="http_4xx: 410 Gone", path=None))
         await frontier.retry(leases[A[5]], delay_s=30)
         await frontier.release(leases[B[0]])
-        assert await frontier.describe() == {
-            "seen": 8,
-            "queued": 2,
-            "retrying": 1,
-            "leased": 1,
-            "done": 5,
-            "ok": 1,
-            "errors": {"http_4xx": 2, "timeout": 1, "too_large": 1},
-            "pages_stored": 2,
-            "hosts": 2,
-            "started": "2026-01-01T00:00:00Z",
-            "updated": None,
-        }
+        assert await frontier.status() == FrontierStatus(
+            state="running",
+            seen=8,
+            queued=2,
+            retrying=1,
+            in_flight=1,
+            done=5,
+            failures={"http_4xx": 2, "timeout": 1, "too_large": 1},
+            pages_stored=2,
+            hosts=2,
+            started="2026-01-01T00:00:00Z",
+        )
     finally:
         await frontier.aclose()
+    read = read_status_at(db)  # read-only, no lock: what a killed process left is stopped, not running
+    assert (read.state, read.in_flight, read.queued, read.done) == ("stopped", 1, 2, 5)
 
 
 def write_foreign_file(db: Path, kind: str) -> None:

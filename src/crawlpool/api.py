@@ -29,11 +29,14 @@ from crawlpool.fetch import Fetcher
 from crawlpool.frontier import (
     Frontier,
     Politeness,
-    SqliteFrontier,
     default_crawl_id,
     is_redis,
+    new_worker_id,
     open_frontier,
+    read_location,
     sqlite_path,
+    without_password,
+    write_location,
 )
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
@@ -180,15 +183,19 @@ async def run_crawl(
     """Run one crawl (shared by the API and the CLI); `on_engine` sees the engine before it starts,
     so the CLI can still report its counters after the crawl is cancelled."""
     scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
+    worker_id, resumed_worker = _worker_id(cfg)
     frontier = await open_frontier(
         cfg.frontier,
         Politeness(cfg.per_host, cfg.delay_s),
         output=cfg.output,
         crawl_id=cfg.crawl_id,
         lease_s=cfg.lease_s,
+        worker_id=worker_id,
     )
     try:
-        await _begin(frontier, cfg, seeds)
+        # A Redis worker's records are found by its worker id: without the recorded one, keep the manifest.
+        await _begin(frontier, cfg, seeds, repair=resumed_worker or not is_redis(cfg.frontier))
+        write_location(cfg.output, cfg.frontier, cfg.crawl_id, worker_id)
     except BaseException:
         await frontier.aclose()
         raise
@@ -240,9 +247,8 @@ async def run_crawl(
                 if robots is not None:
                     await robots.aclose()
     finally:
-        if isinstance(frontier, SqliteFrontier):
-            with contextlib.suppress(FrontierError):  # a failed store already said why
-                await frontier.set_meta("updated", _utc_now())
+        with contextlib.suppress(FrontierError):  # a failed store already said why
+            await frontier.set_meta("updated", _utc_now())
         await frontier.aclose()
 
 
@@ -270,34 +276,61 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
 
 
 CRAWL_IDENTITY_KEY = "crawl"
+_IDENTITY_FIELDS = ("seeds", "scope", "include", "exclude")
 
 
-async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str]) -> None:
-    """Bind a stateful frontier to this crawl: record what defines the crawl on a new one; on resume,
-    refuse a different crawl, then repair the output (leftover temp files, the manifest's tail)."""
-    if not isinstance(frontier, SqliteFrontier):
-        return
+def _worker_id(cfg: CrawlConfig) -> tuple[str, bool]:
+    """The worker id OUTPUT crawled under when it resumes (a shared crawl keeps each worker's records
+    under its id) and True, else a new one and False. Raises ConfigError when OUTPUT's crawl is another
+    crawl id."""
+    location = read_location(cfg.output) if cfg.resume else None
+    if location is None or location.worker_id is None:
+        return new_worker_id(), False
+    if is_redis(cfg.frontier) and location.crawl_id is None:
+        raise ConfigError(
+            f"resume: the crawl in {cfg.output} keeps its state in {location.frontier}; "
+            "resume it with that --frontier"
+        )
+    if is_redis(cfg.frontier) and location.crawl_id != cfg.crawl_id:
+        raise ConfigError(
+            f"resume: the crawl in {cfg.output} is crawl {location.crawl_id} at {location.frontier}, "
+            f"not {cfg.crawl_id}; resume it with the seeds it was started with, or --crawl-id "
+            f"{location.crawl_id}"
+        )
+    return location.worker_id, True
+
+
+async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repair: bool) -> None:
+    """Bind the frontier to this crawl: record what defines the crawl on a new one; on one that exists,
+    refuse a different crawl, then on resume repair the output (leftover temp files, and with `repair`
+    the manifest, rewritten from the records the frontier committed for this process)."""
     identity = json.dumps(
         {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude},
         sort_keys=True,
     )
     clear_temp_files(cfg.output)
-    stored = await frontier.get_meta(CRAWL_IDENTITY_KEY)
+    stored = await frontier.claim_meta(CRAWL_IDENTITY_KEY, identity)
     if stored is None:
-        await frontier.set_meta(CRAWL_IDENTITY_KEY, identity)
         await frontier.set_meta("started", _utc_now())
         return
     if stored != identity:
-        raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg.output))
-    repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
-    log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
+        raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg))
+    if cfg.resume and repair:
+        repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
+        log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
 
 
-def _identity_difference(before: dict[str, Any], now: dict[str, Any], output: Path) -> str:
-    changed = [name for name in ("seeds", "scope", "include", "exclude") if before.get(name) != now.get(name)]
+def _identity_difference(before: dict[str, Any], now: dict[str, Any], cfg: CrawlConfig) -> str:
+    changed = [name for name in _IDENTITY_FIELDS if before.get(name) != now.get(name)]
+    values = "; ".join(f"{name}: {before.get(name)}" for name in changed)
+    was = f"was started with other {' and '.join(changed)} ({values})"
+    if is_redis(cfg.frontier) and not cfg.resume:
+        return (
+            f"join: crawl {cfg.crawl_id} at {without_password(cfg.frontier)} {was}; join it with the "
+            "same ones, or start a new crawl with another --crawl-id"
+        )
     return (
-        f"resume: the crawl in {output} was started with other {' and '.join(changed)} "
-        f"({'; '.join(f'{n}: {before.get(n)}' for n in changed)}); resume it with the same ones, "
+        f"resume: the crawl in {cfg.output} {was}; resume it with the same ones, "
         "or start a new crawl in another directory"
     )
 

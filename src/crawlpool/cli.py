@@ -28,10 +28,10 @@ from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml
 from crawlpool.engine import Engine
 from crawlpool.errors import FrontierError, StorageError, UsageError
-from crawlpool.frontier import Politeness, is_redis, open_frontier
+from crawlpool.frontier import is_redis, without_password
 from crawlpool.logs import setup_logging
 from crawlpool.records import Page
-from crawlpool.reports import crawl_status, failures, redis_status_lines
+from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
 from crawlpool.summary import render_summary, stats_json, summary_lines
@@ -242,9 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("output", type=Path, nargs="?", metavar="OUTPUT", help="the crawl's output directory")
     status.add_argument(
-        "--frontier", default="sqlite", metavar="URL", help="sqlite (default), sqlite:///PATH or redis://..."
+        "--frontier",
+        metavar="URL",
+        help="sqlite, sqlite:///PATH or redis://... (default: where OUTPUT recorded it, else sqlite)",
     )
-    status.add_argument("--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show")
+    status.add_argument(
+        "--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show (default: OUTPUT's)"
+    )
     status.set_defaults(run=_run_status, quiet=False, verbose=0, log_format="text")
 
     fail = commands.add_parser(
@@ -292,10 +296,6 @@ class _CrawlWatch:
             self.hosts[url_host(page.url)] += 1
 
 
-def _without_password(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url)
-
-
 async def _crawl_until_signalled(
     seeds: list[str], config: CrawlConfig, watch: _CrawlWatch, progress: Progress | None, announce: str | None
 ) -> bool:
@@ -320,27 +320,9 @@ async def _crawl_until_signalled(
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    if is_redis(args.frontier):
-        lines = asyncio.run(_redis_status(args.frontier, args.crawl_id))
-    else:
-        if args.output is None:
-            raise UsageError("status: name the crawl's OUTPUT directory (or give --frontier redis://...)")
-        lines = crawl_status(args.output, args.frontier)
+    lines = asyncio.run(crawl_status(args.output, args.frontier, args.crawl_id))
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
-
-
-async def _redis_status(url: str, crawl_id: str | None) -> list[str]:
-    if crawl_id is None:
-        raise UsageError("status: a redis frontier needs --crawl-id (printed when the crawl started)")
-    from crawlpool.frontier.redis import RedisFrontier
-
-    frontier = await open_frontier(url, Politeness(), output=Path("."), crawl_id=crawl_id, observe=True)
-    assert isinstance(frontier, RedisFrontier)
-    try:
-        return redis_status_lines(await frontier.describe())
-    finally:
-        await frontier.aclose(release=False)
 
 
 def _run_failures(args: argparse.Namespace) -> int:
@@ -357,7 +339,7 @@ def _run_crawl(args: argparse.Namespace) -> int:
     config, urls = prepare(seeds.urls, config, {})
     announce = None
     if is_redis(config.frontier) and not args.quiet:
-        announce = f"crawlpool: joined crawl {config.crawl_id} at {_without_password(config.frontier)}\n"
+        announce = f"crawlpool: joined crawl {config.crawl_id} at {without_password(config.frontier)}\n"
     console = Console(stderr=True)
     progress = (
         None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from crawlpool.errors import FrontierError, UsageError
-from crawlpool.frontier import sqlite_path
-from crawlpool.frontier.sqlite import read_state, running_pid
+from crawlpool.errors import UsageError
+from crawlpool.frontier import FrontierStatus, is_redis, read_location, read_status, sqlite_path
 from crawlpool.store import MANIFEST_NAME
 
 
@@ -40,54 +40,97 @@ def failures(output: Path, code: str | None = None) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def crawl_status(output: Path, frontier: str = "sqlite") -> list[str]:
-    """`crawlpool status`: what the crawl in OUTPUT has done and has left, as lines of text.
+async def crawl_status(
+    output: Path | None, frontier: str | None = None, crawl_id: str | None = None
+) -> list[str]:
+    """`crawlpool status`: what a crawl has done and has left, as lines of text.
 
-    Raises UsageError when OUTPUT holds no crawl (or its state cannot be read)."""
-    state_file = sqlite_path(frontier, output)
-    if state_file is None:
-        raise UsageError(f"status: {frontier!r} keeps no state to show; use --frontier redis://... or sqlite")
-    manifest_exists = (output / MANIFEST_NAME).exists()
-    if not state_file.exists():
-        if not manifest_exists:
-            raise UsageError(f"status: {output} holds no crawl ({state_file} not found)")
-        return _manifest_status(output, "no frontier state (a memory-frontier crawl): from the manifest")
-    pid = running_pid(state_file)
-    if pid is not None:
-        return _manifest_status(output, f"running (pid {pid}); counts from its manifest so far")
-    try:
-        state = read_state(state_file)
-    except FrontierError as exc:
-        raise UsageError(f"status: {exc}") from None
-    return describe_lines(output, state)
+    The crawl's state is where OUTPUT recorded it (`.crawlpool/frontier.json`), unless `frontier`
+    names it (then `crawl_id` too for Redis, else the recorded one); with neither, OUTPUT's own
+    SQLite file. Raises UsageError when there is no crawl there (or its state cannot be read)."""
+    location = read_location(output) if output is not None else None
+    spec = frontier or (location.frontier if location is not None else "sqlite")
+    if crawl_id is None and location is not None:
+        crawl_id = location.crawl_id
+    if output is None and not is_redis(spec):
+        raise UsageError("status: name the crawl's OUTPUT directory (or give --frontier redis://...)")
+    status = await read_status(spec, output=output, crawl_id=crawl_id)
+    if status is None:
+        assert output is not None
+        state_file = sqlite_path(spec, output)
+        if not (output / MANIFEST_NAME).exists():
+            where = f"{state_file} not found" if state_file is not None else "no manifest"
+            raise UsageError(f"status: {output} holds no crawl ({where})")
+        if spec == "memory" or (location is None and frontier is None):
+            heading = "no frontier state (a memory-frontier crawl): from the manifest"
+        else:
+            heading = f"no frontier state ({state_file} not found): from the manifest"
+        return status_lines(_manifest_counts(output, FrontierStatus(state="stopped")), output, heading)
+    if status.done is None and output is not None:
+        status = _manifest_counts(output, status)  # another process holds it: its manifest so far
+    return status_lines(status, output)
 
 
-def describe_lines(output: Path, state: dict[str, Any]) -> list[str]:
-    """Lines for a SQLite frontier's `describe()` (or `read_state()`) dictionary."""
-    queued, leased = int(state["queued"]), int(state["leased"])
-    heading = "finished" if queued == 0 and leased == 0 else "stopped; continue it with --resume"
-    retrying = f" ({int(state['retrying']):,} waiting to retry)" if state.get("retrying") else ""
-    stale = " (stale leases: --resume gives them back)" if leased else ""
-    lines = [
-        f"crawl in {output}: {heading}",
-        f"  pages stored   {int(state['pages_stored']):,}",
-        f"  URLs done      {int(state['done']):,} (of {int(state['seen']):,} discovered)",
-        f"  queued         {queued:,}{retrying}",
-        f"  in flight      {leased:,}{stale}",
-        _failed_line(state.get("errors") or {}),
-        f"  hosts          {int(state['hosts']):,}",
+def status_lines(status: FrontierStatus, output: Path | None, heading: str | None = None) -> list[str]:
+    """The lines of `crawlpool status` for any backend's status; what a backend does not know (None)
+    is left out."""
+    title = f"crawl in {output}" if output is not None else f"crawl {status.crawl_id}"
+    lines = [f"{title}: {heading or _heading(status)}"]
+    if output is not None and status.crawl_id is not None:
+        lines.append(f"  crawl id       {status.crawl_id}")
+    if status.pages_stored is not None:
+        lines.append(f"  pages stored   {status.pages_stored:,}")
+    if status.done is not None:
+        of = f" (of {status.seen:,} discovered)" if status.seen is not None else ""
+        lines.append(f"  URLs done      {status.done:,}{of}")
+    if status.queued is not None:
+        retrying = f" ({status.retrying:,} waiting to retry)" if status.retrying else ""
+        lines.append(f"  queued         {status.queued:,}{retrying}")
+    if status.in_flight is not None:
+        stale = (
+            " (stale leases: --resume gives them back)"
+            if status.in_flight and status.state == "stopped"
+            else ""
+        )
+        lines.append(f"  in flight      {status.in_flight:,}{stale}")
+    if status.failures is not None:
+        lines.append(_failed_line(status.failures))
+    if status.hosts is not None:
+        lines.append(f"  hosts          {status.hosts:,}")
+    if status.politeness is not None:
+        per_host, delay_s = status.politeness.per_host, status.politeness.delay_s
+        lines.append(f"  politeness     per_host {per_host}, delay {delay_s:g} s")
+    lines += [
+        f"  {name:<14} {value}"
+        for name, value in (("started", status.started), ("updated", status.updated))
+        if value
     ]
-    lines += [f"  {key:<14} {state[key]}" for key in ("started", "updated") if state.get(key)]
+    for worker in status.workers:
+        age = worker.heartbeat_age_s
+        beat = "never" if age is None else f"{age:.1f} s ago"
+        held = f"{worker.slots} host slots, {worker.in_flight} in flight"
+        lines.append(f"  worker {worker.worker_id}: {held}, last heartbeat {beat}")
     return lines
 
 
-def _failed_line(errors: dict[str, int]) -> str:
+def _heading(status: FrontierStatus) -> str:
+    if status.state == "finished":
+        return "finished"
+    if status.state == "stopped":
+        return "stopped; continue it with --resume"
+    holder = f" (pid {status.holder})" if status.holder is not None else ""
+    counted = "; counts from its manifest so far" if status.seen is None else ""
+    return f"running{holder}{counted}"
+
+
+def _failed_line(errors: Mapping[str, int]) -> str:
     by_count = sorted(errors.items(), key=lambda kv: -kv[1])
     detail = ": " + ", ".join(f"{code} {n:,}" for code, n in by_count) if errors else ""
     return f"  failed         {sum(errors.values()):,}{detail}"
 
 
-def _manifest_status(output: Path, heading: str) -> list[str]:
+def _manifest_counts(output: Path, status: FrontierStatus) -> FrontierStatus:
+    """`status` with the records, pages stored and failures counted from OUTPUT's manifest."""
     records = stored = 0
     errors: dict[str, int] = {}
     for record in read_manifest(output):
@@ -96,30 +139,4 @@ def _manifest_status(output: Path, heading: str) -> list[str]:
         if record.get("error"):
             code = str(record["error"]).split(":", 1)[0]
             errors[code] = errors.get(code, 0) + 1
-    return [
-        f"crawl in {output}: {heading}",
-        f"  pages stored   {stored:,}",
-        f"  URLs done      {records:,}",
-        _failed_line(errors),
-    ]
-
-
-def redis_status_lines(state: dict[str, Any]) -> list[str]:
-    """Lines for a Redis frontier's `describe()`: progress across all workers, and who holds what."""
-    counts = state["counts"]
-    errors = {code: n for code, n in (state.get("done_by_error") or {}).items() if code != "ok"}
-    finished = state.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0)
-    lines = [
-        f"crawl {state['crawl_id']}: {'finished' if finished else 'in progress'}",
-        f"  URLs done      {counts['done']:,} (of {counts['seen']:,} discovered)",
-        f"  queued         {counts['queued']:,}",
-        f"  in flight      {counts['leased']:,}",
-        _failed_line(errors),
-        f"  politeness     per_host {state['per_host']}, delay {state['delay_s']:g} s",
-    ]
-    for worker, info in (state.get("workers") or {}).items():
-        age = info.get("heartbeat_age_s")
-        beat = "never" if age is None else f"{age:.1f} s ago"
-        held = f"{info['slots']} host slots, {info['in_flight']} in flight"
-        lines.append(f"  worker {worker}: {held}, last heartbeat {beat}")
-    return lines
+    return replace(status, done=records, pages_stored=stored, failures=errors)

@@ -25,13 +25,19 @@ the SQLite and Redis backends keep it across a resume.
 Times in this protocol are durations (`delay_s`, `wait_s`), never instants: each backend measures them
 on its own clock (the injected one; wall time for SQLite, so that it survives a restart; Redis `TIME`),
 so no two clocks are compared.
+
+Beyond the URL lifecycle, every backend keeps what defines its crawl and what it committed, so that the
+caller never needs to know which backend it holds: `get_meta` / `set_meta` / `claim_meta` (string keys
+and values stored with the crawl: its identity, start and update times), `committed_pages` (the records
+whose lines belong in this process's manifest, for the manifest's repair on resume) and `status` (one
+`FrontierStatus`, whatever the backend).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
@@ -85,6 +91,47 @@ class FrontierCounts:
     done: int
 
 
+CrawlState = Literal["running", "stopped", "finished"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """One worker of a shared (Redis) crawl: the host slots it leases, the URLs it has in flight, and
+    seconds since its last heartbeat (None: never seen)."""
+
+    worker_id: str
+    slots: int
+    in_flight: int
+    heartbeat_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierStatus:
+    """What `crawlpool status` shows of a crawl, the same for every backend.
+
+    `state`: finished (nothing queued or in flight), running (a process is working on it) or stopped
+    (work is left and no one is on it: `--resume` continues it). None is "this backend does not know":
+    a SQLite crawl another process holds shows only `state` and `holder` (the pid) until it stops; a
+    Redis crawl counts no pages stored, retries or hosts. `queued` includes `retrying` (URLs waiting
+    for a retry's delay); `failures` counts done URLs by error code."""
+
+    state: CrawlState
+    done: int | None = None
+    seen: int | None = None
+    queued: int | None = None
+    retrying: int | None = None
+    in_flight: int | None = None
+    pages_stored: int | None = None
+    failures: Mapping[str, int] | None = None
+    hosts: int | None = None
+    started: str | None = None
+    updated: str | None = None
+    holder: str | None = None
+    crawl_id: str | None = None
+    politeness: Politeness | None = None
+    workers: tuple[WorkerStatus, ...] = field(default=())
+
+
 class Frontier(Protocol):
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue each request whose fingerprint was never seen; return how many were new."""
@@ -120,3 +167,22 @@ class Frontier(Protocol):
     async def counts(self) -> FrontierCounts: ...
 
     async def aclose(self) -> None: ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored with the crawl under `key`, or None if it was never set."""
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store `value` with the crawl under `key`, replacing any value it had."""
+
+    async def claim_meta(self, key: str, value: str) -> str | None:
+        """Store `value` under `key` unless the key holds a value already, in one atomic step; return
+        the value it held (None: this call stored `value`). Of racing callers exactly one gets None."""
+
+    def committed_pages(self) -> AsyncIterator[Page]:
+        """The committed records (`ack`, `settle`) whose lines belong in this process's manifest, in
+        commit order: every record of the crawl, or, for a crawl shared by workers (Redis), those of
+        this worker (its worker id)."""
+        ...
+
+    async def status(self) -> FrontierStatus:
+        """The crawl's state and numbers as `crawlpool status` shows them."""

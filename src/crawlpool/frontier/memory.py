@@ -1,18 +1,26 @@
 """The in-memory frontier: for tests and throwaway crawls; its state dies with the process.
 
 Hosts are scheduled by `schedule.ReadyHosts`; each host's URLs wait in a deque. Retries wait in a
-second heap until their due time, then rejoin the front of their host's queue.
+second heap until their due time, then rejoin the front of their host's queue. Committed records and
+meta values are kept in lists and dicts, like everything else here.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.base import (
+    FrontierCounts,
+    FrontierStatus,
+    Lease,
+    LeaseBatch,
+    Politeness,
+    Request,
+)
 from crawlpool.frontier.schedule import HostPacing, ReadyHosts
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
@@ -35,6 +43,8 @@ class MemoryFrontier:
         self._seq = 0
         self._queued = 0
         self._done = 0
+        self._records: list[Page] = []
+        self._meta: dict[str, str] = {}
 
     async def add(self, requests: Sequence[Request]) -> int:
         added = 0
@@ -70,6 +80,7 @@ class MemoryFrontier:
         if not self._end(lease):
             return False
         self._done += 1
+        self._records.append(page)
         return True
 
     async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
@@ -99,6 +110,7 @@ class MemoryFrontier:
             return False
         self._seen.add(request.fp)
         self._done += 1
+        self._records.append(page)
         return True
 
     def is_current(self, lease: Lease) -> bool:
@@ -117,6 +129,39 @@ class MemoryFrontier:
 
     async def aclose(self) -> None:
         return None
+
+    async def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    async def claim_meta(self, key: str, value: str) -> str | None:
+        held = self._meta.get(key)
+        if held is None:
+            self._meta[key] = value
+        return held
+
+    async def committed_pages(self) -> AsyncIterator[Page]:
+        for page in list(self._records):
+            yield page
+
+    async def status(self) -> FrontierStatus:
+        failures = Counter(page.error_code for page in self._records if page.error_code)
+        retrying = len(self._waiting)
+        return FrontierStatus(
+            state="finished" if self._queued == 0 and not self._leases else "running",
+            done=self._done,
+            seen=len(self._seen),
+            queued=self._queued,
+            retrying=retrying,
+            in_flight=len(self._leases),
+            pages_stored=sum(page.path is not None for page in self._records),
+            failures=dict(failures),
+            hosts=len(self._hosts),
+            started=self._meta.get("started"),
+            updated=self._meta.get("updated"),
+        )
 
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)

@@ -30,6 +30,7 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 |-------------------|--------|------------------------------------------------------------------------------|
 | `meta`            | HASH   | schema, per_host, delay_ms, seen_bits, created_ms, state (running/done),     |
 |                   |        | counters seen, queued (incl. waiting retries), leased (URLs in flight), done |
+|                   |        | and `m:<key>` for `set_meta(key)` (m:crawl: seeds, scope and filters, JSON)  |
 | `tok`             | STRING | fencing-token counter, INCR only                                             |
 | `seen:<b>`        | SET    | seen fingerprints as signed decimal int64 (so the set is an intset);         |
 |                   |        | bucket b = the top `seen_bits` bits of the unsigned fingerprint              |
@@ -41,7 +42,7 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 | `h:leased`        | ZSET   | leased slot → lease deadline ms                                              |
 | `h:owner`         | HASH   | leased slot → JSON {w: worker id, t: token, n: URLs taken under              |
 |                   |        | this lease, fp: the URL in flight, absent when none}                         |
-| `workers`         | ZSET   | worker id → last heartbeat ms (for `describe`)                               |
+| `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
 | `records`         | STREAM | one entry per ack: fp, worker, page (the manifest record as JSON)            |
 | `done_by`         | HASH   | error code (or `ok`) → records acked with it                                 |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
@@ -93,8 +94,9 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -103,7 +105,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from crawlpool.errors import ConfigError, FrontierError
-from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.base import (
+    CrawlState,
+    FrontierCounts,
+    FrontierStatus,
+    Lease,
+    LeaseBatch,
+    Politeness,
+    Request,
+    WorkerStatus,
+)
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import frontier_error, with_retries
 from crawlpool.frontier.redis_connection import safe_url as _safe_url
@@ -127,16 +138,23 @@ _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
+_META = "m:"  # set_meta's keys, in the meta hash beside the crawl's own fields
+_RECORDS_BATCH = 500  # stream entries per XRANGE when committed_pages reads the records
+_ALIVE_S = 60.0  # `status`: a worker counts as alive within a default lease of its last heartbeat
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
 _LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class RedisFrontier:
     """A Frontier shared through Redis by every worker of one crawl; see the module docstring.
 
     Open it with `await RedisFrontier.open(...)` and end it with `aclose()`. Beyond the protocol it
-    offers `is_done`, `describe`, `heartbeat` and `reap` (the last two also run in the background).
+    offers `is_done`, `heartbeat` and `reap` (the last two also run in the background).
     """
 
     def __init__(
@@ -378,9 +396,41 @@ class RedisFrontier:
         moves the crawl's state from running to done. Adding a new URL later makes it running again."""
         return bool(await self._run(self._scripts.is_done, [self._keys.meta], [self._now()]))
 
-    async def describe(self) -> dict[str, object]:
-        """What `crawlpool status` shows: counts, state, records acked per error code, and the workers
-        that hold slots, with their slots, URLs in flight and seconds since their last heartbeat."""
+    async def get_meta(self, key: str) -> str | None:
+        """The crawl's value under `key` (field `m:<key>` of its meta hash), or None."""
+        value: str | None = await self._call(self._client.hget(self._keys.meta, _META + key))
+        return value
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._call(self._client.hset(self._keys.meta, _META + key, value))
+
+    async def claim_meta(self, key: str, value: str) -> str | None:
+        """Set `key` unless some worker did (HSETNX); the value, once there, is never replaced by a
+        claim, so reading it after a lost race returns the winner's."""
+        if await self._call(self._client.hsetnx(self._keys.meta, _META + key, value)):
+            return None
+        held: str | None = await self._call(self._client.hget(self._keys.meta, _META + key))
+        return held
+
+    async def committed_pages(self) -> AsyncIterator[Page]:
+        """The records this worker (its worker id) committed, in commit order, from the `records`
+        stream; read in batches, so the whole stream is never held at once."""
+        after = "-"
+        while True:
+            entries: list[tuple[str, dict[str, str]]] = await self._call(
+                self._client.xrange(self._keys.records, min=after, max="+", count=_RECORDS_BATCH)
+            )
+            for _, fields in entries:
+                if fields.get("worker") == self.worker_id:
+                    yield Page.from_dict(json.loads(fields["page"]))
+            if len(entries) < _RECORDS_BATCH:
+                return
+            after = "(" + entries[-1][0]
+
+    async def status(self) -> FrontierStatus:
+        """Counts across all workers, failures by error code, the politeness, and the workers alive or
+        holding slots, with their slots, URLs in flight and seconds since their last heartbeat. The crawl
+        is running while a worker's heartbeat is fresh (within a default lease), stopped otherwise."""
         keys = self._keys
         meta: dict[str, str] = await self._call(self._client.hgetall(keys.meta))
         done_by: dict[str, str] = await self._call(self._client.hgetall(keys.done_by))
@@ -388,40 +438,45 @@ class RedisFrontier:
         beats: list[tuple[str, float]] = await self._call(
             self._client.zrange(keys.workers, 0, -1, withscores=True)
         )
-        ready = int(await self._call(self._client.zcard(keys.ready)))
         if self._clock is None:
             seconds, micros = await self._call(self._client.time())
             now_ms = seconds * 1000 + micros // 1000
         else:
             now_ms = round(self._clock() * 1000)
-        last_beat = dict(beats)
+        age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
         slots: Counter[str] = Counter()
         in_flight: Counter[str] = Counter()
         for raw in owners.values():
             owner = json.loads(raw)
             slots[owner["w"]] += 1
             in_flight[owner["w"]] += "fp" in owner
-        workers = {
-            worker: {
-                "slots": slots[worker],
-                "in_flight": in_flight[worker],
-                "heartbeat_age_s": (
-                    max(0.0, (now_ms - last_beat[worker]) / 1000) if worker in last_beat else None
-                ),
-            }
-            for worker in sorted(slots)
-        }
-        return {
-            "crawl_id": self.crawl_id,
-            "state": meta.get("state", "absent"),
-            "per_host": int(meta.get("per_host", self._per_host)),
-            "delay_s": int(meta.get("delay_ms", self._delay_ms)) / 1000,
-            "counts": {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")},
-            "done_by_error": {code: int(n) for code, n in sorted(done_by.items())},
-            "slots_ready": ready,
-            "slots_leased": len(owners),
-            "workers": workers,
-        }
+        alive = {worker for worker, age in age_s.items() if age <= _ALIVE_S}
+        workers = tuple(
+            WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker))
+            for worker in sorted(set(slots) | alive)
+        )
+        counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
+        state: CrawlState = "running" if alive else "stopped"
+        if meta.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0):
+            state = "finished"
+        started = meta.get(_META + "started")
+        if started is None and "created_ms" in meta:
+            started = _iso(int(meta["created_ms"]))
+        return FrontierStatus(
+            state=state,
+            done=counts["done"],
+            seen=counts["seen"],
+            queued=counts["queued"],
+            in_flight=counts["leased"],
+            failures={code: int(n) for code, n in sorted(done_by.items()) if code != "ok"},
+            started=started,
+            updated=meta.get(_META + "updated"),
+            crawl_id=self.crawl_id,
+            politeness=Politeness(
+                int(meta.get("per_host", self._per_host)), int(meta.get("delay_ms", self._delay_ms)) / 1000
+            ),
+            workers=workers,
+        )
 
     def is_current(self, lease: Lease) -> bool:
         """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or

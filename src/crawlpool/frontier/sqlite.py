@@ -73,7 +73,15 @@ from pathlib import Path
 from typing import Any
 
 from crawlpool.errors import FrontierError
-from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Politeness, Request
+from crawlpool.frontier.base import (
+    CrawlState,
+    FrontierCounts,
+    FrontierStatus,
+    Lease,
+    LeaseBatch,
+    Politeness,
+    Request,
+)
 from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
@@ -412,12 +420,18 @@ class SqliteFrontier:
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    async def describe(self) -> dict[str, object]:
-        """What `crawlpool status` shows: URLs by state (`queued` includes `retrying`, URLs waiting for
-        a retry's delay), done URLs by outcome (`ok` and `errors` by code), pages stored, hosts, and the
-        `started` / `updated` meta values (None if never set)."""
+    async def claim_meta(self, key: str, value: str) -> str | None:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, value))
+        return None if row is None else str(row[0])
+
+    async def status(self) -> FrontierStatus:
+        """URLs by state (`queued` includes `retrying`), failures by code, pages stored, hosts, and the
+        `started` / `updated` meta values. This process holds the crawl: running until finished."""
         try:
-            return _describe(self._connection())
+            return _status(self._connection(), "running")
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -632,7 +646,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _describe(conn: sqlite3.Connection) -> dict[str, object]:
+def _status(conn: sqlite3.Connection, unfinished: CrawlState) -> FrontierStatus:
     by_state = dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
     outcomes = conn.execute(
         f"SELECT {_ERROR_CODE} AS code, count(*), total(stored) FROM "
@@ -642,19 +656,20 @@ def _describe(conn: sqlite3.Connection) -> dict[str, object]:
     ).fetchall()
     meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('started', 'updated')").fetchall())
     (hosts,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
-    return {
-        "seen": sum(by_state.values()),
-        "queued": by_state.get(QUEUED, 0) + by_state.get(WAITING, 0),
-        "retrying": by_state.get(WAITING, 0),
-        "leased": by_state.get(LEASED, 0),
-        "done": by_state.get(DONE, 0),
-        "ok": sum(n for code, n, _ in outcomes if code is None),
-        "errors": {code: n for code, n, _ in outcomes if code is not None},
-        "pages_stored": int(sum(stored for _, _, stored in outcomes)),
-        "hosts": hosts,
-        "started": meta.get("started"),
-        "updated": meta.get("updated"),
-    }
+    queued, leased = by_state.get(QUEUED, 0) + by_state.get(WAITING, 0), by_state.get(LEASED, 0)
+    return FrontierStatus(
+        state="finished" if queued == 0 and leased == 0 else unfinished,
+        done=by_state.get(DONE, 0),
+        seen=sum(by_state.values()),
+        queued=queued,
+        retrying=by_state.get(WAITING, 0),
+        in_flight=leased,
+        pages_stored=int(sum(stored for _, _, stored in outcomes)),
+        failures={code: n for code, n, _ in outcomes if code is not None},
+        hosts=hosts,
+        started=meta.get("started"),
+        updated=meta.get("updated"),
+    )
 
 
 def running_pid(path: Path) -> str | None:
@@ -674,16 +689,22 @@ def running_pid(path: Path) -> str | None:
         os.close(fd)
 
 
-def read_state(path: Path) -> dict[str, object]:
-    """`describe()` of a crawl state no process has open, read without changing it: URLs a killed
-    process had leased still show as `leased` (a resume reclaims them). Raises FrontierError when the
-    file cannot be read as a crawl state."""
+def read_status_at(path: Path) -> FrontierStatus:
+    """The status of the crawl state at `path`, read without taking its lock or changing it.
+
+    While another process holds the state (its exclusive lock keeps the file unreadable), only that:
+    state running, `holder` its pid, no numbers. Otherwise the file is opened read-only: URLs a killed
+    process had leased still count as in flight (a resume reclaims them), and an unfinished crawl is
+    stopped. Raises FrontierError when the file cannot be read as a crawl state."""
+    pid = running_pid(path)
+    if pid is not None:
+        return FrontierStatus(state="running", holder=pid)
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     try:
-        return _describe(conn)
+        return _status(conn, "stopped")
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     finally:
