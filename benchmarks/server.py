@@ -2,7 +2,8 @@
 
 Either server runs in its own process (one worker), started here and stopped by its pid, and is checked
 to answer before anything is measured. nginx gets a minimal config in a temp directory: one worker, no
-access log, sendfile, long keep-alive, the site as its root.
+access log, sendfile, long keep-alive, the site as its root (`start_nginx`, which benchmarks/doc_sites.py
+also uses, with an access log and the system's MIME types).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 15.0
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
+MIME_TYPES = Path("/etc/nginx/mime.types")  # Debian's nginx-common
 NGINX_CONF = """\
 daemon off;
 master_process off;
@@ -31,10 +33,10 @@ error_log {tmp}/error.log;
 pid {tmp}/nginx.pid;
 events {{}}
 http {{
-    access_log off;
+{logging}
     sendfile on;
     keepalive_requests 100000;
-    types {{ text/html html; }}
+{types}
     default_type application/octet-stream;
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
@@ -70,12 +72,7 @@ def serve_site(root: Path, max_requests: int, prefer_nginx: bool = True) -> Iter
     nginx = shutil.which("nginx") if prefer_nginx else None
     with tempfile.TemporaryDirectory(prefix="crawlpool-bench-server-") as tmp:
         if nginx is not None:
-            port = free_port()
-            conf = Path(tmp) / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root.resolve()))
-            command = [nginx, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            name = f"nginx ({_nginx_version(nginx)}, 1 worker)"
+            proc, port, name = start_nginx(nginx, root, Path(tmp))
         else:
             command = [
                 sys.executable,
@@ -93,15 +90,45 @@ def serve_site(root: Path, max_requests: int, prefer_nginx: bool = True) -> Iter
             name = "aiohttp (benchmarks/serve.py, 1 process)"
         try:
             server = Server(f"http://127.0.0.1:{port}", name, proc.pid)
-            _wait_until_ready(server, proc)
+            wait_until_ready(server, proc)
             yield server
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def start_nginx(
+    nginx: str, root: Path, tmp: Path, *, access_log: Path | None = None, system_types: bool = False
+) -> tuple[subprocess.Popen[str], int, str]:
+    """Start nginx in the foreground (`daemon off;`, one process) serving `root` on a free 127.0.0.1 port,
+    its config and temp files in `tmp`. `access_log`: one line a request (`STATUS "REQUEST LINE"`), else
+    none. `system_types`: the system's MIME types (when installed) instead of html alone.
+    Returns the process, its port and a name for reports."""
+    port = free_port()
+    logging = (
+        f"    log_format requests '$status \"$request\"';\n    access_log {access_log} requests;"
+        if access_log is not None
+        else "    access_log off;"
+    )
+    types = (
+        f"    include {MIME_TYPES};"
+        if system_types and MIME_TYPES.is_file()
+        else "    types { text/html html; }"
+    )
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root.resolve(), logging=logging, types=types))
+    command = [nginx, "-p", str(tmp), "-c", str(conf), "-e", f"{tmp}/error.log"]
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, port, f"nginx ({_nginx_version(nginx)}, 1 worker)"
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a server started here, by its pid: SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _nginx_version(nginx: str) -> str:
@@ -109,7 +136,7 @@ def _nginx_version(nginx: str) -> str:
     return (out.stderr or out.stdout).strip().removeprefix("nginx version: ") or "nginx"
 
 
-def _wait_until_ready(server: Server, proc: subprocess.Popen[str]) -> None:
+def wait_until_ready(server: Server, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     last_error = "no answer"
     while time.monotonic() < deadline:
