@@ -13,6 +13,7 @@ import pytest
 from crawlpool.frontier import Frontier, Politeness, Request
 from crawlpool.policy.pacing import Answered, Blocked, FloorRaised
 from crawlpool.records import Page
+from crawlpool.reports import status_lines
 from crawlpool.urls import fingerprint, host_key
 from tests.frontier_backends import backend_modules
 
@@ -221,6 +222,26 @@ async def test_observed_answers_pace_the_host_as_the_policy_says(
     assert await frontier.ack(lease, page(A[0]))
     assert (await frontier.lease(10)).wait_s == pytest.approx(1.0)
     assert (await frontier.observe(host_key(A[0]), Answered(200, 5))).delay_s == 0.75  # recovering
+
+
+async def test_status_shows_the_hosts_backed_off_or_blocked(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=1, delay_s=0.5))
+    await frontier.add([req(A[0]), req(B[0])])
+    await frontier.observe(host_key(A[0]), Answered(503, 5))
+    await frontier.observe(host_key(A[0]), Blocked(30.0))
+    await frontier.observe(host_key(B[0]), Answered(200, 5))
+    (held,) = (await frontier.status()).backoff
+    assert (held.host, held.delay_s, held.extra_s) == (host_key(A[0]), 0.75, 0.25)
+    assert 29.0 <= held.blocked_for_s <= 30.0
+    lines = status_lines(await frontier.status(), None)
+    assert any(
+        line.startswith(f"  backing off    {host_key(A[0])}: 0.75 s between requests") for line in lines
+    )
+    clock.now += 31.0
+    await frontier.observe(host_key(A[0]), Answered(200, 5))  # forgiven, and the block is over
+    assert (await frontier.status()).backoff == ()
 
 
 async def test_a_self_redirect_comes_back_without_using_an_attempt(make_frontier: FrontierFactory) -> None:

@@ -407,7 +407,7 @@ async def test_pace_sets_the_delay_and_only_ever_extends_a_block(env: Env) -> No
     q, d, cfg, _ = env.host("a.test")
     await env.client.rpush(q, record("1"))
     await env.client.hset(cfg, "last_start_ms", NOW)
-    keys = [k.ready, k.leased, q, d, cfg]
+    keys = [k.ready, k.leased, q, d, cfg, k.paced]
     fixed = [NOW, PER_HOST, DELAY_MS, "a.test"]
     reply = await env.scripts.pace(keys=keys, args=[*fixed, "floor", "5", "", "", PACE_RULE])
     assert json.loads(reply) == [5, 0, 0, 0]
@@ -421,6 +421,9 @@ async def test_pace_sets_the_delay_and_only_ever_extends_a_block(env: Env) -> No
     reply = await env.scripts.pace(keys=keys, args=[*fixed, "answer", "503", "7", "", PACE_RULE])
     assert json.loads(reply) == [5, 0.25, 7, 1]
     assert await env.client.hget(cfg, "delay_ms") == "5250"
+    assert await env.client.zrange(k.paced, 0, -1) == ["a.test"]  # backed off: listed for status
+    await env.scripts.pace(keys=keys, args=[*fixed, "answer", "200", "7", "", PACE_RULE])
+    assert await env.client.zscore(k.paced, "a.test") == NOW + 9000  # recovered, but still blocked
 
 
 @pytest.mark.parametrize(("events", "_extra_s"), PACING_ROWS)
@@ -429,7 +432,7 @@ async def test_the_lua_pacing_rule_is_the_python_one(env: Env, events: list[Any]
     from crawlpool.policy.pacing import PACE_RULE, Answered, FloorRaised, HostPace, next_pace
 
     q, d, cfg, _ = env.host("a.test")
-    keys = [env.keys.ready, env.keys.leased, q, d, cfg]
+    keys = [env.keys.ready, env.keys.leased, q, d, cfg, env.keys.paced]
     expected = HostPace(floor_s=DELAY_MS / 1000)
     for event in events:
         expected = next_pace(expected, event)

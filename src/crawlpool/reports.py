@@ -105,6 +105,10 @@ def status_lines(status: FrontierStatus, output: Path | None, heading: str | Non
         for name, value in (("started", status.started), ("updated", status.updated))
         if value
     ]
+    for host in status.backoff:
+        blocked = f", blocked {host.blocked_for_s:.1f} s more" if host.blocked_for_s else ""
+        adaptive = f" ({host.extra_s:g} s of it adaptive backoff)" if host.extra_s else ""
+        lines.append(f"  backing off    {host.host}: {host.delay_s:g} s between requests{adaptive}{blocked}")
     for worker in status.workers:
         age = worker.heartbeat_age_s
         beat = "never" if age is None else f"{age:.1f} s ago"

@@ -35,7 +35,7 @@ whose lines belong in this process's manifest, for the manifest's repair on resu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -106,6 +106,31 @@ class WorkerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class HostBackoff:
+    """A host paced slower than the crawl asks, for `crawlpool status`: its delay between request
+    starts, the adaptive part of it, and how long a block (Retry-After, robots.txt) still holds it."""
+
+    host: str
+    delay_s: float
+    extra_s: float
+    blocked_for_s: float = 0.0
+
+
+MAX_BACKOFF_SHOWN = 10  # hosts listed by status: the most held back first
+
+
+def backoff_rows(rows: Iterable[tuple[str, HostPace, float]]) -> tuple[HostBackoff, ...]:
+    """The hosts of (host, pace, seconds still blocked) that are backed off or blocked, most held first."""
+    held = [
+        HostBackoff(host, pace.delay_s, pace.extra_s, max(0.0, blocked_s))
+        for host, pace, blocked_s in rows
+        if pace.extra_s > 0 or blocked_s > 0
+    ]
+    held.sort(key=lambda b: (-b.blocked_for_s, -b.delay_s, b.host))
+    return tuple(held[:MAX_BACKOFF_SHOWN])
+
+
+@dataclass(frozen=True, slots=True)
 class FrontierStatus:
     """What `crawlpool status` shows of a crawl, the same for every backend.
 
@@ -130,6 +155,7 @@ class FrontierStatus:
     crawl_id: str | None = None
     politeness: Politeness | None = None
     workers: tuple[WorkerStatus, ...] = field(default=())
+    backoff: tuple[HostBackoff, ...] = field(default=())  # hosts paced slower than asked, or blocked
 
 
 class Frontier(Protocol):

@@ -20,6 +20,7 @@ from crawlpool.frontier.base import (
     LeaseBatch,
     Politeness,
     Request,
+    backoff_rows,
 )
 from crawlpool.frontier.schedule import HostPacing, ReadyHosts
 from crawlpool.policy.pacing import HostEvent, HostPace
@@ -161,6 +162,9 @@ class MemoryFrontier:
             hosts=len(self._hosts),
             started=self._meta.get("started"),
             updated=self._meta.get("updated"),
+            backoff=backoff_rows(
+                (name, host.pace, host.blocked_until - self._clock()) for name, host in self._hosts.items()
+            ),
         )
 
     def _host(self, name: str) -> _Host:

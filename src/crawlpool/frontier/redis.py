@@ -36,10 +36,12 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 |                   |        | bucket b = the top `seen_bits` bits of the unsigned fingerprint              |
 | `q:<host>`        | LIST   | the host's queued URL records (JSON), handed out from the left               |
 | `retry:<host>`    | ZSET   | record → due ms: retries waiting; moved to the front of q when due           |
-| `host:<host>`     | HASH   | last_start_ms, delay_ms (set by pace_host), blocked_until_ms                 |
+| `host:<host>`     | HASH   | last_start_ms, pace (the host's HostPace, JSON), delay_ms (its delay),       |
+|                   |        | blocked_until_ms: all but last_start_ms set by pace.lua (`observe`)          |
 | `inflight:<host>` | HASH   | fp → `<slot index>|<token>|<record>` for each URL handed out                 |
 | `h:ready`         | ZSET   | free slot `<host>#<i>` → earliest ms its next URL may start                  |
 | `h:leased`        | ZSET   | leased slot → lease deadline ms                                              |
+| `h:paced`         | ZSET   | host → blocked_until_ms, for each host backed off or blocked (`status`)      |
 | `h:owner`         | HASH   | leased slot → JSON {w: worker id, t: token, n: URLs taken under              |
 |                   |        | this lease, fp: the URL in flight, absent when none}                         |
 | `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
@@ -106,14 +108,17 @@ from redis.exceptions import RedisError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
+    MAX_BACKOFF_SHOWN,
     CrawlState,
     FrontierCounts,
     FrontierStatus,
+    HostBackoff,
     Lease,
     LeaseBatch,
     Politeness,
     Request,
     WorkerStatus,
+    backoff_rows,
 )
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import frontier_error, with_retries
@@ -357,7 +362,8 @@ class RedisFrontier:
         else:
             status = "" if event.status is None else event.status
             args += ["answer", status, event.elapsed_ms, event.error_code or ""]
-        reply = await self._run(self._scripts.pace, [keys.ready, keys.leased, q, d, cfg], [*args, PACE_RULE])
+        script_keys = [keys.ready, keys.leased, q, d, cfg, keys.paced]
+        reply = await self._run(self._scripts.pace, script_keys, [*args, PACE_RULE])
         return HostPace.from_json(json.loads(reply))
 
     async def counts(self) -> FrontierCounts:
@@ -476,7 +482,20 @@ class RedisFrontier:
                 int(meta.get("per_host", self._per_host)), int(meta.get("delay_ms", self._delay_ms)) / 1000
             ),
             workers=workers,
+            backoff=await self._backoff(now_ms),
         )
+
+    async def _backoff(self, now_ms: int) -> tuple[HostBackoff, ...]:
+        """The hosts backed off or blocked, from the `h:paced` index pace.lua keeps."""
+        held = await self._call(self._client.zrevrange(self._keys.paced, 0, MAX_BACKOFF_SHOWN - 1))
+        rows = []
+        for host in held:
+            raw, blocked = await self._call(
+                self._client.hmget(self._keys.host(host)[2], ["pace", "blocked_until_ms"])
+            )
+            if raw is not None:
+                rows.append((host, HostPace.from_json(json.loads(raw)), (int(blocked or 0) - now_ms) / 1000))
+        return backoff_rows(rows)
 
     def is_current(self, lease: Lease) -> bool:
         """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or

@@ -13,6 +13,7 @@ class Keys:
         self.ready = prefix + "h:ready"
         self.leased = prefix + "h:leased"
         self.owner = prefix + "h:owner"
+        self.paced = prefix + "h:paced"
         self.workers = prefix + "workers"
         self.records = prefix + "records"
         self.done_by = prefix + "done_by"

@@ -81,6 +81,7 @@ from crawlpool.frontier.base import (
     LeaseBatch,
     Politeness,
     Request,
+    backoff_rows,
 )
 from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
 from crawlpool.policy.pacing import HostEvent, HostPace
@@ -431,7 +432,7 @@ class SqliteFrontier:
         """URLs by state (`queued` includes `retrying`), failures by code, pages stored, hosts, and the
         `started` / `updated` meta values. This process holds the crawl: running until finished."""
         try:
-            return _status(self._connection(), "running")
+            return _status(self._connection(), "running", self._clock())
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -646,7 +647,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _status(conn: sqlite3.Connection, unfinished: CrawlState) -> FrontierStatus:
+def _status(conn: sqlite3.Connection, unfinished: CrawlState, now: float) -> FrontierStatus:
+    """The status in `conn`; `now` is on the clock the pacing instants were stored on (wall time)."""
     by_state = dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
     outcomes = conn.execute(
         f"SELECT {_ERROR_CODE} AS code, count(*), total(stored) FROM "
@@ -656,6 +658,7 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState) -> FrontierStatus:
     ).fetchall()
     meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('started', 'updated')").fetchall())
     (hosts,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
+    paced = conn.execute("SELECT host, pace, blocked_until FROM hosts WHERE pace IS NOT NULL").fetchall()
     queued, leased = by_state.get(QUEUED, 0) + by_state.get(WAITING, 0), by_state.get(LEASED, 0)
     return FrontierStatus(
         state="finished" if queued == 0 and leased == 0 else unfinished,
@@ -669,6 +672,10 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState) -> FrontierStatus:
         hosts=hosts,
         started=meta.get("started"),
         updated=meta.get("updated"),
+        backoff=backoff_rows(
+            (host, HostPace.from_json(json.loads(pace)), (blocked or now) - now)
+            for host, pace, blocked in paced
+        ),
     )
 
 
@@ -704,7 +711,7 @@ def read_status_at(path: Path) -> FrontierStatus:
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     try:
-        return _status(conn, "stopped")
+        return _status(conn, "stopped", time.time())
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     finally:

@@ -11,6 +11,7 @@
       KEYS[4] retry:<host>   ZSET
       KEYS[5] host:<host>    HASH   fields pace (JSON [floor_s, extra_s, baseline_ms, answers]),
                                     delay_ms (floor + extra), blocked_until_ms
+      KEYS[6] h:paced        ZSET   host → blocked_until_ms, for hosts backed off or blocked (status)
 
       ARGV[1] now_ms         or '' for Redis TIME
       ARGV[2] per_host
@@ -66,6 +67,12 @@ else
   end
 end
 
+local blocked_until = tonumber(redis.call('HGET', host_key, 'blocked_until_ms') or '0')
+if extra > 0 or blocked_until > now then
+  redis.call('ZADD', KEYS[6], blocked_until, ARGV[4])
+else
+  redis.call('ZREM', KEYS[6], ARGV[4])
+end
 local after = cjson.encode({floor, extra, baseline, answers})
 redis.call('HSET', host_key, 'pace', after, 'delay_ms', math.floor((floor + extra) * 1000 + 0.5))
 rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
