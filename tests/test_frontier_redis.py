@@ -390,7 +390,6 @@ async def test_a_redis_lost_mid_crawl_is_ridden_out_then_stops_the_worker(
     FrontierError that says the state is kept and how to rejoin (its own server: the shared one stays)."""
     import shutil
 
-    import crawlpool.frontier.redis as redis_frontier
     from crawlpool.frontier.redis import RedisFrontier
     from tests import redis_server
 
@@ -408,8 +407,7 @@ async def test_a_redis_lost_mid_crawl_is_ridden_out_then_stops_the_worker(
         deadline = time.monotonic() + 5
         while not redis_server._pings(port):  # waiting for a process to listen, bounded
             assert time.monotonic() < deadline, "redis-server did not start"
-        monkeypatch.setattr(redis_frontier, "OUTAGE_S", 0.5)
-        frontier = await RedisFrontier.open(f"redis://127.0.0.1:{port}/0", "lost", Politeness())
+        frontier = await RedisFrontier.open(f"redis://127.0.0.1:{port}/0", "lost", Politeness(), lease_ms=500)
         await frontier.add([req("http://a.test/1")])
         server.terminate()
         await server.wait()

@@ -207,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="S",
         dest="lease_s",
-        help="with a redis frontier: a worker's hosts come back this long after it stops heartbeating "
-        "(default: 60)",
+        help="with a redis frontier: a worker's hosts come back this long after it stops heartbeating, "
+        "and a worker that loses Redis this long stops (default: 60)",
     )
     state.add_argument(
         "--grace",

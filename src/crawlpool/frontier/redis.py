@@ -135,7 +135,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA = 1
 MIN_SERVER_VERSION = (6, 2)
-OUTAGE_S = 60.0  # how long a worker rides out a lost Redis before it stops
 # A slot counts as held only within this part of a lease period after its deadline was last pushed:
 # the heartbeat runs every third of a period, so a live worker stays well inside it.
 _FRESH_FRACTION = 0.75
@@ -547,7 +546,9 @@ class RedisFrontier:
         args: list[str | int],
         on_retry: Callable[[], None] | None = None,
     ) -> Any:
-        return await with_retries(lambda: script(keys=keys, args=args), self._url, OUTAGE_S, on_retry)
+        # A worker rides out a lost Redis for one lease: by then its host slots are the others' anyway.
+        outage_s = self._lease_ms / 1000
+        return await with_retries(lambda: script(keys=keys, args=args), self._url, outage_s, on_retry)
 
     async def _call(self, pending: Any) -> Any:
         try:
