@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="S",
         dest="delay_s",
-        help="least seconds between two requests to one host (default: 0)",
+        help="least seconds between two request starts to one host; a host that answers 429/503, "
+        "times out or slows down sharply (0.5 s and 4x its usual) is spaced further (default: 0)",
     )
     polite.add_argument(
         "--timeout",
@@ -168,7 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="timeout_s",
         help="seconds per request, connect to last byte (default: 30)",
     )
-    polite.add_argument("--retries", type=_non_negative_int, metavar="N", help="extra tries (default: 3)")
+    polite.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        metavar="N",
+        help="extra tries after a timeout, DNS or connection error, a cut body, or 408/429/500/502/503/504 "
+        "(default: 3; redirects to itself have their own budget of 3)",
+    )
     polite.add_argument(
         "--retry-backoff",
         type=_seconds,
