@@ -23,44 +23,8 @@ rather than K at once as REDIS-FRONTIER.md §3 suggests: the protocol hands out 
 spaces starts per host, so a prefetched batch would still need a server round trip per URL, and it
 would starve the host's other slots (a host with 4 URLs and 5 slots must be able to serve 4 at once).
 
-Key schema. Every key sits under one hash tag per crawl, `crawlpool:{C}:` (C = crawl id), so every
-script touches one Cluster slot; per-host key names are built in Python and passed in KEYS.
-
-| key               | type   | contents                                                                     |
-|-------------------|--------|------------------------------------------------------------------------------|
-| `meta`            | HASH   | schema, per_host, delay_ms, seen_bits, created_ms, state (running/done),     |
-|                   |        | counters seen, queued (incl. waiting retries), leased (URLs in flight), done |
-|                   |        | and `m:<key>` for `set_meta(key)` (m:crawl: seeds, scope and filters, JSON)  |
-| `tok`             | STRING | fencing-token counter, INCR only                                             |
-| `seen:<b>`        | SET    | seen fingerprints as signed decimal int64 (so the set is an intset);         |
-|                   |        | bucket b = the top `seen_bits` bits of the unsigned fingerprint              |
-| `q:<host>`        | LIST   | the host's queued URL records (JSON), handed out from the left               |
-| `retry:<host>`    | ZSET   | record → due ms: retries waiting; moved to the front of q when due           |
-| `host:<host>`     | HASH   | last_start_ms, pace (the host's HostPace, JSON), delay_ms (its delay),       |
-|                   |        | blocked_until_ms: all but last_start_ms set by pace.lua (`observe`)          |
-| `inflight:<host>` | HASH   | fp → `<slot index>|<token>|<record>` for each URL handed out                 |
-| `h:ready`         | ZSET   | free slot `<host>#<i>` → earliest ms its next URL may start                  |
-| `h:leased`        | ZSET   | leased slot → lease deadline ms                                              |
-| `h:paced`         | ZSET   | host → blocked_until_ms, for each host backed off or blocked (`status`)      |
-| `h:owner`         | HASH   | leased slot → JSON {w: worker id, t: token, n: URLs taken under              |
-|                   |        | this lease, fp: the URL in flight, absent when none}                         |
-| `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
-| `records`         | STREAM | one entry per ack: fp, worker, page (the manifest record as JSON)            |
-| `done_by`         | HASH   | error code (or `ok`) → records acked with it                                 |
-| `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
-|                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
-
-A URL record is JSON `{"url", "fp" (a string: Lua numbers are doubles), "host", "depth", "referrer",
-"attempts"}`; page records are `Page.to_json()`. Nothing is pickled.
-
-Seen set: 2^seen_bits intset buckets (14 bits by default, fixed when the crawl is created). Measured
-on Redis 7.0 (used_memory growth, random 64-bit fingerprints): 9.2 B per URL for 1M URLs in 2^12
-buckets, 10.4 B in 2^14, while a bucket stays under `set-max-intset-entries` (512: about 8M URLs
-with 14 bits, 2M with 12). Past that a bucket turns into a hashtable, 75 B per URL (one plain SET:
-72 B), and nothing else changes. Small crawls pay ~65 B of key overhead per used bucket (1.3 MB at
-most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The `records`
-stream is not trimmed: it costs about the size of each page's JSON; the per-worker manifests are the
-sink, so an operator may XTRIM it.
+Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
+the seen set. Every key sits under one hash tag per crawl, so every script touches one Cluster slot.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
@@ -95,10 +59,8 @@ import logging
 import os
 import socket
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -109,24 +71,22 @@ from redis.exceptions import RedisError
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
     MAX_BACKOFF_SHOWN,
-    CrawlState,
     FrontierCounts,
     FrontierStatus,
-    HostBackoff,
     Lease,
     LeaseBatch,
     Politeness,
     Request,
-    WorkerStatus,
-    backoff_rows,
 )
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import frontier_error, with_retries
 from crawlpool.frontier.redis_connection import safe_url as _safe_url
+from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
-from crawlpool.frontier.redis_keys import slot_host
-from crawlpool.frontier.redis_records import decode, encode
+from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
+from crawlpool.frontier.redis_slots import HeldSlots
+from crawlpool.frontier.redis_status import build_status
 from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
@@ -142,16 +102,9 @@ _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
-_META = "m:"  # set_meta's keys, in the meta hash beside the crawl's own fields
-_RECORDS_BATCH = 500  # stream entries per XRANGE when committed_pages reads the records
-_ALIVE_S = 60.0  # `status`: a worker counts as alive within a default lease of its last heartbeat
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
 _LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class RedisFrontier:
@@ -188,10 +141,7 @@ class RedisFrontier:
         self._lease_ms = lease_ms
         self._urls_per_lease = urls_per_lease
         self._clock = clock
-        self._held: dict[str, int] = {}  # slot → token of every slot this worker leases
-        # slot → monotonic time just before the last call that pushed its lease deadline forward
-        self._fresh: dict[str, float] = {}
-        self._idle: dict[str, None] = {}  # held slots with no URL out: served first by lease()
+        self._slots = HeldSlots()  # the slots this worker leases, with their tokens
         self._ambiguous: set[tuple[int, int]] = set()  # (token, fp) of acks whose reply was lost
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -312,7 +262,7 @@ class RedisFrontier:
         wait_ms, leased_slots = -1, 0
         for _ in range(_LEASE_ROUNDS):
             want = limit - len(leases)
-            held = self._claim_idle(want)
+            held = self._slots.claim_idle(want)
             new: list[tuple[str, int]] = []
             if want > len(held) or not held:
                 new, (wait_ms, leased_slots) = await self._lease_slots(max(0, want - len(held)))
@@ -384,14 +334,13 @@ class RedisFrontier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             if release:
-                if self._held:
-                    await self._reclaim(list(self._held.items()), "release")
+                if self._slots.tokens:
+                    await self._reclaim(list(self._slots.tokens.items()), "release")
                 await self._call(self._client.zrem(self._keys.workers, self.worker_id))
         except FrontierError as exc:
             log.warning("could not give back the leases of worker %s: %s", self.worker_id, exc)
         finally:
-            self._held.clear()
-            self._idle.clear()
+            self._slots.clear()
             await self._client.aclose()
 
     # -- beyond the protocol ------------------------------------------------------------------------
@@ -417,20 +366,14 @@ class RedisFrontier:
         held: str | None = await self._call(self._client.hget(self._keys.meta, _META + key))
         return held
 
-    async def committed_pages(self) -> AsyncIterator[Page]:
+    def committed_pages(self) -> AsyncIterator[Page]:
         """The records this worker (its worker id) committed, in commit order, from the `records`
         stream; read in batches, so the whole stream is never held at once."""
-        after = "-"
-        while True:
-            entries: list[tuple[str, dict[str, str]]] = await self._call(
-                self._client.xrange(self._keys.records, min=after, max="+", count=_RECORDS_BATCH)
-            )
-            for _, fields in entries:
-                if fields.get("worker") == self.worker_id:
-                    yield Page.from_dict(json.loads(fields["page"]))
-            if len(entries) < _RECORDS_BATCH:
-                return
-            after = "(" + entries[-1][0]
+        records = self._keys.records
+        return worker_pages(
+            lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n)),
+            self.worker_id,
+        )
 
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
@@ -448,75 +391,42 @@ class RedisFrontier:
             now_ms = seconds * 1000 + micros // 1000
         else:
             now_ms = round(self._clock() * 1000)
-        age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
-        slots: Counter[str] = Counter()
-        in_flight: Counter[str] = Counter()
-        for raw in owners.values():
-            owner = json.loads(raw)
-            slots[owner["w"]] += 1
-            in_flight[owner["w"]] += "fp" in owner
-        alive = {worker for worker, age in age_s.items() if age <= _ALIVE_S}
-        workers = tuple(
-            WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker))
-            for worker in sorted(set(slots) | alive)
-        )
-        counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
-        state: CrawlState = "running" if alive else "stopped"
-        if meta.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0):
-            state = "finished"
-        started = meta.get(_META + "started")
-        if started is None and "created_ms" in meta:
-            started = _iso(int(meta["created_ms"]))
-        return FrontierStatus(
-            state=state,
-            done=counts["done"],
-            seen=counts["seen"],
-            queued=counts["queued"],
-            in_flight=counts["leased"],
-            failures={code: int(n) for code, n in sorted(done_by.items()) if code != "ok"},
-            started=started,
-            updated=meta.get(_META + "updated"),
-            crawl_id=self.crawl_id,
-            politeness=Politeness(
-                int(meta.get("per_host", self._per_host)), int(meta.get("delay_ms", self._delay_ms)) / 1000
-            ),
-            workers=workers,
-            backoff=await self._backoff(now_ms),
-        )
-
-    async def _backoff(self, now_ms: int) -> tuple[HostBackoff, ...]:
-        """The hosts backed off or blocked, from the `h:paced` index pace.lua keeps."""
-        held = await self._call(self._client.zrevrange(self._keys.paced, 0, MAX_BACKOFF_SHOWN - 1))
-        rows = []
-        for host in held:
-            raw, blocked = await self._call(
-                self._client.hmget(self._keys.host(host)[2], ["pace", "blocked_until_ms"])
+        paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
+        for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
+            pace, blocked = await self._call(
+                self._client.hmget(keys.host(host)[2], ["pace", "blocked_until_ms"])
             )
-            if raw is not None:
-                rows.append((host, HostPace.from_json(json.loads(raw)), (int(blocked or 0) - now_ms) / 1000))
-        return backoff_rows(rows)
+            paced.append((host, pace, blocked))
+        return build_status(
+            meta,
+            done_by,
+            owners,
+            beats,
+            paced,
+            now_ms,
+            crawl_id=self.crawl_id,
+            per_host=self._per_host,
+            delay_ms=self._delay_ms,
+        )
 
     def is_current(self, lease: Lease) -> bool:
         """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or
         no call has pushed its deadline forward for most of a lease period (the process was paused,
         e.g. SIGSTOP or a long GC). The request must not be sent then: another worker may hold the
         host by now, and a stale request would break the host's politeness."""
-        for slot, token in self._held.items():
-            if token == lease.token and slot_host(slot) == lease.request.host:
-                age_s = time.monotonic() - self._fresh.get(slot, float("-inf"))
-                return age_s < self._lease_ms / 1000 * _FRESH_FRACTION
-        return False
+        age_s = self._slots.age_s(lease.token, lease.request.host)
+        return age_s is not None and age_s < self._lease_ms / 1000 * _FRESH_FRACTION
 
     async def heartbeat(self) -> list[str]:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
-        pairs = list(self._held.items())
+        pairs = list(self._slots.tokens.items())
         sent_at = time.monotonic()
         lost: list[str] = await self._run(self._scripts.extend, *self._calls.extend(self._now(), pairs))
-        self._fresh.update((slot, sent_at) for slot, _ in pairs)
+        self._slots.touch((slot for slot, _ in pairs), sent_at)
         tokens = dict(pairs)
         for slot in lost:
-            self._forget(slot, tokens[slot])
+            self._slots.forget(slot, tokens[slot])
         if lost:
             log.warning("worker %s lost %d host slot(s) to the reaper", self.worker_id, len(lost))
         return lost
@@ -556,23 +466,12 @@ class RedisFrontier:
         except RedisError as exc:
             raise frontier_error(self._url, exc) from exc
 
-    def _claim_idle(self, n: int) -> list[tuple[str, int]]:
-        """Up to n held idle slots, taken out of the idle set before any await so that two
-        concurrent lease() calls never serve the same slot."""
-        claimed: list[tuple[str, int]] = []
-        while self._idle and len(claimed) < n:
-            slot = next(iter(self._idle))
-            del self._idle[slot]
-            claimed.append((slot, self._held[slot]))
-        return claimed
-
     async def _lease_slots(self, n: int) -> tuple[list[tuple[str, int]], tuple[int, int]]:
         sent_at = time.monotonic()
         call = self._calls.lease_slots(self._now(), n)
         pairs, (wait_ms, leased_slots) = await self._run(self._scripts.lease_slots, *call)
         slots = [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
-        self._held.update(slots)
-        self._fresh.update((slot, sent_at) for slot, _ in slots)
+        self._slots.hold(slots, sent_at)
         return slots, (int(wait_ms), int(leased_slots))
 
     async def _take(
@@ -587,24 +486,24 @@ class RedisFrontier:
             # Whether the take ran is unknown: stop extending these slots, so that any URL it took
             # comes back through the reaper instead of staying leased to no one.
             for slot, token, _ in slots:
-                self._forget(slot, token)
+                self._slots.forget(slot, token)
             raise
-        self._fresh.update((slot, sent_at) for slot, _, _ in slots)
+        self._slots.touch((slot for slot, _, _ in slots), sent_at)
         leases: list[Lease] = []
         for (slot, token, _), result in zip(slots, results, strict=True):
             if result == "SKIP":
-                self._idle[slot] = None
+                self._slots.idle[slot] = None
             elif result in ("FREED", "STALE"):
-                self._forget(slot, token)
+                self._slots.forget(slot, token)
             elif result != "BUSY":
                 leases.append(Lease(decode(result), token))
         return leases, (int(wait_ms), int(leased_slots))
 
     def _wait_s(self, wait_ms: int, leased_slots: int) -> float | None:
-        if self._idle:
+        if self._slots.idle:
             return 0.0  # held slots whose next URL may start now
         wait_s = None if wait_ms < 0 else wait_ms / 1000
-        if leased_slots > len(self._held):
+        if leased_slots > len(self._slots.tokens):
             # Other workers hold slots: their URLs may end, or add links, at any time.
             return _POLL_S if wait_s is None else min(wait_s, _POLL_S)
         return wait_s
@@ -618,7 +517,7 @@ class RedisFrontier:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
             if mode == "ack":
                 self._ambiguous.add(attempt)
-            self._forget_token(lease.token)
+            self._slots.forget_token(lease.token)
 
         try:
             reply = await self._run(self._scripts.end, *call, lost_a_reply)
@@ -628,7 +527,7 @@ class RedisFrontier:
                     self._ambiguous.clear()
                 self._ambiguous.add(attempt)
             # The slot's state is unknown: stop extending it; a later end that succeeds adopts it again.
-            self._forget_token(lease.token)
+            self._slots.forget_token(lease.token)
             raise
         status = reply[0]
         if status == "ALREADY":
@@ -641,27 +540,16 @@ class RedisFrontier:
         self._ambiguous.discard(attempt)
         slot = str(reply[1])
         if status == "KEPT":
-            self._held[slot] = lease.token
-            self._idle[slot] = None
+            self._slots.keep(slot, lease.token)
         else:
-            self._forget(slot, lease.token)
+            self._slots.forget(slot, lease.token)
         return True
-
-    def _forget(self, slot: str, token: int) -> None:
-        if self._held.get(slot) == token:
-            del self._held[slot]
-            self._idle.pop(slot, None)
-
-    def _forget_token(self, token: int) -> None:
-        for slot, held in list(self._held.items()):
-            if held == token:
-                self._forget(slot, held)
 
     async def _reclaim(self, slots: list[tuple[str, int]], mode: str) -> int:
         moved = int(await self._run(self._scripts.reclaim, *self._calls.reclaim(self._now(), slots, mode)))
         for slot, token in slots:
             if mode == "release":
-                self._forget(slot, token)
+                self._slots.forget(slot, token)
         return moved
 
     async def _reclaim_mine(self) -> None:

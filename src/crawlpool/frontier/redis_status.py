@@ -1,0 +1,78 @@
+"""`RedisFrontier.status()` without Redis: the FrontierStatus of a crawl built from the keys that
+status() reads (see the key schema in redis_keys.py) and the time it read them at."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from crawlpool.frontier.base import CrawlState, FrontierStatus, Politeness, WorkerStatus, backoff_rows
+from crawlpool.frontier.redis_keys import META
+from crawlpool.policy.pacing import HostPace
+
+ALIVE_S = 60.0  # a worker counts as alive within a default lease of its last heartbeat
+
+
+def build_status(
+    meta: Mapping[str, str],
+    done_by: Mapping[str, str],
+    owners: Mapping[str, str],
+    beats: Iterable[tuple[str, float]],
+    paced: Iterable[tuple[str, str | None, str | None]],
+    now_ms: int,
+    *,
+    crawl_id: str,
+    per_host: int,
+    delay_ms: int,
+) -> FrontierStatus:
+    """The status of crawl `crawl_id` at `now_ms` from its `meta`, `done_by` and `h:owner` hashes, its
+    `workers` set as (worker, last heartbeat ms) pairs, and (host, pace, blocked_until_ms) from the
+    `host:<host>` hash of each host in `h:paced` (None where the field is missing). `per_host` and
+    `delay_ms` stand in for the politeness when meta lacks it. The crawl is running while a worker's
+    heartbeat is fresh (within ALIVE_S), stopped otherwise, finished when it is done or nothing is
+    queued or leased."""
+    age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
+    slots: Counter[str] = Counter()
+    in_flight: Counter[str] = Counter()
+    for raw in owners.values():
+        owner = json.loads(raw)
+        slots[owner["w"]] += 1
+        in_flight[owner["w"]] += "fp" in owner
+    alive = {worker for worker, age in age_s.items() if age <= ALIVE_S}
+    workers = tuple(
+        WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker))
+        for worker in sorted(set(slots) | alive)
+    )
+    counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
+    state: CrawlState = "running" if alive else "stopped"
+    if meta.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0):
+        state = "finished"
+    started = meta.get(META + "started")
+    if started is None and "created_ms" in meta:
+        started = _iso(int(meta["created_ms"]))
+    return FrontierStatus(
+        state=state,
+        done=counts["done"],
+        seen=counts["seen"],
+        queued=counts["queued"],
+        in_flight=counts["leased"],
+        failures={code: int(n) for code, n in sorted(done_by.items()) if code != "ok"},
+        started=started,
+        updated=meta.get(META + "updated"),
+        crawl_id=crawl_id,
+        politeness=Politeness(
+            int(meta.get("per_host", per_host)), int(meta.get("delay_ms", delay_ms)) / 1000
+        ),
+        workers=workers,
+        backoff=backoff_rows(
+            (host, HostPace.from_json(json.loads(raw)), (int(blocked or 0) - now_ms) / 1000)
+            for host, raw, blocked in paced
+            if raw is not None
+        ),
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
