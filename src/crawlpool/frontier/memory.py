@@ -119,8 +119,10 @@ class MemoryFrontier:
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
         state = self._host(host)
+        due = state.due()
         state.observe(event, self._clock())
-        self._ready.repace(host, state, bool(state.queue))
+        if state.due() != due:  # most answers move only the latency baseline: no new heap entry
+            self._ready.repace(host, state, bool(state.queue))
         return state.pace
 
     async def counts(self) -> FrontierCounts:
