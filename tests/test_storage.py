@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from crawlpool.errors import StorageError
 from crawlpool.paths import page_path
 from crawlpool.records import Page
-from crawlpool.store import MANIFEST_NAME, Manifest
+from crawlpool.store import MANIFEST_NAME, Manifest, rewrite_manifest
 
 BIG = 200 * 1024  # more than the 64 KiB tmpfs holds
 
@@ -133,3 +133,20 @@ async def test_a_failed_manifest_append_is_a_storage_error_naming_the_path(tmp_p
     assert str(raised.value) == (
         f"storage: cannot append to {tmp_path / MANIFEST_NAME}: No space left on device"
     )
+
+
+async def test_a_manifest_that_cannot_be_opened_is_a_storage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    with pytest.raises(StorageError, match=r"^storage: cannot open .*gone/manifest.jsonl: No such file"):
+        async with Manifest(missing):
+            pass
+
+
+async def test_a_manifest_that_cannot_be_rewritten_on_resume_is_a_storage_error(tmp_path: Path) -> None:
+    async def no_pages() -> AsyncIterator[Page]:
+        return
+        yield
+
+    # No .crawlpool/tmp to write the new manifest in: the rewrite fails as storage, naming the manifest.
+    with pytest.raises(StorageError, match=r"^storage: cannot rewrite .*manifest.jsonl: No such file"):
+        await rewrite_manifest(tmp_path, no_pages())

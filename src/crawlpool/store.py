@@ -67,17 +67,20 @@ async def rewrite_manifest(output: Path, pages: AsyncIterator[Page]) -> int:
     after the last line was written, are made right by rewriting it from the source of truth."""
     tmp = output / STATE_DIR / "tmp" / "manifest.jsonl.part"
     count = 0
-    async with aiofiles.open(tmp, "w", encoding="utf-8") as fh:
-        batch: list[str] = []
-        async for page in pages:
-            batch.append(page.to_json())
-            count += 1
-            if len(batch) >= 1000:
+    try:
+        async with aiofiles.open(tmp, "w", encoding="utf-8") as fh:
+            batch: list[str] = []
+            async for page in pages:
+                batch.append(page.to_json())
+                count += 1
+                if len(batch) >= 1000:
+                    await fh.write("\n".join(batch) + "\n")
+                    batch.clear()
+            if batch:
                 await fh.write("\n".join(batch) + "\n")
-                batch.clear()
-        if batch:
-            await fh.write("\n".join(batch) + "\n")
-    await aiofiles.os.replace(tmp, output / MANIFEST_NAME)
+        await aiofiles.os.replace(tmp, output / MANIFEST_NAME)
+    except OSError as exc:
+        raise _storage_error("rewrite", output / MANIFEST_NAME, exc) from None
     return count
 
 
@@ -138,7 +141,10 @@ class Manifest:
 
     async def __aenter__(self) -> Manifest:
         # O_APPEND and one os.write per line: no Python buffer that a kill -9 could lose.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _storage_error("open", self.path, exc) from None
         return self
 
     async def __aexit__(
