@@ -141,7 +141,7 @@ DOWN = RobotsUnavailable("robots.txt answered 503", retry_in_s=4.5, failures=1)
             ROBOTS,
             RULES,
             False,
-            [Record("robots: disallowed by robots.txt", fetched=False)],
+            [Record("robots: disallowed by robots.txt", fetched=False, robots_blocked=True)],
             id="disallowed: recorded, never requested",
         ),
         pytest.param(
@@ -168,7 +168,10 @@ DOWN = RobotsUnavailable("robots.txt answered 503", retry_in_s=4.5, failures=1)
             SLOW_ROBOTS,
             RULES,
             True,
-            [PaceHost(FloorRaised(5.0)), Record("robots: disallowed by robots.txt", fetched=False)],
+            [
+                PaceHost(FloorRaised(5.0)),
+                Record("robots: disallowed by robots.txt", fetched=False, robots_blocked=True),
+            ],
             id="Crawl-delay and disallowed",
         ),
         pytest.param(

@@ -294,8 +294,7 @@ class Engine:
                     await self._settle_trap(action)
                 case Record():
                     if response is None or not action.fetched:
-                        if action.error is not None and action.error.startswith("robots: disallowed"):
-                            self.stats.robots_blocked += 1
+                        self.stats.robots_blocked += action.robots_blocked
                         await self._commit(lease, self._unfetched(request, action.error or ""))
                     else:
                         await self._commit(lease, await self._record(request, response, action))

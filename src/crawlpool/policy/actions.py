@@ -42,12 +42,14 @@ class Release:
 @dataclass(frozen=True, slots=True)
 class Record:
     """Commit the URL's one manifest record. `final_url` None means the URL itself; `store_body`: write
-    the response's body (and read its links) before committing; `fetched`: a request was sent."""
+    the response's body (and read its links) before committing; `fetched`: a request was sent;
+    `robots_blocked`: robots.txt forbids the URL (counted apart in the crawl's numbers)."""
 
     error: str | None
     final_url: str | None = None
     store_body: bool = False
     fetched: bool = True
+    robots_blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

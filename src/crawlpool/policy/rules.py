@@ -73,7 +73,7 @@ def on_robots(
         actions.append(PaceHost(FloorRaised(verdict.crawl_delay_s)))
         delay_s = max(delay_s, verdict.crawl_delay_s)
     if not verdict.allows(request.url):
-        actions.append(Record("robots: disallowed by robots.txt", fetched=False))
+        actions.append(Record("robots: disallowed by robots.txt", fetched=False, robots_blocked=True))
     elif first_contact and delay_s > 0:
         # The robots.txt request started after the lease did: the page waits a whole delay from now.
         actions += [PaceHost(Blocked(delay_s)), Release()]
