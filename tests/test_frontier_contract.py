@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crawlpool.frontier import Frontier, Politeness, Request
+from crawlpool.frontier import Frontier, Politeness, Request, RobotsState
+from crawlpool.frontier.base import ROBOTS_FAILURES_KEPT_S
 from crawlpool.policy.pacing import Answered, Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.reports import status_lines
@@ -326,3 +327,54 @@ async def test_status_counts_the_crawl(make_frontier: FrontierFactory) -> None:
     status = await frontier.status()
     assert status.state == "finished"
     assert (status.seen, status.done, status.queued, status.in_flight) == (4, 4, 0, 0)
+
+
+# --- robots.txt state ------------------------------------------------------------------------------
+
+
+def follows_fake_clock(frontier: Frontier) -> bool:
+    """Redis expires robots.txt state on its own clock (PX / PTTL), never the suite's."""
+    return not type(frontier).__module__.endswith(".redis")
+
+
+async def test_robots_state_is_stored_per_host_with_what_is_left_of_its_validity(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness())
+    a, b = host_key(A[0]), host_key(B[0])
+    assert await frontier.robots(a) is None
+    rules = RobotsState("User-agent: *\nDisallow: /p\n", None, 0, 100.0)
+    await frontier.set_robots(a, rules)
+    await frontier.set_robots(b, RobotsState(None, None, 0, 50.0))
+    got = await frontier.robots(a)
+    assert got is not None
+    assert (got.body, got.reason, got.failures) == (rules.body, None, 0)
+    assert 0 < got.valid_for_s <= 100.0
+    allow_all = await frontier.robots(b)
+    assert allow_all is not None and allow_all.body is None and 0 < allow_all.valid_for_s <= 50.0
+    if follows_fake_clock(frontier):
+        clock.now += 30.0
+        later = await frontier.robots(a)
+        assert later is not None and later.valid_for_s == pytest.approx(70.0)
+        clock.now += 70.0
+        assert await frontier.robots(a) is None, "rules past their TTL"
+        assert await frontier.robots(b) is None
+
+
+async def test_robots_state_is_replaced_and_an_unavailable_count_outlives_its_retry_time(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness())
+    a = host_key(A[0])
+    await frontier.set_robots(a, RobotsState("User-agent: *\nDisallow: /\n", None, 0, 100.0))
+    await frontier.set_robots(a, RobotsState(None, "robots.txt answered 503", 3, 20.0))
+    got = await frontier.robots(a)
+    assert got is not None
+    assert (got.body, got.reason, got.failures) == (None, "robots.txt answered 503", 3)
+    assert 0 < got.valid_for_s <= 20.0
+    if follows_fake_clock(frontier):
+        clock.now += 25.0
+        due = await frontier.robots(a)
+        assert due == RobotsState(None, "robots.txt answered 503", 3, 0.0), "kept, with its count"
+        clock.now += ROBOTS_FAILURES_KEPT_S
+        assert await frontier.robots(a) is None

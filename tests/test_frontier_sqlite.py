@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crawlpool.errors import FrontierError
-from crawlpool.frontier import FrontierStatus, Politeness, Request
+from crawlpool.frontier import FrontierStatus, Politeness, Request, RobotsState
 from crawlpool.frontier.sqlite import SqliteFrontier, read_status_at
 from crawlpool.policy.pacing import Blocked, FloorRaised
 from crawlpool.records import Page
@@ -348,5 +348,41 @@ async def test_kill_9_mid_crawl_loses_nothing(db: Path) -> None:
         # Every URL the child ever added is either done with its record or still queued, never both.
         assert not set(done) & set(queued)
         assert sorted(done + queued) == sorted(f"http://h{i % 3}.test/{i}" for i in range(counts.seen))
+    finally:
+        await frontier.aclose()
+
+
+async def test_robots_state_survives_close_and_reopen(db: Path, clock: FakeClock) -> None:
+    frontier = await SqliteFrontier.open(db, Politeness(), clock)
+    await frontier.set_robots(
+        "http://a.test:80", RobotsState("User-agent: *\nDisallow: /p\n", None, 0, 100.0)
+    )
+    await frontier.set_robots("http://b.test:80", RobotsState(None, "robots.txt answered 503", 2, 10.0))
+    await frontier.aclose()
+
+    clock.now += 5.0
+    frontier = await SqliteFrontier.open(db, Politeness(), clock)
+    try:
+        assert await frontier.robots("http://a.test:80") == RobotsState(
+            "User-agent: *\nDisallow: /p\n", None, 0, 95.0
+        )
+        assert await frontier.robots("http://b.test:80") == RobotsState(
+            None, "robots.txt answered 503", 2, 5.0
+        )
+    finally:
+        await frontier.aclose()
+
+
+async def test_a_state_from_before_the_robots_table_gains_it(db: Path, clock: FakeClock) -> None:
+    frontier = await SqliteFrontier.open(db, Politeness(), clock)
+    await frontier.aclose()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE robots")
+    conn.close()
+    frontier = await SqliteFrontier.open(db, Politeness(), clock)
+    try:
+        assert await frontier.robots("http://a.test:80") is None
+        await frontier.set_robots("http://a.test:80", RobotsState(None, None, 0, 60.0))
+        assert await frontier.robots("http://a.test:80") == RobotsState(None, None, 0, 60.0)
     finally:
         await frontier.aclose()

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crawlpool.fetch import Fetcher, FetchError, Response, http_error
+from crawlpool.frontier import MemoryFrontier, Politeness
 from crawlpool.robots import (
     ALLOW_ALL,
     ROBOTS_MAX_BYTES,
@@ -76,7 +78,7 @@ class Clock:
         return self.now
 
 
-def make_cache(fetch: FakeFetch, clock: Clock | None = None, **kwargs: float) -> RobotsCache:
+def make_cache(fetch: FakeFetch, clock: Clock | None = None, **kwargs: Any) -> RobotsCache:
     return RobotsCache(fetch, UA, clock=clock or Clock(), rng=random.Random(7), **kwargs)
 
 
@@ -613,3 +615,90 @@ async def test_wired_to_the_real_fetcher(mock_http: aioresponses, session: aioht
     gone = await cache.rules_for("http://gone.test/x")
     assert isinstance(gone, RobotsUnavailable) and gone.reason.startswith("robots.txt unreachable: connect:")
     assert await cache.rules_for("http://none.test/x") == ALLOW_ALL
+
+
+# --- shared state (the frontier as the store) ------------------------------------------------------
+
+
+def shared_caches(fetch: FakeFetch, clock: Clock) -> tuple[RobotsCache, RobotsCache, MemoryFrontier]:
+    """Two caches, as two workers would hold, sharing one frontier's robots.txt state."""
+    frontier = MemoryFrontier(Politeness(), clock)
+    return make_cache(fetch, clock, store=frontier), make_cache(fetch, clock, store=frontier), frontier
+
+
+async def test_caches_sharing_a_store_fetch_robots_txt_once() -> None:
+    fetch = FakeFetch({ROBOTS: response(200, b"\xef\xbb\xbfUser-agent: *\nDisallow: /p\nCrawl-delay: 99\n")})
+    clock = Clock()
+    first, second, frontier = shared_caches(fetch, clock)
+    a = await first.rules_for(f"{HOST}/x")
+    clock.now += 60
+    b = await second.rules_for(f"{HOST}/y")
+    assert len(fetch.calls) == 1
+    for answer in (a, b):
+        assert isinstance(answer, RobotsRules)
+        assert not answer.allows(f"{HOST}/p") and answer.allows(f"{HOST}/q")
+        assert answer.crawl_delay_s == 30.0
+    stored = await frontier.robots("http://site.test:80")
+    assert stored is not None and stored.body == "User-agent: *\nDisallow: /p\nCrawl-delay: 99\n"
+    assert stored.valid_for_s == pytest.approx(86_400 - 60)
+    # The second cache keeps its copy until the stored rules expire, then both fetch again (once).
+    assert second.known(f"{HOST}/z")
+    clock.now += 86_400 - 60
+    assert not second.known(f"{HOST}/z")
+    await second.rules_for(f"{HOST}/z")
+    await first.rules_for(f"{HOST}/z")
+    assert len(fetch.calls) == 2
+
+
+async def test_an_allow_all_outcome_is_shared_too() -> None:
+    fetch = FakeFetch({ROBOTS: response(404)})
+    first, second, _ = shared_caches(fetch, Clock())
+    assert await first.rules_for(f"{HOST}/x") is ALLOW_ALL
+    assert await second.rules_for(f"{HOST}/x") is ALLOW_ALL
+    assert len(fetch.calls) == 1
+
+
+async def test_failures_in_a_row_are_counted_across_caches_sharing_a_store() -> None:
+    fetch = FakeFetch({ROBOTS: response(503)})
+    clock = Clock()
+    first, second, frontier = shared_caches(fetch, clock)
+    a = await first.rules_for(f"{HOST}/x")
+    assert isinstance(a, RobotsUnavailable) and a.failures == 1
+
+    # Before the retry time the other cache answers from the store, with what is left of the wait.
+    clock.now += 1
+    waiting = await second.rules_for(f"{HOST}/x")
+    assert isinstance(waiting, RobotsUnavailable)
+    assert waiting.failures == 1 and waiting.retry_in_s == pytest.approx(a.retry_in_s - 1)
+    assert len(fetch.calls) == 1
+
+    clock.now += a.retry_in_s
+    b = await second.rules_for(f"{HOST}/x")
+    assert isinstance(b, RobotsUnavailable) and b.failures == 2
+    assert 0.8 * 10.0 <= b.retry_in_s <= 10.0
+    stored = await frontier.robots("http://site.test:80")
+    assert stored is not None and (stored.reason, stored.failures) == ("robots.txt answered 503", 2)
+
+    clock.now += b.retry_in_s
+    c = await first.rules_for(f"{HOST}/x")
+    assert isinstance(c, RobotsUnavailable) and c.failures == 3
+    assert len(fetch.calls) == 3
+
+    # A success resets the shared count.
+    clock.now += c.retry_in_s
+    fetch.responses[ROBOTS] = response(200, b"User-agent: *\nDisallow: /p\n")
+    assert isinstance(await second.rules_for(f"{HOST}/x"), RobotsRules)
+    stored = await frontier.robots("http://site.test:80")
+    assert stored is not None and (stored.reason, stored.failures) == (None, 0)
+
+
+async def test_concurrent_calls_with_a_store_share_one_fetch() -> None:
+    fetch = FakeFetch({ROBOTS: response(200, b"User-agent: *\nDisallow: /p\n")})
+    fetch.gate = asyncio.Event()
+    cache, _, _ = shared_caches(fetch, Clock())
+    calls = [asyncio.create_task(cache.rules_for(f"{HOST}/{i}")) for i in range(5)]
+    await fetch.started.wait()
+    fetch.gate.set()
+    answers = await asyncio.gather(*calls)
+    assert len(fetch.calls) == 1
+    assert all(isinstance(answer, RobotsRules) and not answer.allows(f"{HOST}/p") for answer in answers)

@@ -221,6 +221,7 @@ async def run_crawl(
                     ).fetch,
                     cfg.user_agent,
                     crawl_delay_cap_s=cfg.max_crawl_delay_s,
+                    store=frontier,  # the crawl's state: shared by its workers, kept across --resume
                 )
                 if cfg.robots
                 else None

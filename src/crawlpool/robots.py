@@ -31,6 +31,13 @@ failing together do not retry together (the factor only shrinks the delay, so ea
 longer than the one before). A Retry-After header on the failure lengthens the wait, up to the same cap.
 The engine decides when to stop asking (after `--retries` failures).
 
+With a `store` (the crawl's frontier), what a host's robots.txt said is the crawl's state, not this
+process's: `rules_for` answers from its own fresh copy, else from the store (the rules parsed again from
+the body kept there, or the unavailable answer with what is left of its wait), and only then fetches,
+storing the outcome. So every worker of a shared (Redis) crawl reads one fetch per host (workers asking at
+the same moment may each fetch once), the count of consecutive failures is one count for all of them, and
+a SQLite crawl keeps both across `--resume`.
+
 Deviations we inherit from Protego's group matching (RFC 9309 §2.2.1 asks for an exact, case-insensitive
 match of the product token): a group named by a prefix of our token (`User-agent: crawl`) applies to
 `crawlpool` too, and a group line carrying a version (`User-agent: crawlpool/1.0`) is not recognized.
@@ -45,6 +52,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from protego import Protego
 
@@ -52,14 +60,19 @@ from crawlpool.fetch import REDIRECT_STATUSES, Response
 from crawlpool.retries import parse_retry_after
 from crawlpool.urls import host_key, normalize_url
 
+if TYPE_CHECKING:  # the frontier package is imported where a state is built, not at import time
+    from crawlpool.frontier.base import RobotsState
+
 __all__ = [
     "ALLOW_ALL",
     "MAX_REDIRECTS",
     "ROBOTS_MAX_BYTES",
     "RobotsCache",
     "RobotsRules",
+    "RobotsStore",
     "RobotsUnavailable",
     "parse_robots",
+    "robots_text",
     "robots_url",
     "user_agent_token",
 ]
@@ -117,13 +130,22 @@ def parse_robots(
 
     Only the first `ROBOTS_MAX_BYTES` are read, and a line cut there is dropped whole: half a rule could
     mean something the site never wrote. Never raises, whatever the bytes."""
+    return _parse_text(robots_text(body), user_agent_token, crawl_delay_cap_s)
+
+
+def robots_text(body: bytes) -> str:
+    """The text of a robots.txt body that `parse_robots` reads: its first `ROBOTS_MAX_BYTES` in whole
+    lines, decoded as UTF-8 (errors replaced), without a BOM. This is what a store keeps."""
     if len(body) > ROBOTS_MAX_BYTES:
         if body[ROBOTS_MAX_BYTES : ROBOTS_MAX_BYTES + 1] in _LINE_BREAKS:
             body = body[:ROBOTS_MAX_BYTES]
         else:
             body = _whole_lines(body[:ROBOTS_MAX_BYTES])
     # Cutting at a line break never splits a UTF-8 sequence, whose bytes are all >= 0x80.
-    text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return body.decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+def _parse_text(text: str, user_agent_token: str, crawl_delay_cap_s: float) -> RobotsRules:
     parser = Protego.parse(text)
     delay_s = parser.crawl_delay(user_agent_token)
     return RobotsRules(
@@ -169,6 +191,14 @@ def _host_key(url: str) -> str:
     return host_key(normalized)
 
 
+class RobotsStore(Protocol):
+    """Where robots.txt state is shared: the crawl's frontier (`Frontier.robots` / `set_robots`)."""
+
+    async def robots(self, host: str) -> RobotsState | None: ...
+
+    async def set_robots(self, host: str, state: RobotsState) -> None: ...
+
+
 @dataclass(slots=True)
 class _Entry:
     answer: RobotsRules | RobotsUnavailable
@@ -180,7 +210,8 @@ class RobotsCache:
 
     `fetch` is the crawler's `Fetcher.fetch` (same session, User-Agent and limits; it must not follow
     redirects, this cache does). Its `max_bytes` should be at least `ROBOTS_MAX_BYTES`, or less of the
-    file is read. Only the parsed rules are kept, never a body."""
+    file is read. Only the parsed rules are kept in this process; a `store` (the frontier) keeps the
+    body text, shared with every other cache using it (see the module docstring)."""
 
     def __init__(
         self,
@@ -191,8 +222,10 @@ class RobotsCache:
         ttl_s: float = TTL_S,
         crawl_delay_cap_s: float = CRAWL_DELAY_CAP_S,
         rng: random.Random | None = None,
+        store: RobotsStore | None = None,
     ) -> None:
         self._fetch = fetch
+        self._store = store
         self._token = user_agent_token(user_agent)
         self._clock = clock
         self._ttl_s = ttl_s
@@ -249,25 +282,58 @@ class RobotsCache:
             del self._inflight[key]
 
     async def _refresh(self, key: str) -> RobotsRules | RobotsUnavailable:
+        previous: int | None = None  # failures in a row so far, from the store when it has a count
+        if self._store is not None:
+            state = await self._store.robots(key)
+            if state is not None:
+                if state.valid_for_s > 0:
+                    answer = self._from_state(state)
+                    self._entries[key] = _Entry(answer, self._clock() + state.valid_for_s)
+                    return answer
+                if state.reason is not None:
+                    previous = state.failures
         outcome = await self._download(robots_url(key))
-        if isinstance(outcome, RobotsRules):
-            self._entries[key] = _Entry(outcome, self._clock() + self._ttl_s)
-            return outcome
+        if not isinstance(outcome, tuple):
+            rules = ALLOW_ALL if outcome is None else self._parse(outcome)
+            self._entries[key] = _Entry(rules, self._clock() + self._ttl_s)
+            await self._save(key, outcome, None, 0, self._ttl_s)
+            return rules
         reason, retry_after = outcome
-        previous = self._entries.get(key)
-        failures = 1
-        if previous is not None and isinstance(previous.answer, RobotsUnavailable):
-            failures = previous.answer.failures + 1
+        if previous is None:
+            entry = self._entries.get(key)
+            previous = 0
+            if entry is not None and isinstance(entry.answer, RobotsUnavailable):
+                previous = entry.answer.failures
+        failures = previous + 1
         retry_in_s = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)) * self._rng.uniform(*RETRY_JITTER)
         if retry_after is not None:
             retry_in_s = max(retry_in_s, min(retry_after, RETRY_CAP_S))
         answer = RobotsUnavailable(reason, retry_in_s, failures)
         self._entries[key] = _Entry(answer, self._clock() + retry_in_s)
+        await self._save(key, None, reason, failures, retry_in_s)
         logger.info("%s: %s (failure %d, retry in %.1f s)", key, reason, failures, retry_in_s)
         return answer
 
-    async def _download(self, url: str) -> RobotsRules | tuple[str, float | None]:
-        """Rules, or (why robots.txt is unavailable, the server's Retry-After in seconds or None)."""
+    def _from_state(self, state: RobotsState) -> RobotsRules | RobotsUnavailable:
+        if state.reason is not None:
+            return RobotsUnavailable(state.reason, state.valid_for_s, state.failures)
+        return ALLOW_ALL if state.body is None else self._parse(state.body)
+
+    def _parse(self, text: str) -> RobotsRules:
+        return _parse_text(text, self._token, self._crawl_delay_cap_s)
+
+    async def _save(
+        self, key: str, body: str | None, reason: str | None, failures: int, for_s: float
+    ) -> None:
+        if self._store is None:
+            return
+        from crawlpool.frontier.base import RobotsState
+
+        await self._store.set_robots(key, RobotsState(body, reason, failures, for_s))
+
+    async def _download(self, url: str) -> str | tuple[str, float | None] | None:
+        """The robots.txt text (`robots_text`), None to allow all, or (why robots.txt is unavailable,
+        the server's Retry-After in seconds or None)."""
         redirects = 0
         while True:
             response = await self._fetch(url)
@@ -275,15 +341,15 @@ class RobotsCache:
                 return self._outcome(response)
             if redirects == MAX_REDIRECTS:
                 logger.info("%s: more than %d redirects; allowing all", url, MAX_REDIRECTS)
-                return ALLOW_ALL
+                return None
             target = normalize_url(response.location, url)
             if target is None:
                 logger.info("%s: unusable redirect to %r; allowing all", url, response.location)
-                return ALLOW_ALL
+                return None
             url = target
             redirects += 1
 
-    def _outcome(self, response: Response) -> RobotsRules | tuple[str, float | None]:
+    def _outcome(self, response: Response) -> str | tuple[str, float | None] | None:
         status = response.status
         if status is None:
             return f"robots.txt unreachable: {response.error}", None
@@ -293,11 +359,10 @@ class RobotsCache:
         if 200 <= status < 300:
             error = response.error
             if error is None:
-                return parse_robots(response.body, self._token, crawl_delay_cap_s=self._crawl_delay_cap_s)
+                return robots_text(response.body)
             if error.code == "too_large":
                 # The fetcher's cap cut the body mid-line; keep the whole lines before it.
-                body = _whole_lines(response.body)
-                return parse_robots(body, self._token, crawl_delay_cap_s=self._crawl_delay_cap_s)
+                return robots_text(_whole_lines(response.body))
             return f"robots.txt unreadable: {error}", None
         # 4xx (RFC 9309 §2.3.1.3), and a 3xx without a Location to follow.
-        return ALLOW_ALL
+        return None

@@ -36,6 +36,7 @@ from crawlpool.frontier.base import (
     LeaseBatch,
     Politeness,
     Request,
+    RobotsState,
     WorkerStatus,
 )
 from crawlpool.frontier.memory import MemoryFrontier
@@ -52,6 +53,7 @@ __all__ = [
     "MemoryFrontier",
     "Politeness",
     "Request",
+    "RobotsState",
     "SqliteFrontier",
     "WorkerStatus",
     "check_frontier_spec",

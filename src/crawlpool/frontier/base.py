@@ -31,6 +31,11 @@ caller never needs to know which backend it holds: `get_meta` / `set_meta` / `cl
 and values stored with the crawl: its identity, start and update times), `committed_pages` (the records
 whose lines belong in this process's manifest, for the manifest's repair on resume) and `status` (one
 `FrontierStatus`, whatever the backend).
+
+robots.txt status is per-host state of the crawl too (`robots` / `set_robots`, one `RobotsState` per
+host): every worker of a shared crawl reads what one of them fetched, the count of consecutive
+"unavailable" answers is one count for all of them, and SQLite keeps it across a resume. Its validity is
+a duration as well: the backend stores `now + valid_for_s` on its own clock and answers what is left.
 """
 
 from __future__ import annotations
@@ -158,6 +163,25 @@ class FrontierStatus:
     backoff: tuple[HostBackoff, ...] = field(default=())  # hosts paced slower than asked, or blocked
 
 
+ROBOTS_FAILURES_KEPT_S = 86_400.0  # an unavailable state outlives its retry time this long, for its count
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsState:
+    """What the crawl knows of one host's robots.txt.
+
+    `body` is the robots.txt text as fetched (already cut to whole lines within `ROBOTS_MAX_BYTES`;
+    None: allow all). `reason` set means robots.txt was unavailable, `failures` times in a row.
+    `valid_for_s`: for rules, the seconds left of the TTL; when unavailable, the seconds until asking
+    again is worthwhile (0 when that time has come: the state is kept `ROBOTS_FAILURES_KEPT_S` past it,
+    so that the next failure, whichever worker sees it, continues the count)."""
+
+    body: str | None
+    reason: str | None
+    failures: int
+    valid_for_s: float
+
+
 class Frontier(Protocol):
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue each request whose fingerprint was never seen; return how many were new."""
@@ -189,6 +213,15 @@ class Frontier(Protocol):
         """Apply what happened to `host` to its pacing state, atomically: `next_pace` for an answer or a
         Crawl-delay (its delay between lease starts becomes the new `delay_s`), a block of
         `event.for_s` from now on the backend's clock for `Blocked`. Returns the host's new pacing."""
+
+    async def robots(self, host: str) -> RobotsState | None:
+        """The robots.txt state of `host` with what is left of its validity, or None when it was never
+        stored or has expired. An unavailable state whose retry time has come is still answered, with
+        `valid_for_s` 0, for `ROBOTS_FAILURES_KEPT_S` after that time: its `failures` count goes on."""
+
+    async def set_robots(self, host: str, state: RobotsState) -> None:
+        """Store `state` as the robots.txt state of `host`, valid for `state.valid_for_s` from now on
+        the backend's clock, replacing what it had."""
 
     async def counts(self) -> FrontierCounts: ...
 

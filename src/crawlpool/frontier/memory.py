@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from crawlpool.frontier.base import (
+    ROBOTS_FAILURES_KEPT_S,
     FrontierCounts,
     FrontierStatus,
     Lease,
     LeaseBatch,
     Politeness,
     Request,
+    RobotsState,
     backoff_rows,
 )
 from crawlpool.frontier.schedule import HostPacing, ReadyHosts
@@ -46,6 +48,7 @@ class MemoryFrontier:
         self._done = 0
         self._records: list[Page] = []
         self._meta: dict[str, str] = {}
+        self._robots: dict[str, tuple[RobotsState, float]] = {}  # host -> (state, valid until)
 
     async def add(self, requests: Sequence[Request]) -> int:
         added = 0
@@ -124,6 +127,20 @@ class MemoryFrontier:
         if state.due() != due:  # most answers move only the latency baseline: no new heap entry
             self._ready.repace(host, state, bool(state.queue))
         return state.pace
+
+    async def robots(self, host: str) -> RobotsState | None:
+        held = self._robots.get(host)
+        if held is None:
+            return None
+        state, until = held
+        left = until - self._clock()
+        if left <= (0 if state.reason is None else -ROBOTS_FAILURES_KEPT_S):
+            del self._robots[host]
+            return None
+        return replace(state, valid_for_s=max(0.0, left))
+
+    async def set_robots(self, host: str, state: RobotsState) -> None:
+        self._robots[host] = (state, self._clock() + state.valid_for_s)
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(

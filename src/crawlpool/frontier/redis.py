@@ -71,12 +71,14 @@ from redis.exceptions import RedisError
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
     MAX_BACKOFF_SHOWN,
+    ROBOTS_FAILURES_KEPT_S,
     FrontierCounts,
     FrontierStatus,
     Lease,
     LeaseBatch,
     Politeness,
     Request,
+    RobotsState,
 )
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import frontier_error, with_retries
@@ -314,6 +316,29 @@ class RedisFrontier:
         script_keys = [keys.ready, keys.leased, q, d, cfg, keys.paced]
         reply = await self._run(self._scripts.pace, script_keys, [*args, PACE_RULE])
         return HostPace.from_json(json.loads(reply))
+
+    async def robots(self, host: str) -> RobotsState | None:
+        """The host's robots.txt state: one STRING key of JSON that Redis expires by itself (PX), so the
+        time left (PTTL) is measured on the server's clock, the same for every worker. An unavailable
+        state lives `ROBOTS_FAILURES_KEPT_S` longer than its retry time (JSON `kept_ms`), for its count."""
+        key = self._keys.robots(host)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.pttl(key)
+        value, left_ms = await self._call(pipe.execute())
+        if value is None or left_ms <= 0:
+            return None
+        held = json.loads(value)
+        valid_ms = max(0, left_ms - int(held["kept_ms"]))
+        return RobotsState(held["body"], held["reason"], int(held["failures"]), valid_ms / 1000)
+
+    async def set_robots(self, host: str, state: RobotsState) -> None:
+        kept_ms = 0 if state.reason is None else round(ROBOTS_FAILURES_KEPT_S * 1000)
+        value = json.dumps(
+            {"body": state.body, "reason": state.reason, "failures": state.failures, "kept_ms": kept_ms}
+        )
+        px = max(1, round(state.valid_for_s * 1000)) + kept_ms
+        await self._call(self._client.set(self._keys.robots(host), value, px=px))
 
     async def counts(self) -> FrontierCounts:
         """The crawl's numbers across all workers; `queued` includes retries waiting for their time."""

@@ -26,6 +26,10 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 | `done_by`         | HASH   | error code (or `ok`) → records acked with it                                 |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
 |                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
+| `robots:<host>`   | STRING | the host's robots.txt state, JSON {body, reason, failures, kept_ms}          |
+|                   |        | (`set_robots`), SET with PX = its validity + kept_ms (unavailable: 24 h, so  |
+|                   |        | the failure count outlives the retry time), so Redis expires it; `robots`    |
+|                   |        | reads GET + PTTL in one MULTI: validity left = PTTL - kept_ms, Redis' clock  |
 
 A URL record is JSON `{"url", "fp" (a string: Lua numbers are doubles), "host", "depth", "referrer",
 "attempts"}`; page records are `Page.to_json()`. Nothing is pickled.
@@ -60,6 +64,9 @@ class Keys:
         self.records = prefix + "records"
         self.done_by = prefix + "done_by"
         self.acks = prefix + "acks"
+
+    def robots(self, host: str) -> str:
+        return f"{self.prefix}robots:{host}"
 
     def seen(self, bucket: int) -> str:
         return f"{self.prefix}seen:{bucket}"

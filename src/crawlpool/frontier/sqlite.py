@@ -74,6 +74,7 @@ from typing import Any
 
 from crawlpool.errors import FrontierError
 from crawlpool.frontier.base import (
+    ROBOTS_FAILURES_KEPT_S,
     CrawlState,
     FrontierCounts,
     FrontierStatus,
@@ -81,6 +82,7 @@ from crawlpool.frontier.base import (
     LeaseBatch,
     Politeness,
     Request,
+    RobotsState,
     backoff_rows,
 )
 from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
@@ -96,6 +98,12 @@ _UPGRADE_FROM_1 = (
 
 # URL states, as stored in urls.state.
 QUEUED, LEASED, WAITING, DONE = 0, 1, 2, 3
+
+# robots.txt state per host (`set_robots`): created by `_load` on a crawl that predates it, so no new
+# schema version is needed; `until` is on the frontier's (wall) clock.
+_ROBOTS_TABLE = """CREATE TABLE IF NOT EXISTS robots(
+    host TEXT PRIMARY KEY, body TEXT, reason TEXT, failures INTEGER, until REAL
+)"""
 
 _SCHEMA = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,6 +122,7 @@ CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
 CREATE INDEX urls_waiting ON urls(due, seq) WHERE state = {WAITING};
 CREATE INDEX urls_leased ON urls(seq) WHERE state = {LEASED};
 CREATE TABLE records(seq INTEGER PRIMARY KEY, fp INTEGER NOT NULL, page TEXT NOT NULL);
+{_ROBOTS_TABLE};
 INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
 """
 
@@ -362,6 +371,23 @@ class SqliteFrontier:
         self._ready.repace(host, state, state.queued > 0)
         return pace
 
+    async def robots(self, host: str) -> RobotsState | None:
+        row = self._query_one("SELECT body, reason, failures, until FROM robots WHERE host = ?", (host,))
+        if row is None:
+            return None
+        body, reason, failures, until = row
+        left = float(until) - self._clock()
+        if left <= (0 if reason is None else -ROBOTS_FAILURES_KEPT_S):
+            return None
+        return RobotsState(body, reason, int(failures), max(0.0, left))
+
+    async def set_robots(self, host: str, state: RobotsState) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO robots(host, body, reason, failures, until) VALUES (?, ?, ?, ?, ?)",
+                (host, state.body, state.reason, state.failures, self._clock() + state.valid_for_s),
+            )
+
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
 
@@ -460,6 +486,7 @@ class SqliteFrontier:
                     f"crawl state {self._path} has schema version {version[0]}; this crawlpool reads "
                     f"version {SCHEMA_VERSION}"
                 )
+            conn.execute(_ROBOTS_TABLE)
             opens = int(conn.execute("SELECT value FROM meta WHERE key = 'opens'").fetchone()[0]) + 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'opens'", (str(opens),))
             self._token = opens << 32
