@@ -117,7 +117,7 @@ async def test_bad_config_sends_no_request(site: TestServer, tmp_path: Path) -> 
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 2
-    assert err.decode().splitlines() == ["crawlpool: error: max_depth: must be at least 0, got -1"]
+    assert err.decode().splitlines() == [f"crawlpool: error: {config}: max_depth: must be at least 0, got -1"]
     assert site.app[REQUEST_LOG] == []
 
 

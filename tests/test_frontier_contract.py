@@ -378,3 +378,20 @@ async def test_robots_state_is_replaced_and_an_unavailable_count_outlives_its_re
         assert due == RobotsState(None, "robots.txt answered 503", 3, 0.0), "kept, with its count"
         clock.now += ROBOTS_FAILURES_KEPT_S
         assert await frontier.robots(a) is None
+
+
+async def test_hosts_waiting_counts_hosts_whose_turn_has_not_come(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=1, delay_s=2.0))
+    await frontier.add([req(u) for u in A[:2] + B[:2] + [f"http://c.test/{i}" for i in range(2)]])
+    assert await frontier.hosts_waiting() == 0, "every host is due"
+    first = await frontier.lease(2)
+    assert len(first.leases) == 2
+    for lease in first.leases:
+        await frontier.ack(lease, page(lease.request.url))
+    assert await frontier.hosts_waiting() == 2, "the two hosts just hit wait their delay; the third is due"
+    await frontier.observe(host_key("http://c.test/0"), Blocked(30.0))
+    assert await frontier.hosts_waiting() == 3
+    clock.now += 2.0
+    assert await frontier.hosts_waiting() == 1, "only the blocked host still waits"

@@ -129,7 +129,7 @@ def test_pace_survives_its_json_form() -> None:
 
 ROBOTS = parse_robots(b"User-agent: *\nDisallow: /private/\n", "crawlpool")
 SLOW_ROBOTS = parse_robots(b"User-agent: *\nCrawl-delay: 5\nDisallow: /private/\n", "crawlpool")
-DOWN = RobotsUnavailable("robots.txt answered 503", retry_in_s=4.5, failures=1)
+DOWN = RobotsUnavailable("http_5xx: robots.txt answered 503", retry_in_s=4.5, failures=1)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ DOWN = RobotsUnavailable("robots.txt answered 503", retry_in_s=4.5, failures=1)
         ),
         pytest.param(
             SEED,
-            RobotsUnavailable("robots.txt answered 503", 40.0, failures=3),
+            RobotsUnavailable("http_5xx: robots.txt answered 503", 40.0, failures=3),
             RULES,
             False,
             [PaceHost(Blocked(40.0)), Release()],
@@ -187,10 +187,10 @@ DOWN = RobotsUnavailable("robots.txt answered 503", retry_in_s=4.5, failures=1)
         ),
         pytest.param(
             SEED,
-            RobotsUnavailable("robots.txt answered 503", 80.0, failures=4),
+            RobotsUnavailable("http_5xx: robots.txt answered 503", 80.0, failures=4),
             RULES,
             False,
-            [Record("robots: robots.txt answered 503", fetched=False)],
+            [Record("robots: http_5xx: robots.txt answered 503", fetched=False)],
             id="unavailable more than --retries times: recorded",
         ),
     ],

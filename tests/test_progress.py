@@ -125,7 +125,8 @@ def test_status_line() -> None:
     line = status_line(snapshot, 45.62, 130.0)
     assert line == (
         "crawlpool: 1,234 pages stored (of 10,000), 6,919 discovered, 5,678 queued, 3 in flight, "
-        "45.6 pages/s, 11.8 MiB, hosts 2 active, 4 waiting, 3 errors (timeout 2, http_4xx 1), ETA 2m10s"
+        "45.6 pages/s, 11.8 MiB, hosts 2 active, 4 waiting (politeness), "
+        "3 errors (timeout 2, http_4xx 1), ETA 2m10s"
     )
     assert "\n" not in line
 
@@ -284,3 +285,17 @@ async def test_stop_before_run_returns_without_a_snapshot() -> None:
     reporter.stop()
     await reporter.run()
     assert crawl.calls == 0
+
+
+def test_hosts_waiting_for_robots_txt_are_said_with_the_next_try() -> None:
+    from dataclasses import replace
+
+    from crawlpool.progress import hosts_waiting_text, progress_event
+
+    waiting = replace(snap(), hosts_waiting=2, hosts_robots=2, robots_retry_s=8.04)
+    assert hosts_waiting_text(waiting) == "2 waiting (2 for robots.txt, next try in 8.0s)"
+    assert hosts_waiting_text(snap()) == "4 waiting (politeness)"
+    assert "2 waiting (2 for robots.txt" in status_line(waiting, None, None)
+    event = progress_event(waiting, 1.25, None)
+    assert (event["event"], event["hosts_waiting"], event["hosts_waiting_robots"]) == ("progress", 2, 2)
+    assert event["pages_per_s"] == 1.2 and event["eta_s"] is None

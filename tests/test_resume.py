@@ -196,7 +196,7 @@ async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path)
         output = tmp_path / "out"
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output), "--grace", "60",
-            "--progress-interval", "3600",
+            "--progress-interval", "3600", "-v",
             stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
         )  # fmt: skip
         assert proc.stderr is not None
@@ -208,9 +208,12 @@ async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path)
         os.kill(proc.pid, signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 130
         assert time.monotonic() - stopped_at < 10, "the second SIGINT did not end the grace period"
+        rest = (await proc.stderr.read()).decode()
+        assert "crawlpool: crawl stopped before it was done" in rest
+        assert "; continue it with --resume" in rest
         hang = False
         code, out, _ = await _run_cli("status", str(output))
-        assert code == 0 and "stopped; continue it with --resume" in out
+        assert code == 0 and "stopped before it was done" in out and "continue it with --resume" in out
         proc = await start_crawl(base, output, "--resume")
         assert (await finish(proc))[0] == 0
         assert_complete_and_exactly_once(output, site.urls(base))

@@ -326,7 +326,8 @@ async def test_429_and_5xx_are_unavailable_with_growing_backoff(status: int) -> 
     for failures in range(1, 5):
         answer = await cache.rules_for(f"{HOST}/x")
         assert isinstance(answer, RobotsUnavailable)
-        assert answer.reason == f"robots.txt answered {status}"
+        cause = "http_4xx" if status == 429 else "http_5xx"
+        assert answer.reason == f"{cause}: robots.txt answered {status}"
         assert answer.failures == failures
         bound = 5.0 * 2 ** (failures - 1)
         assert 0.8 * bound <= answer.retry_in_s <= bound
@@ -367,7 +368,7 @@ async def test_unreachable_is_unavailable_then_a_success_resets(code: str, messa
     cache = make_cache(fetch, clock)
     first = await cache.rules_for(f"{HOST}/x")
     assert isinstance(first, RobotsUnavailable)
-    assert first.reason == f"robots.txt unreachable: {code}: {message}"
+    assert first.reason == f"{code}: robots.txt unreachable: {message}"
     assert first.failures == 1
 
     # The retry time is respected: answered from the cache, with what is left of the wait.
@@ -401,7 +402,7 @@ async def test_a_200_whose_body_did_not_arrive_is_unavailable(code: str) -> None
     fetch = FakeFetch({ROBOTS: response(200, b"", error=FetchError(code, "x"))})
     answer = await make_cache(fetch).rules_for(f"{HOST}/x")
     assert isinstance(answer, RobotsUnavailable)
-    assert answer.reason == f"robots.txt unreadable: {code}: x"
+    assert answer.reason == f"{code}: robots.txt unreadable: x"
 
 
 async def test_a_body_cut_by_the_fetchers_cap_keeps_its_whole_lines() -> None:
@@ -508,7 +509,7 @@ async def test_a_redirect_to_a_failing_server_is_unavailable() -> None:
         {ROBOTS: redirect("http://cdn.test/robots.txt"), "http://cdn.test/robots.txt": response(503)}
     )
     answer = await make_cache(fetch).rules_for(f"{HOST}/x")
-    assert isinstance(answer, RobotsUnavailable) and answer.reason == "robots.txt answered 503"
+    assert isinstance(answer, RobotsUnavailable) and answer.reason == "http_5xx: robots.txt answered 503"
 
 
 # --- the cache: concurrency ------------------------------------------------------------------------
@@ -611,9 +612,9 @@ async def test_wired_to_the_real_fetcher(mock_http: aioresponses, session: aioht
     assert (r.crawl_delay_s, r.sitemaps) == (3.0, ("http://site.test/sitemap.xml",))
 
     down = await cache.rules_for("http://down.test/x")
-    assert isinstance(down, RobotsUnavailable) and down.reason == "robots.txt answered 503"
+    assert isinstance(down, RobotsUnavailable) and down.reason == "http_5xx: robots.txt answered 503"
     gone = await cache.rules_for("http://gone.test/x")
-    assert isinstance(gone, RobotsUnavailable) and gone.reason.startswith("robots.txt unreachable: connect:")
+    assert isinstance(gone, RobotsUnavailable) and gone.reason.startswith("connect: robots.txt unreachable:")
     assert await cache.rules_for("http://none.test/x") == ALLOW_ALL
 
 
@@ -677,7 +678,7 @@ async def test_failures_in_a_row_are_counted_across_caches_sharing_a_store() -> 
     assert isinstance(b, RobotsUnavailable) and b.failures == 2
     assert 0.8 * 10.0 <= b.retry_in_s <= 10.0
     stored = await frontier.robots("http://site.test:80")
-    assert stored is not None and (stored.reason, stored.failures) == ("robots.txt answered 503", 2)
+    assert stored is not None and (stored.reason, stored.failures) == ("http_5xx: robots.txt answered 503", 2)
 
     clock.now += b.retry_in_s
     c = await first.rules_for(f"{HOST}/x")

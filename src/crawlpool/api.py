@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from crawlpool.frontier import (
     without_password,
     write_location,
 )
+from crawlpool.outcome import ENDED_META_KEY
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class CrawlResult:
-    """What `crawl` returns: every record (as in the manifest) and the crawl's counters."""
+    """What `crawl` returns: this run's records and counters. After `resume=True` the crawl's earlier
+    records are in the manifest, not in `pages`: `all_pages()` reads every record of the crawl."""
 
     pages: list[Page]
     stats: CrawlStats
@@ -62,6 +64,12 @@ class CrawlResult:
 
     def __post_init__(self) -> None:
         self.manifest = self.output / "manifest.jsonl"
+
+    def all_pages(self) -> list[Page]:
+        """Every record of the crawl in OUTPUT, earlier runs included (read from the manifest)."""
+        from crawlpool.reports import read_manifest
+
+        return [Page.from_dict(record) for record in read_manifest(self.output)]
 
     def to_dataframe(self) -> Any:
         """The records as a pandas.DataFrame: one row per page, the manifest's fields as columns in
@@ -89,11 +97,13 @@ class CrawlResult:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """How to show a crawl's progress: a rich live display (`live=True`; in Jupyter it needs
-    ipywidgets), or one status line every `interval_s`. `console` defaults to rich's `Console()`."""
+    ipywidgets), or one status line every `interval_s` (`json_lines`: each one a JSON object, the
+    `progress` event). `console` defaults to rich's `Console()`."""
 
     live: bool = True
     interval_s: float = 10.0
     console: Console | None = None
+    json_lines: bool = False
 
 
 async def crawl(
@@ -108,8 +118,9 @@ async def crawl(
 
     Raises UsageError (ConfigError/SeedError) before any request for bad options or seeds."""
     pages: list[Page] = []
-    cfg, urls = prepare(seeds, config, options)
-    stats = await run_crawl(cfg, urls, pages.append, progress=_progress(progress))
+    with _in_api_terms():
+        cfg, urls = prepare(seeds, config, options)
+        stats = await run_crawl(cfg, urls, pages.append, progress=_progress(progress))
     return CrawlResult(pages, stats, cfg.output)
 
 
@@ -125,14 +136,16 @@ async def iter_crawl(
     Closing the generator stops the crawl; to stop it the moment you leave the loop, iterate inside
     `async with contextlib.aclosing(iter_crawl(...)) as pages:` (otherwise Python closes an abandoned
     async generator only when it is garbage-collected)."""
-    cfg, urls = prepare(seeds, config, options)
+    with _in_api_terms():
+        cfg, urls = prepare(seeds, config, options)
     pages: asyncio.Queue[Page | None] = asyncio.Queue()
     task = asyncio.create_task(run_crawl(cfg, urls, pages.put_nowait, progress=_progress(progress)))
     task.add_done_callback(lambda _: pages.put_nowait(None))
     try:
         while (page := await pages.get()) is not None:
             yield page
-        await task  # re-raises the crawl's fatal error, if any
+        with _in_api_terms():
+            await task  # re-raises the crawl's fatal error, if any
     finally:
         if not task.done():
             task.cancel()
@@ -150,6 +163,28 @@ def crawl_sync(seeds: Iterable[str], config: CrawlConfig | None = None, **option
         "crawl_sync() cannot run inside a running event loop (as in Jupyter); "
         "use `await crawlpool.crawl(...)` there instead"
     )
+
+
+# A refusal names the CLI's flags; to a caller of the API it names the keyword arguments instead.
+_API_TERMS = (
+    ("add --resume", "pass resume=True"),
+    ("--resume", "resume=True"),
+    ("--frontier", "frontier="),
+    ("--crawl-id ", "crawl_id="),
+    ("--crawl-id", "crawl_id"),
+)
+
+
+@contextlib.contextmanager
+def _in_api_terms() -> Iterator[None]:
+    """Re-raise a ConfigError whose message names CLI flags with the API's keyword arguments."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        for flag, keyword in _API_TERMS:
+            message = message.replace(flag, keyword)
+        raise type(exc)(message) from None
 
 
 def _progress(progress: bool | Progress) -> Progress | None:
@@ -199,6 +234,7 @@ async def run_crawl(
     except BaseException:
         await frontier.aclose()
         raise
+    engine_stats: CrawlStats | None = None  # kept, so that how the crawl ended is saved with it
     connector = aiohttp.TCPConnector(
         limit=cfg.concurrency, limit_per_host=cfg.per_host, ttl_dns_cache=DNS_CACHE_TTL_S
     )
@@ -238,6 +274,7 @@ async def run_crawl(
                 robots=robots,
                 parser=parser,
             )
+            engine_stats = engine.stats
             if on_engine is not None:
                 on_engine(engine)
             try:
@@ -250,6 +287,8 @@ async def run_crawl(
     finally:
         with contextlib.suppress(FrontierError):  # a failed store already said why
             await frontier.set_meta("updated", _utc_now())
+            if engine_stats is not None:
+                await frontier.set_meta(ENDED_META_KEY, engine_stats.outcome)
         await frontier.aclose()
 
 
@@ -262,8 +301,9 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
     reporter = ProgressReporter(
         engine.snapshot,
         console=progress.console or Console(),
-        live=progress.live,
+        live=progress.live and not progress.json_lines,
         interval_s=progress.interval_s,
+        json_lines=progress.json_lines,
     )
     task = asyncio.create_task(reporter.run(), name="crawlpool progress")
     try:

@@ -3,7 +3,11 @@
 The CLI is the only place that configures logging, installs signal handlers and calls `asyncio.run`.
 Exit codes: 0 the crawl finished (failed pages are data, not fatal); 2 bad input, reported in one line
 before any request; 1 a store failed mid-crawl (state, pages, manifest: one line, state kept for
---resume) or an unexpected fatal error; 130 stopped by SIGINT or SIGTERM.
+--resume) or an unexpected fatal error; 3 nothing could be fetched: every URL tried failed because its
+host could not be reached; 130 stopped by SIGINT or SIGTERM.
+
+Everything it writes to stderr goes through `_Voice`, so that with `--log-format json` every line is a
+JSON object: log records, progress lines, the summary and the one-line errors alike.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import signal
 import sys
 from collections import Counter
@@ -25,19 +28,19 @@ from rich.console import Console
 
 from crawlpool._version import __version__
 from crawlpool.api import Progress, prepare, run_crawl
-from crawlpool.config import CrawlConfig, build_config, load_toml
+from crawlpool.config import CrawlConfig, build_config, load_toml, parse_size
 from crawlpool.engine import Engine
-from crawlpool.errors import FrontierError, StorageError, UsageError
+from crawlpool.errors import ConfigError, FrontierError, StorageError, UsageError
 from crawlpool.frontier import is_redis, without_password
-from crawlpool.logs import setup_logging
+from crawlpool.logs import json_line, setup_logging
 from crawlpool.records import Page
 from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
-from crawlpool.summary import render_summary, stats_json, summary_lines
+from crawlpool.summary import headline, render_summary, stats_json, summary_lines
 from crawlpool.urls import url_host
 
-EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 log = logging.getLogger("crawlpool")
 
 
@@ -75,20 +78,11 @@ def _seconds(text: str) -> float:
     return value
 
 
-_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", re.IGNORECASE)
-_UNITS: dict[str, int] = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
-
-
 def _size(text: str) -> int:
-    """Bytes from `10485760`, `512k`, `10MiB`, `1GB` (KiB/MiB/GiB are powers of 1024)."""
-    match = _SIZE.fullmatch(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected a size like 10MiB or 500000, got {text!r}")
-    number, unit = int(match[1]), (match[2] or "").lower()
-    factor: int = 1024 ** ("kmg".index(unit[0]) + 1) if "i" in unit else _UNITS[unit[:1]]
-    if number * factor < 1:
-        raise argparse.ArgumentTypeError("must be at least 1 byte")
-    return number * factor
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +278,11 @@ _CLI_ONLY = {
 
 def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
     file_options: dict[str, Any] = load_toml(args.config) if args.config else {}
+    if file_options:
+        try:  # the file's values alone first, so that a bad one is reported with the file's name
+            build_config(file_options)
+        except ConfigError as exc:
+            raise ConfigError(f"{args.config}: {exc}") from None
     flags = {name: value for name, value in vars(args).items() if name not in _CLI_ONLY and value is not None}
     for name in ("include", "exclude"):
         if name in flags:
@@ -303,15 +302,31 @@ class _CrawlWatch:
             self.hosts[url_host(page.url)] += 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Voice:
+    """The CLI's own lines on stderr, as text or (`json`) as JSON objects like the log records."""
+
+    json: bool
+
+    def say(self, message: str, *, level: str = "info", event: str = "message", **fields: object) -> None:
+        if self.json:
+            sys.stderr.write(json_line(level, message, {"event": event, **fields}) + "\n")
+        else:
+            sys.stderr.write(f"crawlpool: {message}\n")
+
+
 async def _crawl_until_signalled(
-    seeds: list[str], config: CrawlConfig, watch: _CrawlWatch, progress: Progress | None, announce: str | None
+    seeds: list[str],
+    config: CrawlConfig,
+    watch: _CrawlWatch,
+    progress: Progress | None,
+    announce: Callable[[], None],
 ) -> bool:
     """Run the crawl; SIGINT or SIGTERM cancels it. False means it was stopped by a signal."""
 
     def keep(engine: Engine) -> None:
         watch.engine = engine
-        if announce:  # the frontier is open: the crawl id is worth telling now
-            sys.stderr.write(announce)
+        announce()  # the frontier is open: the crawl id is worth telling now
 
     task = asyncio.create_task(run_crawl(config, seeds, watch.on_page, progress=progress, on_engine=keep))
     loop = asyncio.get_running_loop()
@@ -339,39 +354,59 @@ def _run_failures(args: argparse.Namespace) -> int:
 
 
 def _run_crawl(args: argparse.Namespace) -> int:
+    voice = _Voice(args.log_format == "json")
     config = _config_from_args(args)
     seeds = load_seeds(args.seeds)
     for warning in seeds.warnings:
         log.warning("%s", warning)
     config, urls = prepare(seeds.urls, config, {})
-    announce = None
-    if is_redis(config.frontier) and not args.quiet:
-        announce = f"crawlpool: joined crawl {config.crawl_id} at {without_password(config.frontier)}\n"
+
+    def announce() -> None:
+        if is_redis(config.frontier) and not args.quiet:
+            where = without_password(config.frontier)
+            voice.say(f"joined crawl {config.crawl_id} at {where}", event="joined", crawl_id=config.crawl_id)
+
     console = Console(stderr=True)
     progress = (
         None
         if args.quiet
-        else Progress(live=console.is_terminal, interval_s=args.progress_interval, console=console)
+        else Progress(
+            live=console.is_terminal and not voice.json,
+            interval_s=args.progress_interval,
+            console=console,
+            json_lines=voice.json,
+        )
     )
     watch = _CrawlWatch()
     finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress, announce))
-    if watch.engine is not None:
-        stats = watch.engine.stats
-        top_hosts = watch.hosts.most_common(5)
-        manifest = config.output / MANIFEST_NAME
-        if not args.quiet:
-            if console.is_terminal:
-                console.print(
-                    render_summary(stats, manifest=manifest, top_hosts=top_hosts, stopped=not finished)
-                )
-            else:
-                for line in summary_lines(
-                    stats, manifest=manifest, top_hosts=top_hosts, stopped=not finished
-                ):
-                    sys.stderr.write(f"{line}\n")
-        if args.stats_json is not None:
-            _write_stats_json(args.stats_json, stats_json(stats, top_hosts=top_hosts))
-    return EXIT_OK if finished else EXIT_INTERRUPTED
+    if watch.engine is None:
+        return EXIT_OK if finished else EXIT_INTERRUPTED
+    stats = watch.engine.stats
+    top_hosts = watch.hosts.most_common(5)
+    manifest = config.output / MANIFEST_NAME
+    if not args.quiet:
+        if voice.json:
+            voice.say(headline(stats), event="summary", stats=stats_json(stats, top_hosts=top_hosts))
+        elif console.is_terminal:
+            console.print(render_summary(stats, manifest=manifest, top_hosts=top_hosts))
+        else:
+            for line in summary_lines(stats, manifest=manifest, top_hosts=top_hosts):
+                sys.stderr.write(f"{line}\n")
+    if args.stats_json is not None:
+        _write_stats_json(args.stats_json, stats_json(stats, top_hosts=top_hosts))
+    if not finished:
+        return EXIT_INTERRUPTED
+    if stats.outcome == "unreachable":
+        hosts = ", ".join(f"{host} ({cause})" for host, cause in sorted(stats.unreachable.items()))
+        voice.say(
+            f"error: nothing was fetched: no host could be reached: {hosts}; check the seed URLs and "
+            "the network, then crawl again into a new output directory",
+            level="error",
+            event="unreachable",
+            hosts=stats.unreachable,
+        )
+        return EXIT_UNREACHABLE
+    return EXIT_OK
 
 
 def _write_stats_json(path: Path, data: dict[str, object]) -> None:
@@ -384,22 +419,25 @@ def _write_stats_json(path: Path, data: dict[str, object]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(verbosity=args.verbose, quiet=args.quiet, fmt=args.log_format)
+    voice = _Voice(args.log_format == "json")
     try:
         code: int = args.run(args)
     except BrokenPipeError:  # `crawlpool failures out | head` closed the pipe: not an error
         return EXIT_OK
     except UsageError as exc:
-        sys.stderr.write(f"crawlpool: error: {exc}\n")
+        voice.say(f"error: {exc}", level="error", event="error")
         return EXIT_USAGE
     except (FrontierError, StorageError) as exc:  # a store failed mid-crawl: its state is kept for a rerun
-        sys.stderr.write(f"crawlpool: stopped: {exc}\n")
+        voice.say(f"stopped: {exc}", level="error", event="error")
         return EXIT_FATAL
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # the CLI's last line of defence: one line, traceback only with -v
         if args.verbose:
             log.exception("fatal error")
-        sys.stderr.write(f"crawlpool: fatal: {type(exc).__name__}: {exc} (-v shows the traceback)\n")
+        voice.say(
+            f"fatal: {type(exc).__name__}: {exc} (-v shows the traceback)", level="error", event="error"
+        )
         return EXIT_FATAL
     return code
 

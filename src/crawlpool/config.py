@@ -9,6 +9,7 @@ option and says what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -73,6 +74,11 @@ class CrawlConfig:
             _check_int(self.max_pages, "max_pages", minimum=1)
         if self.max_depth is not None:
             _check_int(self.max_depth, "max_depth", minimum=0)
+        if isinstance(self.max_bytes, str):  # "10MiB" in TOML, as on the command line
+            try:
+                object.__setattr__(self, "max_bytes", parse_size(self.max_bytes))
+            except ValueError as exc:
+                raise ConfigError(f"max_bytes: {exc}") from None
         _check_int(self.max_bytes, "max_bytes", minimum=1)
         _check_number(self.timeout_s, "timeout_s", minimum=0.001)
         _check_int(self.retries, "retries", minimum=0)
@@ -176,8 +182,37 @@ def _known_options(
     known = allowed if allowed is not None else TOML_KEYS | {"middlewares"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}{_key_hint(unknown[0], known)}")
     return dict(options)
+
+
+def _key_hint(key: str, known: frozenset[str]) -> str:
+    """` (did you mean 'delay_s'?)` for a flag's name or a near miss, else the list of known keys."""
+    spelled = key.replace("-", "_").lstrip("_")
+    for candidate in (spelled, f"{spelled}_s"):
+        if candidate in known:
+            return f" (did you mean {candidate!r}?)"
+    close = difflib.get_close_matches(spelled, sorted(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known keys: {', '.join(sorted(known))})"
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS: dict[str, int] = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `10485760`, `512k`, `10MiB`, `1GB` (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024).
+    Raises ValueError saying what is expected."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ValueError(f"expected a size like 10MiB or 500000, got {text!r}")
+    number, unit = int(match[1]), (match[2] or "").lower()
+    factor: int = 1024 ** ("kmg".index(unit[0]) + 1) if "i" in unit else _SIZE_UNITS[unit[:1]]
+    if number * factor < 1:
+        raise ValueError("must be at least 1 byte")
+    return number * factor
 
 
 def _check_int(value: object, name: str, *, minimum: int) -> None:

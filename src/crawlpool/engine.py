@@ -20,6 +20,7 @@ never a URL's error: the worker stops, and the feeder raises it, which ends the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -48,7 +49,7 @@ from crawlpool.policy.actions import (
 from crawlpool.policy.rules import Rules, links_to_follow, make_request, on_link, on_response, on_robots
 from crawlpool.progress import Snapshot
 from crawlpool.records import Page
-from crawlpool.robots import RobotsCache
+from crawlpool.robots import RobotsCache, RobotsUnavailable
 from crawlpool.scope import Scope
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
@@ -57,6 +58,8 @@ from crawlpool.urls import fingerprint
 
 log = logging.getLogger(__name__)
 
+# Fetch errors meaning the host itself is out of reach (said once per host while the crawl runs).
+HOST_DOWN = frozenset({"dns", "connect", "tls"})
 KNOWN_LINKS_MAX = 200_000  # ~12 MB of fingerprints; past it the cache starts over
 
 
@@ -111,11 +114,14 @@ class Engine:
         # page's links seen before cost a set lookup instead of a Request and a frontier query.
         self._known: set[int] = set()
         self._fatal: BaseException | None = None  # a worker's fatal error, raised by the feeder
+        self._told: set[str] = set()  # hosts whose trouble was said once at the default verbosity
         self._started = clock()
 
     async def snapshot(self) -> Snapshot:
         """The crawl's counters now, for the progress display (one frontier round trip)."""
         counts = await self._frontier.counts()
+        robots_waiting, robots_retry_s = self._robots.waiting() if self._robots is not None else (0, None)
+        hosts_waiting = await self._frontier.hosts_waiting()
         return Snapshot(
             pages=self.stats.pages,
             records=self.stats.records,
@@ -125,7 +131,10 @@ class Engine:
             bytes=self.stats.bytes,
             errors=dict(self.stats.by_error),
             hosts_active=len(self._hosts_in_flight),
-            hosts_waiting=0,  # the frontier does not report it yet
+            hosts_waiting=hosts_waiting,
+            # A host whose robots.txt was given up on stays in the cache but has no URL left waiting.
+            hosts_robots=min(robots_waiting, hosts_waiting),
+            robots_retry_s=robots_retry_s,
             elapsed_s=self._clock() - self._started,
             max_pages=self._config.max_pages,
         )
@@ -141,8 +150,11 @@ class Engine:
             await self._feed(queue)
             self._end_workers(queue, workers)
             await asyncio.gather(*workers)
+            await self._conclude()
         except asyncio.CancelledError:
             await self._stop_gracefully(queue, workers)
+            with contextlib.suppress(FrontierError):
+                self.stats.queued = (await self._frontier.counts()).queued
             raise
         finally:
             for worker in workers:
@@ -150,6 +162,16 @@ class Engine:
             await asyncio.gather(*workers, return_exceptions=True)
             self.stats.elapsed_s = self._clock() - started
         return self.stats
+
+    async def _conclude(self) -> None:
+        """How the crawl ended (`outcome.Outcome`), once nothing is in flight."""
+        self.stats.queued = queued = (await self._frontier.counts()).queued
+        if queued:
+            self.stats.outcome = "max_pages"  # the only way the feeder ends with work queued
+        elif self.stats.nothing_reached:
+            self.stats.outcome = "unreachable"
+        else:
+            self.stats.outcome = "finished"
 
     async def _stop_gracefully(
         self, queue: asyncio.Queue[Lease | None], workers: list[asyncio.Task[None]]
@@ -164,9 +186,12 @@ class Engine:
                 await self._frontier.release(lease)
                 self._lease_ended(lease)
         self._end_workers(queue, workers)
-        log.warning(
-            "stopping: letting %d requests in flight finish (up to %g s)", self._active, self._config.grace_s
-        )
+        if self._active:  # a normal stop: said at -v, not as a warning
+            log.info(
+                "stopping: letting %d requests in flight finish (up to %g s)",
+                self._active,
+                self._config.grace_s,
+            )
         _, pending = await asyncio.wait(workers, timeout=self._config.grace_s)
         if pending:
             log.warning(
@@ -256,6 +281,8 @@ class Engine:
         if self._robots is not None:
             first_contact = not self._robots.known(request.url)
             verdict = await self._robots.rules_for(request.url)
+            if isinstance(verdict, RobotsUnavailable):
+                self._tell_robots_unavailable(request, verdict)
             if not await self._carry_out(
                 lease, on_robots(request, verdict, self._rules, first_contact=first_contact)
             ):
@@ -265,10 +292,40 @@ class Engine:
             return  # another worker has the host now; the URL comes back to whoever holds it
         response = await self._fetcher.fetch(request.url)
         self.stats.requests += 1
+        if response.status is None and response.error is not None and response.error.code in HOST_DOWN:
+            self._tell_once(
+                request.url,
+                f"cannot be reached ({response.error}); its URLs are retried, then recorded as failed",
+            )
         actions = on_response(
             request, response, self._rules, now_epoch_s=time.time(), draw=self._rng.random()
         )
         await self._carry_out(lease, actions, response)
+
+    def _tell_robots_unavailable(self, request: Request, verdict: RobotsUnavailable) -> None:
+        """Say at the default verbosity, once per host, that its robots.txt holds its URLs back and why;
+        later tries are told at -v."""
+        code, _, text = verdict.reason.partition(": ")
+        what, _, detail = text.partition(": ")
+        left = self._rules.retries + 1 - verdict.failures
+        if left > 0:
+            tries = "1 more time" if left == 1 else f"{left} more times"
+            plan = f"its URLs wait; asking again in {verdict.retry_in_s:.1f} s, up to {tries}"
+        else:
+            tries = "1 try" if verdict.failures == 1 else f"{verdict.failures} tries"
+            plan = f"giving up after {tries}: its URLs are recorded with error robots"
+        message = f"{what} ({code}: {detail}); {plan}" if detail else f"{what} ({code}); {plan}"
+        if not self._tell_once(request.url, message):
+            log.info("%s: %s", _netloc(request.url), message, extra={"url": request.url, "code": code})
+
+    def _tell_once(self, url: str, message: str) -> bool:
+        """Log a host's trouble as a warning the first time only; False when it was told before."""
+        host = _netloc(url)
+        if host in self._told:
+            return False
+        self._told.add(host)
+        log.warning("%s: %s", host, message, extra={"url": url})
+        return True
 
     async def _carry_out(self, lease: Lease, actions: list[Action], response: Response | None = None) -> bool:
         """Do what the policy decided, in order. True when one of the actions is `Fetch`."""
@@ -384,6 +441,11 @@ class Engine:
             error=error,
             links=0,
         )
+
+
+def _netloc(url: str) -> str:
+    """host[:port] of a normalized URL, as a person names the site."""
+    return url.split("/")[2].rpartition("@")[2]
 
 
 def _utc_now() -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
@@ -27,27 +29,43 @@ def log_level(*, verbosity: int, quiet: bool) -> int:
     return (logging.WARNING, logging.INFO, logging.DEBUG)[min(max(verbosity, 0), 2)]
 
 
+def json_line(
+    level: str,
+    message: str,
+    fields: Mapping[str, object] | None = None,
+    *,
+    logger: str = "crawlpool",
+    created: float | None = None,
+) -> str:
+    """One JSON object on one line, shaped like a log record of the `json` format: `time`, `level`,
+    `logger`, `message`, then `fields` (an `event` name and its data for what is not a log record:
+    progress lines, the summary, the CLI's one-line errors)."""
+    when = datetime.fromtimestamp(time.time() if created is None else created, UTC)
+    data: dict[str, object] = {
+        "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        **(fields or {}),
+    }
+    # default=str: an extra value that JSON cannot hold (a URL object, an enum) is shown, not fatal.
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (a traceback's newlines are escaped inside `exc`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
+            name: record.__dict__[name] for name in EXTRA_FIELDS if name in record.__dict__
         }
-        for name in EXTRA_FIELDS:
-            if name in record.__dict__:
-                data[name] = record.__dict__[name]
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             data["stack"] = self.formatStack(record.stack_info)
-        # default=str: an extra value that JSON cannot hold (a URL object, an enum) is shown, not fatal.
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return json_line(
+            record.levelname.lower(), record.getMessage(), data, logger=record.name, created=record.created
+        )
 
 
 class _CrawlpoolHandler(logging.StreamHandler[TextIO]):

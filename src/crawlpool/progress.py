@@ -28,6 +28,8 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from crawlpool.logs import json_line
+
 LIVE_REFRESH_S = 0.25
 # Long enough to smooth over a burst of fast 404s, short enough to show a slowdown within seconds.
 RATE_WINDOW_S = 10.0
@@ -47,9 +49,11 @@ class Snapshot:
     bytes: int
     errors: Mapping[str, int]  # by error code
     hosts_active: int  # hosts with a request in flight
-    hosts_waiting: int  # hosts with queued URLs that are not due yet (politeness)
+    hosts_waiting: int  # hosts with queued URLs that are not due yet (politeness, backoff, blocks)
     elapsed_s: float
     max_pages: int | None
+    hosts_robots: int = 0  # of the hosts waiting, those waiting to ask for robots.txt again
+    robots_retry_s: float | None = None  # seconds until the first of them asks again
 
 
 def format_count(n: int) -> str:
@@ -146,6 +150,16 @@ class RateWindow:
         return 0 < queued1 < queued0
 
 
+def hosts_waiting_text(snapshot: Snapshot) -> str:
+    """`3 waiting (politeness)`, or `2 waiting (1 for robots.txt, next try in 8.1s)`."""
+    text = f"{format_count(snapshot.hosts_waiting)} waiting"
+    if not snapshot.hosts_robots:
+        return text + " (politeness)"
+    retry = snapshot.robots_retry_s
+    when = f", next try in {format_duration(retry)}" if retry is not None else ""
+    return f"{text} ({format_count(snapshot.hosts_robots)} for robots.txt{when})"
+
+
 def status_line(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
     """One line for a log: counts, rate, bytes, errors by code, and the ETA when there is one
     (`rate` None: not known yet, left out; `eta_s` None: no estimate, left out)."""
@@ -162,12 +176,33 @@ def status_line(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> 
         parts.append(f"{rate:.1f} pages/s")
     parts += [
         format_bytes(snapshot.bytes),
-        f"hosts {format_count(snapshot.hosts_active)} active, {format_count(snapshot.hosts_waiting)} waiting",
+        f"hosts {format_count(snapshot.hosts_active)} active, {hosts_waiting_text(snapshot)}",
         format_errors(snapshot.errors),
     ]
     if eta_s is not None:
         parts.append(f"ETA {format_duration(eta_s)}")
     return "crawlpool: " + ", ".join(parts)
+
+
+def progress_event(snapshot: Snapshot, rate: float | None, eta: float | None) -> dict[str, object]:
+    """The `progress` event of `--log-format json`: the status line's numbers as fields."""
+    return {
+        "event": "progress",
+        "pages": snapshot.pages,
+        "max_pages": snapshot.max_pages,
+        "records": snapshot.records,
+        "discovered": snapshot.discovered,
+        "queued": snapshot.queued,
+        "in_flight": snapshot.in_flight,
+        "bytes": snapshot.bytes,
+        "errors": dict(snapshot.errors),
+        "hosts_active": snapshot.hosts_active,
+        "hosts_waiting": snapshot.hosts_waiting,
+        "hosts_waiting_robots": snapshot.hosts_robots,
+        "elapsed_s": round(snapshot.elapsed_s, 3),
+        "pages_per_s": None if rate is None else round(rate, 1),
+        "eta_s": None if eta is None else round(eta, 1),
+    }
 
 
 def render(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> RenderableType:
@@ -204,8 +239,7 @@ def render(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> Rende
     row("speed", f"{speed} · {format_bytes(snapshot.bytes)} stored")
     row(
         "hosts",
-        f"{format_count(snapshot.hosts_active)} active · "
-        f"{format_count(snapshot.hosts_waiting)} waiting (politeness)",
+        f"{format_count(snapshot.hosts_active)} active · {hosts_waiting_text(snapshot)}",
     )
     row("errors", format_errors(snapshot.errors), "red" if any(snapshot.errors.values()) else "")
     time_text = f"{format_duration(snapshot.elapsed_s)} elapsed"
@@ -237,6 +271,7 @@ class ProgressReporter:
         console: Console,
         live: bool,
         interval_s: float = 10.0,
+        json_lines: bool = False,
         wait: Callable[[asyncio.Event, float], Awaitable[bool]] = wait_or_timeout,
     ) -> None:
         self._snapshot = snapshot
@@ -244,6 +279,7 @@ class ProgressReporter:
         self._live = live
         self._interval_s = interval_s
         self._wait = wait
+        self._json_lines = json_lines
         self._stop = asyncio.Event()
         self._window = RateWindow(max(RATE_WINDOW_S, interval_s))
 
@@ -266,7 +302,12 @@ class ProgressReporter:
     async def _run_lines(self) -> None:
         while not await self._wait(self._stop, self._interval_s):
             snapshot = await self._snapshot()
-            line = status_line(snapshot, *self._observe(snapshot))
+            rate, eta = self._observe(snapshot)
+            line = status_line(snapshot, rate, eta)
+            if self._json_lines:
+                line = json_line(
+                    "info", line, progress_event(snapshot, rate, eta), logger="crawlpool.progress"
+                )
             # soft_wrap: a log line stays one line whatever width rich guesses for a file.
             self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 

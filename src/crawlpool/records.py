@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,50 @@ MANIFEST_FIELDS = (
     "error",
     "links",
 )
+
+
+# Every code an `error` can start with, for `crawlpool failures --code` (README's "Error codes").
+ERROR_CODES = frozenset(
+    {
+        "timeout",
+        "dns",
+        "connect",
+        "tls",
+        "truncated",
+        "too_large",
+        "encoding",
+        "protocol",
+        "invalid_url",
+        "client",
+        "http_4xx",
+        "http_5xx",
+        "off_scope",
+        "redirect",
+        "redirect_loop",
+        "robots",
+        "trap",
+        "internal",
+    }
+)
+# Codes meaning the host could not be reached at all (as opposed to answering badly).
+UNREACHABLE_CODES = frozenset({"dns", "connect", "tls", "timeout"})
+_CODE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def error_codes(error: str | None) -> tuple[str, ...]:
+    """The codes an error text starts with, outermost first: `"robots: dns: robots.txt unreachable: ..."`
+    is ("robots", "dns") — recorded as `robots`, caused by `dns`; `"timeout: no response"` is
+    ("timeout",). Empty for None."""
+    if error is None:
+        return ()
+    codes: list[str] = []
+    for part in error.split(":"):
+        part = part.strip()
+        if not (codes and part not in ERROR_CODES) and _CODE.fullmatch(part):
+            codes.append(part)
+            continue
+        break
+    return tuple(codes) or (error.split(":", 1)[0],)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +95,12 @@ class Page:
     def error_code(self) -> str | None:
         """The code part of `error` (`"timeout"` for `"timeout: no response in 30 s"`), or None."""
         return None if self.error is None else self.error.split(":", 1)[0]
+
+    @property
+    def error_cause(self) -> str | None:
+        """The code of what caused the error, when the error says (`"dns"` for `"robots: dns: ..."`)."""
+        codes = error_codes(self.error)
+        return codes[1] if len(codes) > 1 else None
 
     def to_json(self) -> str:
         """The manifest line for this record (no trailing newline)."""

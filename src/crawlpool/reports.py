@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -10,6 +11,8 @@ from typing import Any
 
 from crawlpool.errors import UsageError
 from crawlpool.frontier import FrontierStatus, is_redis, read_location, read_status, sqlite_path
+from crawlpool.outcome import ended_text
+from crawlpool.records import ERROR_CODES, error_codes
 from crawlpool.store import MANIFEST_NAME
 
 
@@ -33,11 +36,25 @@ def read_manifest(output: Path) -> Iterator[dict[str, Any]]:
 
 
 def failures(output: Path, code: str | None = None) -> Iterator[dict[str, Any]]:
-    """The records with an error (only those whose error code is `code`, when given)."""
+    """The records with an error; with `code`, those whose error is that code or was caused by it
+    (`dns` finds `robots: dns: robots.txt unreachable: ...` too).
+
+    Raises UsageError for a code that no record can have, naming the ones that exist."""
+    if code is not None and code not in ERROR_CODES:
+        raise UsageError(f"failures: unknown error code {code!r}{_code_hint(code)}")
     for record in read_manifest(output):
         error = record.get("error")
-        if error and (code is None or error.split(":", 1)[0] == code):
+        if error and (code is None or code in error_codes(error)):
             yield record
+
+
+def _code_hint(code: str) -> str:
+    if code.isdigit() and len(code) == 3 and code[0] in "45":
+        return f" (HTTP {code} is recorded as http_{code[0]}xx: try --code http_{code[0]}xx)"
+    close = difflib.get_close_matches(code.lower(), sorted(ERROR_CODES), n=1)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (known codes: {', '.join(sorted(ERROR_CODES))})"
 
 
 async def crawl_status(
@@ -112,16 +129,18 @@ def status_lines(status: FrontierStatus, output: Path | None, heading: str | Non
     for worker in status.workers:
         age = worker.heartbeat_age_s
         beat = "never" if age is None else f"{age:.1f} s ago"
-        held = f"{worker.slots} host slots, {worker.in_flight} in flight"
+        held = f"{worker.slots} host slot{'' if worker.slots == 1 else 's'}, {worker.in_flight} in flight"
         lines.append(f"  worker {worker.worker_id}: {held}, last heartbeat {beat}")
     return lines
 
 
 def _heading(status: FrontierStatus) -> str:
+    """How the crawl ended, in the end-of-crawl summary's words (`outcome.ended_text`); or running."""
     if status.state == "finished":
-        return "finished"
+        return ended_text("unreachable" if status.ended == "unreachable" else "finished", 0)
     if status.state == "stopped":
-        return "stopped; continue it with --resume"
+        ended = status.ended if status.ended in ("max_pages", "stopped") else None
+        return ended_text(ended, status.queued)
     holder = f" (pid {status.holder})" if status.holder is not None else ""
     counted = "; counts from its manifest so far" if status.seen is None else ""
     return f"running{holder}{counted}"

@@ -258,6 +258,17 @@ class RobotsCache:
         fresh, or robots.txt was unavailable and its retry time has not come."""
         return self._cached(_host_key(url)) is not None
 
+    def waiting(self) -> tuple[int, float | None]:
+        """Hosts this process found with robots.txt unavailable that wait to ask again, and seconds until
+        the first of them does (None: none waits). For the progress display: a scan of the cache."""
+        now = self._clock()
+        waits = [
+            entry.until - now
+            for entry in self._entries.values()
+            if isinstance(entry.answer, RobotsUnavailable) and entry.until > now
+        ]
+        return len(waits), min(waits, default=None)
+
     async def aclose(self) -> None:
         """Cancel the fetches in flight (the crawl is stopping) and wait for them to end."""
         tasks = list(self._inflight.values())
@@ -311,7 +322,7 @@ class RobotsCache:
         answer = RobotsUnavailable(reason, retry_in_s, failures)
         self._entries[key] = _Entry(answer, self._clock() + retry_in_s)
         await self._save(key, None, reason, failures, retry_in_s)
-        logger.info("%s: %s (failure %d, retry in %.1f s)", key, reason, failures, retry_in_s)
+        logger.debug("%s: %s (failure %d, asking again in %.1f s)", key, reason, failures, retry_in_s)
         return answer
 
     def _from_state(self, state: RobotsState) -> RobotsRules | RobotsUnavailable:
@@ -351,11 +362,18 @@ class RobotsCache:
 
     def _outcome(self, response: Response) -> str | tuple[str, float | None] | None:
         status = response.status
+        # Each reason starts with the code of its cause, so that a URL recorded as `robots` because of
+        # it reads `robots: dns: robots.txt unreachable: ...` and `failures --code dns` finds it.
         if status is None:
-            return f"robots.txt unreachable: {response.error}", None
+            error = response.error
+            code, message = (error.code, error.message) if error is not None else ("client", "no response")
+            return f"{code}: robots.txt unreachable: {message}", None
         if status == 429 or status >= 500:
+            code = "http_4xx" if status == 429 else "http_5xx"
             # Wall clock only for an HTTP-date Retry-After, which is an instant, not a duration.
-            return f"robots.txt answered {status}", parse_retry_after(response.retry_after, time.time())
+            return f"{code}: robots.txt answered {status}", parse_retry_after(
+                response.retry_after, time.time()
+            )
         if 200 <= status < 300:
             error = response.error
             if error is None:
@@ -363,6 +381,6 @@ class RobotsCache:
             if error.code == "too_large":
                 # The fetcher's cap cut the body mid-line; keep the whole lines before it.
                 return robots_text(_whole_lines(response.body))
-            return f"robots.txt unreadable: {error}", None
+            return f"{error.code}: robots.txt unreadable: {error.message}", None
         # 4xx (RFC 9309 §2.3.1.3), and a 3xx without a Location to follow.
         return None

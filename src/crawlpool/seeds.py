@@ -69,7 +69,7 @@ def _read_file(seeds: Seeds, path: Path) -> None:
         with path.open(encoding="utf-8", errors="replace") as fh:
             _read_lines(seeds, str(path), fh)
     except FileNotFoundError:
-        raise SeedError(f"{path}: seed file not found") from None
+        raise SeedError(f"{path}: seed file not found{_url_hint(str(path))}") from None
     except IsADirectoryError:
         raise SeedError(f"{path}: is a directory, expected a seed-list file") from None
     except OSError as exc:
@@ -95,3 +95,11 @@ def _why_bad(text: str) -> str:
     if not looks_like_url(text):
         return "not a URL (expected http:// or https://)"
     return "not a valid URL"
+
+
+def _url_hint(name: str) -> str:
+    """A hint for `crawlpool crawl example.com`: a host name taken for a file name."""
+    host = name.split("/", 1)[0]
+    if "." in host and not name.endswith((".txt", ".lst", ".list", ".csv")) and " " not in name:
+        return f" (for a URL, write it with its scheme: https://{name})"
+    return ""

@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from crawlpool.outcome import ended_text
 from crawlpool.progress import format_bytes, format_count, format_duration
 from crawlpool.records import Page
 from crawlpool.stats import CrawlStats
@@ -41,23 +42,43 @@ def count_top_hosts(pages: Iterable[Page], limit: int = 5) -> list[tuple[str, in
 
 
 def _counts_text(counts: Iterable[tuple[str, int]]) -> str:
-    return " · ".join(f"{name} {format_count(n)}" for name, n in counts)
+    # The separator `crawlpool status` and the progress lines use too.
+    return ", ".join(f"{name} {format_count(n)}" for name, n in counts)
 
 
-def _headline(stats: CrawlStats, stopped: bool) -> str:
-    if stopped:
-        return f"crawl stopped after {format_duration(stats.elapsed_s)}, before it was done"
-    return f"crawl finished in {format_duration(stats.elapsed_s)}"
+def headline(stats: CrawlStats) -> str:
+    """`crawl finished`, `crawl stopped at --max-pages with 228 URLs queued; continue it with --resume`:
+    the words `crawlpool status` uses for the same crawl (`outcome.ended_text`)."""
+    text = ended_text(stats.outcome, stats.queued)
+    return f"crawl {text} in {format_duration(stats.elapsed_s)}" if text == "finished" else f"crawl {text}"
+
+
+def _errors_text(stats: CrawlStats) -> str:
+    """`2: robots 2 (dns 2), http_4xx 1`: each code with the causes it names, most frequent first."""
+    parts = []
+    for code, n in sorted(stats.by_error.items(), key=lambda item: (-item[1], item[0])):
+        causes = stats.by_cause.get(code)
+        because = f" ({_counts_text(causes.most_common())})" if causes else ""
+        parts.append(f"{code} {format_count(n)}{because}")
+    return f"{format_count(stats.errors)}: {', '.join(parts)}"
+
+
+def _unreachable_text(unreachable: Mapping[str, str], limit: int = 3) -> str:
+    """`2 hosts: a.example (dns), b.example (connect)`, the first few by name."""
+    names = sorted(unreachable)
+    shown = ", ".join(f"{host} ({unreachable[host]})" for host in names[:limit])
+    more = f", and {len(names) - limit} more" if len(names) > limit else ""
+    noun = "host" if len(names) == 1 else "hosts"
+    return f"{len(names)} {noun} could not be reached: {shown}{more}"
 
 
 def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
     """(label, value) rows of the summary, in order; the hint to list failures only when some failed."""
-    errors = sorted(stats.by_error.items(), key=lambda item: (-item[1], item[0]))
     rows = [
         ("pages stored", format_count(stats.pages)),
         ("URLs tried", f"{format_count(stats.records)} ({format_count(stats.requests)} requests)"),
         ("status", _counts_text(status_classes(stats.by_status).items())),
-        ("errors", f"{format_count(stats.errors)}: {_counts_text(errors)}" if errors else "none"),
+        ("errors", _errors_text(stats) if stats.errors else "none"),
         ("retries", format_count(stats.retries)),
         ("robots-blocked", format_count(stats.robots_blocked)),
         ("traps skipped", format_count(stats.traps)),
@@ -65,6 +86,8 @@ def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]
         ("elapsed", format_duration(stats.elapsed_s)),
         ("speed", f"{stats.pages_per_s:.1f} pages/s"),
     ]
+    if stats.unreachable:
+        rows.insert(4, ("unreachable", _unreachable_text(stats.unreachable)))
     if top_hosts:
         rows.append(("top hosts", _counts_text(top_hosts)))
     rows.append(("manifest", str(manifest)))
@@ -82,15 +105,11 @@ def summary_lines(
     *,
     manifest: Path,
     top_hosts: Sequence[tuple[str, int]] = (),
-    stopped: bool = False,
 ) -> list[str]:
-    """The summary as plain text lines (no newlines): a headline, then one `label  value` line per row.
-    `stopped`: the crawl was interrupted, so the headline says the counts are partial."""
+    """The summary as plain text lines (no newlines): a headline, then one `label  value` line per row."""
     rows = _rows(stats, manifest, top_hosts)
     width = max(len(label) for label, _ in rows)
-    return [f"crawlpool: {_headline(stats, stopped)}"] + [
-        f"  {label:<{width}}  {value}" for label, value in rows
-    ]
+    return [f"crawlpool: {headline(stats)}"] + [f"  {label:<{width}}  {value}" for label, value in rows]
 
 
 def render_summary(
@@ -98,7 +117,6 @@ def render_summary(
     *,
     manifest: Path,
     top_hosts: Sequence[tuple[str, int]] = (),
-    stopped: bool = False,
 ) -> RenderableType:
     """The summary as a rich panel, with the same rows as `summary_lines`."""
     grid = Table.grid(padding=(0, 2))
@@ -106,8 +124,9 @@ def render_summary(
     grid.add_column()
     for label, value in _rows(stats, manifest, top_hosts):
         # Text, not str: a path or host must not be read as console markup.
-        grid.add_row(label, Text(value, style="red" if label == "errors" and stats.errors else ""))
-    title = Text(_headline(stats, stopped), style="yellow" if stopped else "green")
+        alarm = label in ("errors", "unreachable") and stats.errors
+        grid.add_row(label, Text(value, style="red" if alarm else ""))
+    title = Text(headline(stats), style="green" if stats.outcome == "finished" else "yellow")
     return Panel(grid, title=title, title_align="left", expand=False)
 
 

@@ -156,6 +156,7 @@ class FrontierStatus:
     hosts: int | None = None
     started: str | None = None
     updated: str | None = None
+    ended: str | None = None  # how the last run ended (`outcome.Outcome`), when it said so
     holder: str | None = None
     crawl_id: str | None = None
     politeness: Politeness | None = None
@@ -224,6 +225,11 @@ class Frontier(Protocol):
         the backend's clock, replacing what it had."""
 
     async def counts(self) -> FrontierCounts: ...
+
+    async def hosts_waiting(self) -> int:
+        """Hosts with queued URLs whose turn has not come yet: spaced by their delay, backed off, or
+        blocked (Retry-After, robots.txt unavailable). For the progress display; may cost a scan."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -147,6 +147,9 @@ class MemoryFrontier:
             seen=len(self._seen), queued=self._queued, leased=len(self._leases), done=self._done
         )
 
+    async def hosts_waiting(self) -> int:
+        return self._ready.waiting(self._clock(), self._hosts)
+
     async def aclose(self) -> None:
         return None
 
@@ -181,6 +184,7 @@ class MemoryFrontier:
             hosts=len(self._hosts),
             started=self._meta.get("started"),
             updated=self._meta.get("updated"),
+            ended=self._meta.get("ended"),
             backoff=backoff_rows(
                 (name, host.pace, host.blocked_until - self._clock()) for name, host in self._hosts.items()
             ),

@@ -85,6 +85,7 @@ from crawlpool.frontier.redis_connection import frontier_error, with_retries
 from crawlpool.frontier.redis_connection import safe_url as _safe_url
 from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
+from crawlpool.frontier.redis_keys import slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
@@ -103,6 +104,7 @@ _FRESH_FRACTION = 0.75
 _ADD_CHUNK = 500  # requests per add script: keeps each script short so it never stalls the server
 _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
+WAITING_SCAN = 10_000  # free slots hosts_waiting looks at
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
@@ -347,6 +349,15 @@ class RedisFrontier:
         )
         return FrontierCounts(int(seen or 0), int(queued or 0), int(leased or 0), int(done or 0))
 
+    async def hosts_waiting(self) -> int:
+        """Hosts whose free slots are scored later than now on Redis' clock (at most the first
+        `WAITING_SCAN` slots are looked at: a display figure, not worth a long scan)."""
+        now_ms = await self._now_ms()
+        slots = await self._call(
+            self._client.zrangebyscore(self._keys.ready, f"({now_ms}", "+inf", start=0, num=WAITING_SCAN)
+        )
+        return len({slot_host(slot) for slot in slots})
+
     async def aclose(self, *, release: bool = True) -> None:
         """Stop the heartbeat and the reaper, give this worker's slots back (URLs still out go back
         to the front of their queue, uncharged) and close the client. `release=False` leaves the
@@ -411,11 +422,7 @@ class RedisFrontier:
         beats: list[tuple[str, float]] = await self._call(
             self._client.zrange(keys.workers, 0, -1, withscores=True)
         )
-        if self._clock is None:
-            seconds, micros = await self._call(self._client.time())
-            now_ms = seconds * 1000 + micros // 1000
-        else:
-            now_ms = round(self._clock() * 1000)
+        now_ms = await self._now_ms()
         paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
         for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
             pace, blocked = await self._call(
@@ -473,6 +480,13 @@ class RedisFrontier:
 
     def _now(self) -> str:
         return "" if self._clock is None else str(round(self._clock() * 1000))
+
+    async def _now_ms(self) -> int:
+        """Now on the crawl's clock: Redis TIME, or the injected clock."""
+        if self._clock is not None:
+            return round(self._clock() * 1000)
+        seconds, micros = await self._call(self._client.time())
+        return int(seconds) * 1000 + int(micros) // 1000
 
     async def _run(
         self,

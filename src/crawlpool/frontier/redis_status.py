@@ -61,6 +61,7 @@ def build_status(
         failures={code: int(n) for code, n in sorted(done_by.items()) if code != "ok"},
         started=started,
         updated=meta.get(META + "updated"),
+        ended=meta.get(META + "ended"),
         crawl_id=crawl_id,
         politeness=Politeness(
             int(meta.get("per_host", per_host)), int(meta.get("delay_ms", delay_ms)) / 1000

@@ -73,6 +73,10 @@ class ReadyHosts:
                 return name
         return None
 
+    def waiting(self, now: float, hosts: Mapping[str, HostPacing]) -> int:
+        """Hosts with work and a free slot whose turn has not come by `now` (a scan: for display only)."""
+        return sum(1 for due, entry, name in self._heap if due > now and hosts[name].entry == entry)
+
     def next_due(self, hosts: Mapping[str, HostPacing]) -> float | None:
         """When the earliest host becomes due, or None when no host is waiting for its turn."""
         heap = self._heap

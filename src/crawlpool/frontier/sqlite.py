@@ -391,6 +391,9 @@ class SqliteFrontier:
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
 
+    async def hosts_waiting(self) -> int:
+        return self._ready.waiting(self._clock(), self._hosts)
+
     async def aclose(self) -> None:
         """Close the file and release the lock; leases still held come back at the next open."""
         if self._conn is not None:
@@ -683,7 +686,9 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState, now: float) -> Fro
         " json_extract(page, '$.path') IS NOT NULL AS stored FROM records)"
         " GROUP BY code ORDER BY code"
     ).fetchall()
-    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('started', 'updated')").fetchall())
+    meta = dict(
+        conn.execute("SELECT key, value FROM meta WHERE key IN ('started', 'updated', 'ended')").fetchall()
+    )
     (hosts,) = conn.execute("SELECT count(*) FROM hosts").fetchone()
     paced = conn.execute("SELECT host, pace, blocked_until FROM hosts WHERE pace IS NOT NULL").fetchall()
     queued, leased = by_state.get(QUEUED, 0) + by_state.get(WAITING, 0), by_state.get(LEASED, 0)
@@ -699,6 +704,7 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState, now: float) -> Fro
         hosts=hosts,
         started=meta.get("started"),
         updated=meta.get("updated"),
+        ended=meta.get("ended"),
         backoff=backoff_rows(
             (host, HostPace.from_json(json.loads(pace)), (blocked or now) - now)
             for host, pace, blocked in paced
