@@ -395,3 +395,18 @@ async def test_hosts_waiting_counts_hosts_whose_turn_has_not_come(
     assert await frontier.hosts_waiting() == 3
     clock.now += 2.0
     assert await frontier.hosts_waiting() == 1, "only the blocked host still waits"
+
+
+async def test_host_rows_list_the_busiest_hosts_with_their_pacing(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=2, delay_s=0.5))
+    await frontier.add([req(u) for u in A[:4] + B[:2]])
+    (lease,) = (await frontier.lease(1)).leases
+    await frontier.observe(host_key(B[0]), Blocked(30.0))
+    rows = {row.host: row for row in await frontier.host_rows(10)}
+    a, b = rows[host_key(A[0])], rows[host_key(B[0])]
+    assert (a.queued, a.in_flight, a.pace.delay_s) == (3, 1, 0.5)
+    assert (b.queued, b.in_flight) == (2, 0) and b.blocked_for_s == pytest.approx(30.0)
+    assert [row.host for row in await frontier.host_rows(1)] == [host_key(A[0])], "busiest first"
+    await frontier.ack(lease, page(lease.request.url))

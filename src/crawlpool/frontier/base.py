@@ -121,6 +121,18 @@ class HostBackoff:
     blocked_for_s: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class HostRow:
+    """One host as the dashboard lists it: URLs queued (retries waiting included) and in flight, its
+    pacing (`HostPace`) and how long a block (Retry-After, robots.txt unavailable) still holds it."""
+
+    host: str
+    queued: int
+    in_flight: int
+    pace: HostPace
+    blocked_for_s: float = 0.0
+
+
 MAX_BACKOFF_SHOWN = 10  # hosts listed by status: the most held back first
 
 
@@ -225,6 +237,10 @@ class Frontier(Protocol):
         the backend's clock, replacing what it had."""
 
     async def counts(self) -> FrontierCounts: ...
+
+    async def host_rows(self, limit: int) -> list[HostRow]:
+        """The `limit` hosts with the most URLs queued or in flight, most first (for the dashboard)."""
+        ...
 
     async def hosts_waiting(self) -> int:
         """Hosts with queued URLs whose turn has not come yet: spaced by their delay, backed off, or

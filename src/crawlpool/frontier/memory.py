@@ -17,6 +17,7 @@ from crawlpool.frontier.base import (
     ROBOTS_FAILURES_KEPT_S,
     FrontierCounts,
     FrontierStatus,
+    HostRow,
     Lease,
     LeaseBatch,
     Politeness,
@@ -24,7 +25,7 @@ from crawlpool.frontier.base import (
     RobotsState,
     backoff_rows,
 )
-from crawlpool.frontier.schedule import HostPacing, ReadyHosts
+from crawlpool.frontier.schedule import HostPacing, ReadyHosts, host_rows
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
@@ -146,6 +147,9 @@ class MemoryFrontier:
         return FrontierCounts(
             seen=len(self._seen), queued=self._queued, leased=len(self._leases), done=self._done
         )
+
+    async def host_rows(self, limit: int) -> list[HostRow]:
+        return host_rows(self._hosts, lambda host: len(host.queue), self._clock(), limit)
 
     async def hosts_waiting(self) -> int:
         return self._ready.waiting(self._clock(), self._hosts)

@@ -74,6 +74,7 @@ from crawlpool.frontier.base import (
     ROBOTS_FAILURES_KEPT_S,
     FrontierCounts,
     FrontierStatus,
+    HostRow,
     Lease,
     LeaseBatch,
     Politeness,
@@ -83,6 +84,7 @@ from crawlpool.frontier.base import (
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import frontier_error, with_retries
 from crawlpool.frontier.redis_connection import safe_url as _safe_url
+from crawlpool.frontier.redis_hosts import redis_host_rows
 from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
 from crawlpool.frontier.redis_keys import slot_host
@@ -348,6 +350,11 @@ class RedisFrontier:
             self._client.hmget(self._keys.meta, ["seen", "queued", "leased", "done"])
         )
         return FrontierCounts(int(seen or 0), int(queued or 0), int(leased or 0), int(done or 0))
+
+    async def host_rows(self, limit: int) -> list[HostRow]:
+        now_ms = await self._now_ms()
+        default = HostPace(floor_s=self._delay_ms / 1000)
+        return await redis_host_rows(self._client, self._keys, self._call, now_ms, limit, default)
 
     async def hosts_waiting(self) -> int:
         """Hosts whose free slots are scored later than now on Redis' clock (at most the first

@@ -11,9 +11,11 @@ backends keep the URLs themselves (a deque in memory, rows in SQLite) and say wh
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from crawlpool.frontier.base import HostRow
 from crawlpool.policy.pacing import Blocked, HostEvent, HostPace, next_pace
 
 NEVER = float("-inf")
@@ -83,3 +85,17 @@ class ReadyHosts:
         while heap and hosts[heap[0][2]].entry != heap[0][1]:
             heapq.heappop(heap)  # superseded: the head must be a real due time
         return heap[0][0] if heap else None
+
+
+H = TypeVar("H", bound=HostPacing)
+
+
+def host_rows(hosts: Mapping[str, H], queued: Callable[[H], int], now: float, limit: int) -> list[HostRow]:
+    """The `limit` busiest hosts (queued + in flight, then name) as dashboard rows."""
+    busiest = heapq.nsmallest(
+        limit, hosts.items(), key=lambda item: (-(queued(item[1]) + item[1].in_flight), item[0])
+    )
+    return [
+        HostRow(name, queued(host), host.in_flight, host.pace, max(0.0, host.blocked_until - now))
+        for name, host in busiest
+    ]

@@ -78,6 +78,7 @@ from crawlpool.frontier.base import (
     CrawlState,
     FrontierCounts,
     FrontierStatus,
+    HostRow,
     Lease,
     LeaseBatch,
     Politeness,
@@ -85,7 +86,7 @@ from crawlpool.frontier.base import (
     RobotsState,
     backoff_rows,
 )
-from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts
+from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts, host_rows
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
@@ -390,6 +391,9 @@ class SqliteFrontier:
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(seen=self._seen, queued=self._queued, leased=len(self._leases), done=self._done)
+
+    async def host_rows(self, limit: int) -> list[HostRow]:
+        return host_rows(self._hosts, lambda host: host.queued, self._clock(), limit)
 
     async def hosts_waiting(self) -> int:
         return self._ready.waiting(self._clock(), self._hosts)
