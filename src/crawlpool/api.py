@@ -23,6 +23,7 @@ import aiohttp
 from rich.console import Console
 
 from crawlpool.config import CrawlConfig
+from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.fetch import Fetcher
@@ -214,6 +215,7 @@ async def run_crawl(
     *,
     progress: Progress | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
 ) -> CrawlStats:
     """Run one crawl (shared by the API and the CLI); `on_engine` sees the engine before it starts,
     so the CLI can still report its counters after the crawl is cancelled."""
@@ -278,7 +280,7 @@ async def run_crawl(
             if on_engine is not None:
                 on_engine(engine)
             try:
-                async with _showing(progress, engine):
+                async with _showing(progress, engine), _dashboard(cfg, engine, on_dashboard):
                     return await engine.run(seeds)
             finally:
                 await parser.aclose()
@@ -290,6 +292,28 @@ async def run_crawl(
             if engine_stats is not None:
                 await frontier.set_meta(ENDED_META_KEY, engine_stats.outcome)
         await frontier.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(
+    cfg: CrawlConfig, engine: Engine, on_dashboard: Callable[[str], None] | None
+) -> AsyncIterator[None]:
+    """Serve the live dashboard beside the crawl when `cfg.dashboard` asks for it; its URL goes to
+    `on_dashboard` (the CLI prints it) and to the log."""
+    if cfg.dashboard is None:
+        yield
+        return
+    from crawlpool.dashboard.server import serving
+    from crawlpool.dashboard.source import LiveSource
+
+    address = parse_address(cfg.dashboard)
+    async with serving(
+        LiveSource(engine, cfg.output), address, token_for(address, cfg.dashboard_token)
+    ) as url:
+        log.info("dashboard at %s", url)
+        if on_dashboard is not None:
+            on_dashboard(url)
+        yield
 
 
 @contextlib.asynccontextmanager

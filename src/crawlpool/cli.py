@@ -29,6 +29,9 @@ from rich.console import Console
 from crawlpool._version import __version__
 from crawlpool.api import Progress, prepare, run_crawl
 from crawlpool.config import CrawlConfig, build_config, load_toml, parse_size
+from crawlpool.dashboard.address import Address, token_for
+from crawlpool.dashboard.server import serving
+from crawlpool.dashboard.source import StoredSource
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError, StorageError, UsageError
 from crawlpool.frontier import is_redis, without_password
@@ -235,6 +238,31 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument(
         "--stats-json", type=Path, metavar="FILE", help="write the end-of-crawl numbers as JSON"
     )
+    talk.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        help="serve a live dashboard while crawling (HOST: 127.0.0.1; its URL is printed once)",
+    )
+    talk.add_argument(
+        "--dashboard-token",
+        metavar="TOKEN",
+        help="the token the dashboard requires (off loopback one is generated when not given)",
+    )
+
+    board = commands.add_parser(
+        "dashboard",
+        help="serve the dashboard of a crawl, running or finished, read-only",
+        description="Serve the dashboard of the crawl in OUTPUT (any backend), or of a Redis crawl.",
+    )
+    board.add_argument("output", type=Path, nargs="?", metavar="OUTPUT", help="the crawl's output directory")
+    board.add_argument("--frontier", metavar="URL", help="redis://... (default: where OUTPUT recorded it)")
+    board.add_argument("--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show")
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    board.add_argument(
+        "--port", type=_int_at_least(0), default=8080, help="port (default: 8080; 0: any free)"
+    )
+    board.add_argument("--token", help="the token it requires (off loopback one is generated when not given)")
+    board.set_defaults(run=_run_dashboard, quiet=False, verbose=0, log_format="text")
 
     status = commands.add_parser(
         "status",
@@ -273,6 +301,9 @@ _CLI_ONLY = {
     "log_format",
     "progress_interval",
     "stats_json",
+    "host",
+    "port",
+    "token",
 }
 
 
@@ -321,6 +352,7 @@ async def _crawl_until_signalled(
     watch: _CrawlWatch,
     progress: Progress | None,
     announce: Callable[[], None],
+    show_dashboard: Callable[[str], None],
 ) -> bool:
     """Run the crawl; SIGINT or SIGTERM cancels it. False means it was stopped by a signal."""
 
@@ -328,7 +360,11 @@ async def _crawl_until_signalled(
         watch.engine = engine
         announce()  # the frontier is open: the crawl id is worth telling now
 
-    task = asyncio.create_task(run_crawl(config, seeds, watch.on_page, progress=progress, on_engine=keep))
+    task = asyncio.create_task(
+        run_crawl(
+            config, seeds, watch.on_page, progress=progress, on_engine=keep, on_dashboard=show_dashboard
+        )
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
@@ -339,6 +375,27 @@ async def _crawl_until_signalled(
             return False
         raise
     return True
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    address = Address(args.host, args.port)
+    token = token_for(address, args.token)
+
+    async def serve() -> None:
+        source = await StoredSource.open(args.output, args.frontier, args.crawl_id)
+        try:
+            async with serving(source, address, token) as url:
+                sys.stderr.write(f"crawlpool: dashboard at {url} (Ctrl-C stops it)\n")
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await stop.wait()
+        finally:
+            await source.aclose()
+
+    asyncio.run(serve())
+    return EXIT_OK
 
 
 def _run_status(args: argparse.Namespace) -> int:
@@ -361,6 +418,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     config, urls = prepare(seeds.urls, config, {})
 
+    def show_dashboard(url: str) -> None:
+        voice.say(f"dashboard at {url}", event="dashboard", url=url)
+
     def announce() -> None:
         if is_redis(config.frontier) and not args.quiet:
             where = without_password(config.frontier)
@@ -378,7 +438,7 @@ def _run_crawl(args: argparse.Namespace) -> int:
         )
     )
     watch = _CrawlWatch()
-    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress, announce))
+    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress, announce, show_dashboard))
     if watch.engine is None:
         return EXIT_OK if finished else EXIT_INTERRUPTED
     stats = watch.engine.stats

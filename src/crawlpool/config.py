@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 from aiohttp import ClientMiddlewareType
 
 from crawlpool._version import __version__
+from crawlpool.dashboard.address import parse_address
 from crawlpool.errors import ConfigError
 from crawlpool.frontier import check_frontier_spec
 from crawlpool.robots import user_agent_token
@@ -63,6 +64,8 @@ class CrawlConfig:
     lease_s: float = 60.0
     resume: bool = False
     grace_s: float = 10.0
+    dashboard: str | None = None  # [HOST:]PORT to serve the live dashboard on while crawling
+    dashboard_token: str | None = None  # required by the dashboard (generated off loopback when None)
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
 
@@ -128,6 +131,15 @@ class CrawlConfig:
         if self.resume and self.frontier == "memory":
             raise ConfigError("resume: a memory frontier keeps no state to resume; use sqlite (the default)")
         _check_number(self.grace_s, "grace_s", minimum=0.0)
+        if self.dashboard is not None:
+            if not isinstance(self.dashboard, (str, int)) or isinstance(self.dashboard, bool):
+                raise ConfigError("dashboard: expected [HOST:]PORT such as 8080 or 127.0.0.1:8080")
+            object.__setattr__(self, "dashboard", str(self.dashboard))
+            parse_address(self.dashboard)
+        if self.dashboard_token is not None and (
+            not isinstance(self.dashboard_token, str) or not self.dashboard_token.strip()
+        ):
+            raise ConfigError("dashboard_token: must be a non-empty string")
         if not isinstance(self.output, (str, Path)) or not str(self.output):
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))

@@ -54,7 +54,7 @@ from crawlpool.scope import Scope
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.traps import TrapLimits
-from crawlpool.urls import fingerprint
+from crawlpool.urls import fingerprint, host_key
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,28 @@ class Engine:
         self._known: set[int] = set()
         self._fatal: BaseException | None = None  # a worker's fatal error, raised by the feeder
         self._told: set[str] = set()  # hosts whose trouble was said once at the default verbosity
+        # For the dashboard: each host's last error (error, url), and when the feeder, with nothing
+        # to lease, expects the next host to be due (None: it is not waiting for a host's turn).
+        self.last_errors: dict[str, tuple[str, str]] = {}
+        self.due_at: float | None = None
+        self.finished = False  # run() has returned or raised: stats.outcome says how it ended
         self._started = clock()
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
+    def frontier(self) -> Frontier:
+        return self._frontier
+
+    @property
+    def robots(self) -> RobotsCache | None:
+        return self._robots
+
+    @property
+    def config(self) -> CrawlConfig:
+        return self._config
 
     async def snapshot(self) -> Snapshot:
         """The crawl's counters now, for the progress display (one frontier round trip)."""
@@ -161,6 +182,7 @@ class Engine:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self.stats.elapsed_s = self._clock() - started
+            self.finished = True
         return self.stats
 
     async def _conclude(self) -> None:
@@ -209,6 +231,7 @@ class Engine:
             self._changed.clear()  # any lease ending from here on wakes the wait below
             free = self._free_slots()
             wait_s: float | None = None
+            self.due_at = None
             if free > 0:
                 batch = await self._frontier.lease(free)
                 for lease in batch.leases:
@@ -218,6 +241,8 @@ class Engine:
                 if batch.leases:
                     continue
                 wait_s = batch.wait_s
+                if wait_s is not None and self._active == 0:
+                    self.due_at = self._clock() + wait_s
             if self._active == 0:
                 counts = await self._frontier.counts()
                 if crawl_is_finished(counts, self.stats.pages, self._config.max_pages):
@@ -369,6 +394,7 @@ class Engine:
         self.stats.count(page)
         if page.error is not None:
             log.info("%s: %s", page.url, page.error, extra={"url": page.url, "code": page.error_code})
+            self.last_errors[host_key(page.url)] = (page.error, page.url)
         self._on_page(page)
 
     async def _record(self, request: Request, response: Response, record: Record) -> Page:

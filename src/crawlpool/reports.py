@@ -134,6 +134,11 @@ def status_lines(status: FrontierStatus, output: Path | None, heading: str | Non
     return lines
 
 
+def state_words(status: FrontierStatus) -> str:
+    """The state of a crawl as `crawlpool status` words it (the dashboard shows the same)."""
+    return _heading(status)
+
+
 def _heading(status: FrontierStatus) -> str:
     """How the crawl ended, in the end-of-crawl summary's words (`outcome.ended_text`); or running."""
     if status.state == "finished":

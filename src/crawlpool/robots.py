@@ -258,6 +258,20 @@ class RobotsCache:
         fresh, or robots.txt was unavailable and its retry time has not come."""
         return self._cached(_host_key(url)) is not None
 
+    def describe(self, key: str) -> str | None:
+        """What this process knows of host `key`'s robots.txt, in words (None: not asked yet)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return "being fetched" if key in self._inflight else None
+        answer = entry.answer
+        if isinstance(answer, RobotsUnavailable):
+            left = max(0.0, entry.until - self._clock())
+            return f"unavailable ({answer.reason}); {answer.failures} failures, asking again in {left:.0f} s"
+        if answer._parser is None:
+            return "none (all allowed)"
+        delay = f", Crawl-delay {answer.crawl_delay_s:g} s" if answer.crawl_delay_s is not None else ""
+        return f"rules{delay}"
+
     def waiting(self) -> tuple[int, float | None]:
         """Hosts this process found with robots.txt unavailable that wait to ask again, and seconds until
         the first of them does (None: none waits). For the progress display: a scan of the cache."""

@@ -753,3 +753,36 @@ def read_status_at(path: Path) -> FrontierStatus:
         raise _frontier_error(path, exc) from exc
     finally:
         conn.close()
+
+
+def read_host_rows_at(path: Path, limit: int) -> list[HostRow]:
+    """The `limit` busiest hosts of the crawl state at `path`, read-only (empty while another process
+    holds it). One scan of the URLs: for the dashboard of a stopped crawl, which caches it."""
+    if running_pid(path) is not None:
+        return []
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise _frontier_error(path, exc) from exc
+    now = time.time()
+    try:
+        rows = conn.execute(
+            f"SELECT h.host, sum(u.state IN ({QUEUED}, {WAITING})) AS queued, sum(u.state = {LEASED}),"
+            " h.pace, h.blocked_until FROM urls u JOIN hosts h ON u.host = h.id"
+            f" WHERE u.state != {DONE} GROUP BY h.id ORDER BY queued DESC, h.host LIMIT ?",
+            (limit,),
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise _frontier_error(path, exc) from exc
+    finally:
+        conn.close()
+    return [
+        HostRow(
+            host,
+            int(queued),
+            int(leased),
+            HostPace.from_json(json.loads(pace)) if pace else HostPace(),
+            max(0.0, (blocked or now) - now),
+        )
+        for host, queued, leased, pace, blocked in rows
+    ]
