@@ -31,6 +31,7 @@ from crawlpool.errors import FrontierError, StorageError, UsageError
 from crawlpool.frontier import is_redis, without_password
 from crawlpool.logs import setup_logging
 from crawlpool.records import Page
+from crawlpool.rejoin import finished_notice
 from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
@@ -344,6 +345,9 @@ def _run_crawl(args: argparse.Namespace) -> int:
     for warning in seeds.warnings:
         log.warning("%s", warning)
     config, urls = prepare(seeds.urls, config, {})
+    if (notice := asyncio.run(finished_notice(config, urls))) is not None:  # joining a finished crawl
+        sys.stderr.write("" if args.quiet else f"crawlpool: {notice}\n")
+        return EXIT_OK
     announce = None
     if is_redis(config.frontier) and not args.quiet:
         announce = f"crawlpool: joined crawl {config.crawl_id} at {without_password(config.frontier)}\n"

@@ -59,6 +59,7 @@ __all__ = [
     "check_frontier_spec",
     "default_crawl_id",
     "is_redis",
+    "list_redis_crawls",
     "new_worker_id",
     "open_frontier",
     "read_location",
@@ -212,6 +213,23 @@ async def read_status(spec: str, *, output: Path | None, crawl_id: str | None) -
         raise ConfigError(f"status: {exc}") from None
     check_frontier_spec(spec)
     return None
+
+
+async def list_redis_crawls(spec: str) -> list[FrontierStatus]:
+    """The status of every crawl at the Redis a `--frontier` value names, by crawl id, read without
+    changing anything. Raises ConfigError when Redis cannot be reached or read."""
+    if HIDDEN_PASSWORD in spec:
+        raise ConfigError(f"status: the Redis at {spec} needs its password: give the URL with --frontier")
+    try:
+        from crawlpool.frontier.redis_crawls import list_crawls
+    except ImportError:
+        raise ConfigError(
+            "frontier: the redis frontier needs the redis client: pip install 'crawlpool[redis]'"
+        ) from None
+    try:
+        return await list_crawls(spec)
+    except FrontierError as exc:
+        raise ConfigError(f"status: {exc}") from None
 
 
 async def _open(
