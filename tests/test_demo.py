@@ -21,9 +21,11 @@ async def test_a_crawl_of_the_demo_site_reaches_every_page_and_its_known_failure
     pages = set(PAGES) - {"/private/notes.html"}
     assert set(by_url) == pages | {"/data.csv", "/missing.html", "/private/notes.html"}
     assert len(by_url) == 3 + ARTICLES + len(TAGS) + 3
-    assert all(by_url[path].status == 200 and by_url[path].path is not None for path in pages | {"/data.csv"})
-    assert (by_url["/missing.html"].status, by_url["/missing.html"].error_code) == (404, "http_4xx")
-    assert (by_url["/private/notes.html"].status, by_url["/private/notes.html"].error_code) == (None, "robots")
+    stored = pages | {"/data.csv"}
+    assert all(by_url[path].status == 200 and by_url[path].path is not None for path in stored)
+    missing, private = by_url["/missing.html"], by_url["/private/notes.html"]
+    assert (missing.status, missing.error_code) == (404, "http_4xx")
+    assert (private.status, private.error_code) == (None, "robots")
 
 
 async def test_the_demo_site_closes_and_frees_its_port() -> None:
@@ -35,5 +37,5 @@ async def test_the_demo_site_closes_and_frees_its_port() -> None:
 
 async def test_a_taken_port_is_an_oserror_and_nothing_is_left_serving() -> None:
     async with await DemoSite.start() as site:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="address already in use"):
             await DemoSite.start(site.port)
