@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sqlite, sqlite:///PATH or redis://... (default: where OUTPUT recorded it, else sqlite)",
     )
     status.add_argument(
-        "--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show (default: OUTPUT's)"
+        "--crawl-id",
+        metavar="NAME",
+        help="with a redis frontier: the crawl to show (default: OUTPUT's; with no OUTPUT, list the crawls)",
     )
     status.set_defaults(run=_run_status, quiet=False, verbose=0, log_format="text")
 

@@ -57,7 +57,8 @@ async def crawl_status(
 
     The crawl's state is where OUTPUT recorded it (`.crawlpool/frontier.json`), unless `frontier`
     names it (then `crawl_id` too for Redis, else the recorded one); with neither, OUTPUT's own
-    SQLite file. Raises UsageError when there is no crawl there (or its state cannot be read)."""
+    SQLite file. A Redis `frontier` with neither OUTPUT nor `crawl_id`: one line per crawl there.
+    Raises UsageError when there is no crawl there (or its state cannot be read)."""
     location = read_location(output) if output is not None else None
     spec = frontier or (location.frontier if location is not None else "sqlite")
     if crawl_id is None and location is not None:
