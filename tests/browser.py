@@ -91,7 +91,8 @@ class Page:
         )
         return await self.evaluate(expression, timeout_s)
 
-    async def screenshot(self, path: Path, width: int = 1200, height: int = 900) -> None:
+    async def screenshot(self, width: int = 1200, height: int = 900) -> bytes:
+        """The page as a PNG."""
         await self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
@@ -100,7 +101,7 @@ class Page:
             mobile=False,
         )
         shot = await self.call("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
+        return base64.b64decode(shot["data"])
 
 
 @contextlib.asynccontextmanager

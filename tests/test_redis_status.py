@@ -19,6 +19,8 @@ def status(
     owners: dict[str, str] | None = None,
     beats: list[tuple[str, float]] | None = None,
     paced: list[tuple[str, str | None, str | None]] | None = None,
+    leases: dict[str, str] | None = None,
+    last_record_ms: int | None = None,
 ) -> FrontierStatus:
     return build_status(
         {**META, **COUNTS} if meta is None else meta,
@@ -30,6 +32,8 @@ def status(
         crawl_id="c1",
         per_host=3,
         delay_ms=250,
+        leases=leases,
+        last_record_ms=last_record_ms,
     )
 
 
@@ -62,7 +66,7 @@ def test_workers_are_those_holding_slots_or_alive_with_their_slots_and_urls_in_f
     s = status(owners=owners, beats=beats)
     assert s.workers == (
         WorkerStatus("w1", slots=3, in_flight=2, heartbeat_age_s=2.5),
-        WorkerStatus("w2", slots=1, in_flight=1, heartbeat_age_s=None),  # holds slots, never beat
+        WorkerStatus("w2", slots=1, in_flight=1, heartbeat_age_s=None, alive=False),  # never beat
         WorkerStatus("w3", slots=0, in_flight=0, heartbeat_age_s=1.0),
         WorkerStatus("w5", slots=0, in_flight=0, heartbeat_age_s=0.0),  # a clock ahead counts as now
     )  # w4: no slots and its heartbeat is older than ALIVE_S
@@ -77,6 +81,29 @@ def test_state_is_running_while_a_heartbeat_is_fresh_stopped_otherwise_finished_
     assert status(meta={**META, **COUNTS, "state": "done"}, beats=alive).state == "finished"
     assert status(meta={**META, **COUNTS, "queued": "0", "leased": "0"}, beats=alive).state == "finished"
     assert status(meta={**META, **COUNTS, "queued": "0"}, beats=alive).state == "running"
+
+
+def test_a_heartbeat_is_stale_after_the_workers_own_lease_and_then_no_worker_is_live() -> None:
+    beats = [("short", NOW - 6_000), ("long", NOW - 200_000), ("default", NOW - ALIVE_S * 1000 - 1)]
+    leases = {"short": "5000", "long": "300000", "junk": "x"}
+    s = status(beats=beats, leases=leases, owners={"a#0": owner("short", "1")})
+    assert s.workers == (
+        WorkerStatus("long", slots=0, in_flight=0, heartbeat_age_s=200.0),  # within its 300 s lease
+        WorkerStatus("short", slots=1, in_flight=1, heartbeat_age_s=6.0, alive=False),  # past its 5 s
+    )  # default: no lease recorded, so ALIVE_S, and it is past that
+    assert (s.state, s.live_workers) == ("running", 1)
+    s = status(beats=[("short", NOW - 6_000), ("junk", NOW - ALIVE_S * 1000 - 1)], leases=leases)
+    assert (s.state, s.live_workers) == ("stopped", 0)
+    assert (status().state, status().live_workers) == ("stopped", 0)  # no worker at all
+
+
+def test_updated_is_the_later_of_the_crawls_own_and_its_last_record() -> None:
+    written = {**META, **COUNTS, "m:updated": "2027-01-15T08:00:00Z"}
+    last = 1_800_000_000_000  # 2027-01-15T08:00:00Z
+    assert status(last_record_ms=last).updated == "2027-01-15T08:00:00Z"  # killed: never set m:updated
+    assert status(meta=written, last_record_ms=last - 60_000).updated == "2027-01-15T08:00:00Z"
+    assert status(meta=written, last_record_ms=last + 61_000).updated == "2027-01-15T08:01:01Z"
+    assert status().updated is None
 
 
 def test_backoff_lists_hosts_backed_off_or_still_blocked_most_held_first() -> None:

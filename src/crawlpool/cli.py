@@ -37,6 +37,7 @@ from crawlpool.errors import ConfigError, FrontierError, StorageError, UsageErro
 from crawlpool.frontier import is_redis, without_password
 from crawlpool.logs import json_line, setup_logging
 from crawlpool.records import Page
+from crawlpool.rejoin import finished_notice
 from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
@@ -276,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sqlite, sqlite:///PATH or redis://... (default: where OUTPUT recorded it, else sqlite)",
     )
     status.add_argument(
-        "--crawl-id", metavar="NAME", help="with a redis frontier: the crawl to show (default: OUTPUT's)"
+        "--crawl-id",
+        metavar="NAME",
+        help="with a redis frontier: the crawl to show (default: OUTPUT's; with no OUTPUT, list the crawls)",
     )
     status.set_defaults(run=_run_status, quiet=False, verbose=0, log_format="text")
 
@@ -417,6 +420,10 @@ def _run_crawl(args: argparse.Namespace) -> int:
     for warning in seeds.warnings:
         log.warning("%s", warning)
     config, urls = prepare(seeds.urls, config, {})
+    if (notice := asyncio.run(finished_notice(config, urls))) is not None:  # joining a finished crawl
+        if not args.quiet:
+            voice.say(notice, event="finished_already")
+        return EXIT_OK
 
     def show_dashboard(url: str) -> None:
         voice.say(f"dashboard at {url}", event="dashboard", url=url)

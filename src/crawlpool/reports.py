@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from crawlpool.errors import UsageError
-from crawlpool.frontier import FrontierStatus, is_redis, read_location, read_status, sqlite_path
+from crawlpool.frontier import (
+    LOCATION_FILE,
+    FrontierStatus,
+    is_redis,
+    list_redis_crawls,
+    read_location,
+    read_status,
+    sqlite_path,
+    without_password,
+)
 from crawlpool.outcome import ended_text
 from crawlpool.records import ERROR_CODES, error_codes
 from crawlpool.store import MANIFEST_NAME
@@ -64,25 +74,35 @@ async def crawl_status(
 
     The crawl's state is where OUTPUT recorded it (`.crawlpool/frontier.json`), unless `frontier`
     names it (then `crawl_id` too for Redis, else the recorded one); with neither, OUTPUT's own
-    SQLite file. Raises UsageError when there is no crawl there (or its state cannot be read)."""
+    SQLite file. A Redis `frontier` with neither OUTPUT nor `crawl_id`: one line per crawl there.
+    Raises UsageError when there is no crawl there (or its state cannot be read)."""
     location = read_location(output) if output is not None else None
     spec = frontier or (location.frontier if location is not None else "sqlite")
     if crawl_id is None and location is not None:
         crawl_id = location.crawl_id
     if output is None and not is_redis(spec):
         raise UsageError("status: name the crawl's OUTPUT directory (or give --frontier redis://...)")
+    if output is None and crawl_id is None:
+        return crawl_list_lines(without_password(spec), await list_redis_crawls(spec))
     status = await read_status(spec, output=output, crawl_id=crawl_id)
     if status is None:
         assert output is not None
         state_file = sqlite_path(spec, output)
-        if not (output / MANIFEST_NAME).exists():
+        manifest = output / MANIFEST_NAME
+        if not manifest.exists():
             where = f"{state_file} not found" if state_file is not None else "no manifest"
             raise UsageError(f"status: {output} holds no crawl ({where})")
-        if spec == "memory" or (location is None and frontier is None):
+        if spec == "memory":
             heading = "no frontier state (a memory-frontier crawl): from the manifest"
+        elif location is None and frontier is None:  # a crawl from before OUTPUT recorded its frontier
+            heading = (
+                f"no frontier state found ({output / LOCATION_FILE} and {state_file} missing; "
+                "give --frontier if it lives elsewhere): from the manifest"
+            )
         else:
             heading = f"no frontier state ({state_file} not found): from the manifest"
-        return status_lines(_manifest_counts(output, FrontierStatus(state="stopped")), output, heading)
+        status = FrontierStatus(state="stopped", updated=modified_at(manifest))
+        return status_lines(_manifest_counts(output, status), output, heading)
     if status.done is None and output is not None:
         status = _manifest_counts(output, status)  # another process holds it: its manifest so far
     return status_lines(status, output)
@@ -129,6 +149,7 @@ def status_lines(status: FrontierStatus, output: Path | None, heading: str | Non
     for worker in status.workers:
         age = worker.heartbeat_age_s
         beat = "never" if age is None else f"{age:.1f} s ago"
+        beat += "" if worker.alive else " (stale: its slots come back after its lease)"
         held = f"{worker.slots} host slot{'' if worker.slots == 1 else 's'}, {worker.in_flight} in flight"
         lines.append(f"  worker {worker.worker_id}: {held}, last heartbeat {beat}")
     return lines
@@ -139,10 +160,30 @@ def state_words(status: FrontierStatus) -> str:
     return _heading(status)
 
 
+def crawl_list_lines(where: str, statuses: Sequence[FrontierStatus]) -> list[str]:
+    """`crawlpool status --frontier redis://...` with no crawl id: one line per crawl at that Redis."""
+    if not statuses:
+        return [f"no crawls at {where}"]
+    lines = [f"{len(statuses)} crawl{'s' if len(statuses) != 1 else ''} at {where}:"]
+    width = max(len(str(status.crawl_id)) for status in statuses)
+    for status in statuses:
+        failed = sum((status.failures or {}).values())
+        counts = (
+            f"{status.done or 0:,} URLs done (of {status.seen or 0:,} discovered), "
+            f"{status.queued or 0:,} queued, {failed:,} failed"
+        )
+        lines.append(f"  {status.crawl_id:<{width}}  {_shared_state(status)}: {counts}")
+    lines.append("one crawl in full: crawlpool status --frontier URL --crawl-id NAME")
+    return lines
+
+
 def _heading(status: FrontierStatus) -> str:
     """How the crawl ended, in the end-of-crawl summary's words (`outcome.ended_text`); or running."""
     if status.state == "finished":
         return ended_text("unreachable" if status.ended == "unreachable" else "finished", 0)
+    if status.live_workers is not None:  # a shared crawl: workers come and go, none "holds" it
+        hint = "; start one with the same --frontier and --crawl-id to continue"
+        return _shared_state(status) + (hint if status.state == "stopped" else "")
     if status.state == "stopped":
         ended = status.ended if status.ended in ("max_pages", "stopped") else None
         return ended_text(ended, status.queued)
@@ -151,10 +192,30 @@ def _heading(status: FrontierStatus) -> str:
     return f"running{holder}{counted}"
 
 
+def _shared_state(status: FrontierStatus) -> str:
+    """The state of a shared (Redis) crawl in a few words: a crawl no worker is on is not running,
+    whatever its workers last wrote."""
+    live = status.live_workers or 0
+    if status.state == "finished":
+        return "finished"
+    if status.state == "stopped" or not live:
+        return "no live worker"
+    return f"running ({live} live worker{'s' if live != 1 else ''})"
+
+
 def _failed_line(errors: Mapping[str, int]) -> str:
     by_count = sorted(errors.items(), key=lambda kv: -kv[1])
     detail = ": " + ", ".join(f"{code} {n:,}" for code, n in by_count) if errors else ""
     return f"  failed         {sum(errors.values()):,}{detail}"
+
+
+def modified_at(path: Path) -> str | None:
+    """When `path` last changed, as an ISO time in UTC (None when it cannot be read)."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _manifest_counts(output: Path, status: FrontierStatus) -> FrontierStatus:

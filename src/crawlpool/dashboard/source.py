@@ -27,11 +27,11 @@ from crawlpool.frontier import (
     Politeness,
     is_redis,
     open_frontier,
+    read_host_rows,
     read_location,
     read_status,
     sqlite_path,
 )
-from crawlpool.frontier.sqlite import read_host_rows_at
 from crawlpool.outcome import ended_text
 from crawlpool.progress import RateWindow, Snapshot, eta_s
 from crawlpool.records import error_codes
@@ -419,7 +419,9 @@ class StoredSource:
             return []
         mtime = path.stat().st_mtime
         if self._hosts_cache is None or self._hosts_cache[0] != mtime:
-            self._hosts_cache = (mtime, read_host_rows_at(path, max(limit, 100)))
+            assert self._output is not None
+            rows = read_host_rows(self._spec, output=self._output, limit=max(limit, 100))
+            self._hosts_cache = (mtime, rows)
         return self._hosts_cache[1][:limit]
 
     async def errors(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from crawlpool.frontier.base import (
     WorkerStatus,
 )
 from crawlpool.frontier.memory import MemoryFrontier
-from crawlpool.frontier.sqlite import SqliteFrontier, read_status_at
+from crawlpool.frontier.sqlite import SqliteFrontier, read_host_rows_at, read_status_at
 
 __all__ = [
     "CrawlState",
@@ -61,8 +61,10 @@ __all__ = [
     "check_frontier_spec",
     "default_crawl_id",
     "is_redis",
+    "list_redis_crawls",
     "new_worker_id",
     "open_frontier",
+    "read_host_rows",
     "read_location",
     "read_status",
     "sqlite_path",
@@ -214,6 +216,35 @@ async def read_status(spec: str, *, output: Path | None, crawl_id: str | None) -
         raise ConfigError(f"status: {exc}") from None
     check_frontier_spec(spec)
     return None
+
+
+async def list_redis_crawls(spec: str) -> list[FrontierStatus]:
+    """The status of every crawl at the Redis a `--frontier` value names, by crawl id, read without
+    changing anything. Raises ConfigError when Redis cannot be reached or read."""
+    if HIDDEN_PASSWORD in spec:
+        raise ConfigError(f"status: the Redis at {spec} needs its password: give the URL with --frontier")
+    try:
+        from crawlpool.frontier.redis_crawls import list_crawls
+    except ImportError:
+        raise ConfigError(
+            "frontier: the redis frontier needs the redis client: pip install 'crawlpool[redis]'"
+        ) from None
+    try:
+        return await list_crawls(spec)
+    except FrontierError as exc:
+        raise ConfigError(f"status: {exc}") from None
+
+
+def read_host_rows(spec: str, *, output: Path, limit: int) -> list[HostRow]:
+    """The busiest hosts of a stopped SQLite crawl, read-only (empty for other backends, a missing
+    file, or a crawl another process holds). Raises ConfigError when the state cannot be read."""
+    path = sqlite_path(spec, output)
+    if path is None or not path.exists():
+        return []
+    try:
+        return read_host_rows_at(path, limit)
+    except FrontierError as exc:
+        raise ConfigError(f"dashboard: {exc}") from None
 
 
 async def _open(

@@ -101,13 +101,15 @@ CrawlState = Literal["running", "stopped", "finished"]
 
 @dataclass(frozen=True, slots=True)
 class WorkerStatus:
-    """One worker of a shared (Redis) crawl: the host slots it leases, the URLs it has in flight, and
-    seconds since its last heartbeat (None: never seen)."""
+    """One worker of a shared (Redis) crawl: the host slots it leases, the URLs it has in flight,
+    seconds since its last heartbeat (None: never seen), and whether that heartbeat is within the
+    worker's lease (False: it stopped or was killed; its slots come back to the crawl)."""
 
     worker_id: str
     slots: int
     in_flight: int
     heartbeat_age_s: float | None
+    alive: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,8 @@ class FrontierStatus:
     (work is left and no one is on it: `--resume` continues it). None is "this backend does not know":
     a SQLite crawl another process holds shows only `state` and `holder` (the pid) until it stops; a
     Redis crawl counts no pages stored, retries or hosts. `queued` includes `retrying` (URLs waiting
-    for a retry's delay); `failures` counts done URLs by error code."""
+    for a retry's delay); `failures` counts done URLs by error code. `live_workers` is set only for a
+    shared (Redis) crawl: how many workers have a heartbeat within their lease (running while any)."""
 
     state: CrawlState
     done: int | None = None
@@ -174,6 +177,7 @@ class FrontierStatus:
     politeness: Politeness | None = None
     workers: tuple[WorkerStatus, ...] = field(default=())
     backoff: tuple[HostBackoff, ...] = field(default=())  # hosts paced slower than asked, or blocked
+    live_workers: int | None = None
 
 
 ROBOTS_FAILURES_KEPT_S = 86_400.0  # an unavailable state outlives its retry time this long, for its count

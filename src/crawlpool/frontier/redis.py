@@ -151,6 +151,7 @@ class RedisFrontier:
         self._ambiguous: set[tuple[int, int]] = set()  # (token, fp) of acks whose reply was lost
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._observer = False  # opened with observe=True: never writes, even on close
 
     @classmethod
     async def open(
@@ -173,8 +174,9 @@ class RedisFrontier:
         `worker_id` defaults to hostname:pid; give a stable one (machine + process slot) so that a
         restarted worker reclaims its old leases at once instead of after their expiry.
         `clock` (seconds) replaces Redis TIME — for tests only; every worker must then share it.
-        `observe=True` opens an existing crawl only to read it (`crawlpool status`): no crawl is created,
-        and no heartbeat or reaper runs, so the observer never appears as a worker.
+        `observe=True` opens an existing crawl only to read it (`crawlpool status`): nothing is written
+        (no crawl is created, no config stored, no slot reclaimed), `politeness` is not compared, and no
+        heartbeat or reaper runs, so the observer never appears as a worker.
         Raises FrontierError when Redis cannot be reached or is older than 6.2.
         """
         if not crawl_id or any(c in crawl_id for c in "{}"):
@@ -202,14 +204,17 @@ class RedisFrontier:
                     f"redis frontier: {safe} runs Redis {info['redis_version']}; 6.2 or later is needed"
                 )
             keys = _Keys(crawl_id)
-            if observe and not await client.exists(keys.meta):
-                raise FrontierError(f"redis frontier: {safe} holds no crawl {crawl_id!r}")
-            now = "" if clock is None else str(round(clock() * 1000))
-            init = client.register_script(_LUA_PRELUDE + _INIT)
             delay_ms = round(politeness.delay_s * 1000)
-            stored = await init(
-                keys=[keys.meta], args=[now, SCHEMA, politeness.per_host, delay_ms, seen_bucket_bits]
-            )
+            if observe:  # read only: the crawl's config is read back, never written
+                if not await client.exists(keys.meta):
+                    raise FrontierError(f"redis frontier: {safe} holds no crawl {crawl_id!r}")
+                stored = await client.hmget(keys.meta, ["schema", "per_host", "delay_ms", "seen_bits"])
+            else:
+                now = "" if clock is None else str(round(clock() * 1000))
+                init = client.register_script(_LUA_PRELUDE + _INIT)
+                stored = await init(
+                    keys=[keys.meta], args=[now, SCHEMA, politeness.per_host, delay_ms, seen_bucket_bits]
+                )
         except (RedisError, OSError) as exc:
             await client.aclose()
             reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -217,11 +222,11 @@ class RedisFrontier:
         except FrontierError:
             await client.aclose()
             raise
-        schema, per_host, stored_delay_ms, seen_bits = (int(v) for v in stored)
+        schema, per_host, stored_delay_ms, seen_bits = (int(v or 0) for v in stored)
         if schema != SCHEMA:
             await client.aclose()
             raise FrontierError(f"redis frontier: crawl {crawl_id!r} has schema {schema}, expected {SCHEMA}")
-        if (per_host, stored_delay_ms) != (politeness.per_host, delay_ms):
+        if not observe and (per_host, stored_delay_ms) != (politeness.per_host, delay_ms):
             log.warning(
                 "crawl %s keeps the politeness it was created with: per_host=%d delay_s=%g",
                 crawl_id,
@@ -240,14 +245,18 @@ class RedisFrontier:
             urls_per_lease=urls_per_lease,
             clock=clock,
         )
+        if observe:
+            frontier._observer = True
+            return frontier
         try:
+            # How long this worker's heartbeat stays fresh, for `status`.
+            await frontier._call(client.hset(keys.leases, frontier.worker_id, str(lease_ms)))
             if worker_id is not None:
                 await frontier._reclaim_mine()
         except FrontierError:
             await client.aclose()
             raise
-        if not observe:
-            frontier._start_background()
+        frontier._start_background()
         return frontier
 
     # -- the protocol -------------------------------------------------------------------------------
@@ -376,10 +385,11 @@ class RedisFrontier:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            if release:
+            if release and not self._observer:
                 if self._slots.tokens:
                     await self._reclaim(list(self._slots.tokens.items()), "release")
                 await self._call(self._client.zrem(self._keys.workers, self.worker_id))
+                await self._call(self._client.hdel(self._keys.leases, self.worker_id))
         except FrontierError as exc:
             log.warning("could not give back the leases of worker %s: %s", self.worker_id, exc)
         finally:
@@ -421,7 +431,7 @@ class RedisFrontier:
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
         holding slots, with their slots, URLs in flight and seconds since their last heartbeat. The crawl
-        is running while a worker's heartbeat is fresh (within a default lease), stopped otherwise."""
+        is running while a worker's heartbeat is fresh (within that worker's lease), stopped otherwise."""
         keys = self._keys
         meta: dict[str, str] = await self._call(self._client.hgetall(keys.meta))
         done_by: dict[str, str] = await self._call(self._client.hgetall(keys.done_by))
@@ -429,6 +439,8 @@ class RedisFrontier:
         beats: list[tuple[str, float]] = await self._call(
             self._client.zrange(keys.workers, 0, -1, withscores=True)
         )
+        leases: dict[str, str] = await self._call(self._client.hgetall(keys.leases))
+        last: list[tuple[str, Any]] = await self._call(self._client.xrevrange(keys.records, count=1))
         now_ms = await self._now_ms()
         paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
         for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
@@ -446,6 +458,8 @@ class RedisFrontier:
             crawl_id=self.crawl_id,
             per_host=self._per_host,
             delay_ms=self._delay_ms,
+            leases=leases,
+            last_record_ms=int(last[0][0].partition("-")[0]) if last else None,  # a stream id is ms-seq
         )
 
     def is_current(self, lease: Lease) -> bool:

@@ -22,6 +22,8 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 | `h:owner`         | HASH   | leased slot → JSON {w: worker id, t: token, n: URLs taken under              |
 |                   |        | this lease, fp: the URL in flight, absent when none}                         |
 | `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
+| `leases`          | HASH   | worker id → its lease_ms, set when it opens (`status`: a heartbeat older     |
+|                   |        | than the worker's own lease is stale)                                        |
 | `records`         | STREAM | one entry per ack: fp, worker, page (the manifest record as JSON)            |
 | `done_by`         | HASH   | error code (or `ok`) → records acked with it                                 |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
@@ -47,6 +49,15 @@ sink, so an operator may XTRIM it.
 from __future__ import annotations
 
 META = "m:"  # set_meta's keys, in the meta hash beside the crawl's own fields
+_META_PREFIX, _META_SUFFIX = "crawlpool:{", "}:meta"
+META_PATTERN = _META_PREFIX + "*" + _META_SUFFIX  # a SCAN MATCH for every crawl's meta key
+
+
+def crawl_id_of(meta_key: str) -> str | None:
+    """The crawl id of a key that META_PATTERN matched, or None when it is no crawl's meta key
+    (the glob's `*` also matches braces, which a crawl id never holds)."""
+    crawl_id = meta_key.removeprefix(_META_PREFIX).removesuffix(_META_SUFFIX)
+    return None if not crawl_id or any(c in crawl_id for c in "{}") else crawl_id
 
 
 class Keys:
@@ -61,6 +72,7 @@ class Keys:
         self.owner = prefix + "h:owner"
         self.paced = prefix + "h:paced"
         self.workers = prefix + "workers"
+        self.leases = prefix + "leases"
         self.records = prefix + "records"
         self.done_by = prefix + "done_by"
         self.acks = prefix + "acks"

@@ -12,7 +12,7 @@ from crawlpool.frontier.base import CrawlState, FrontierStatus, Politeness, Work
 from crawlpool.frontier.redis_keys import META
 from crawlpool.policy.pacing import HostPace
 
-ALIVE_S = 60.0  # a worker counts as alive within a default lease of its last heartbeat
+ALIVE_S = 60.0  # the lease of a worker that recorded none (the default --lease)
 
 
 def build_status(
@@ -26,13 +26,18 @@ def build_status(
     crawl_id: str,
     per_host: int,
     delay_ms: int,
+    leases: Mapping[str, str] | None = None,
+    last_record_ms: int | None = None,
 ) -> FrontierStatus:
     """The status of crawl `crawl_id` at `now_ms` from its `meta`, `done_by` and `h:owner` hashes, its
     `workers` set as (worker, last heartbeat ms) pairs, and (host, pace, blocked_until_ms) from the
     `host:<host>` hash of each host in `h:paced` (None where the field is missing). `per_host` and
-    `delay_ms` stand in for the politeness when meta lacks it. The crawl is running while a worker's
-    heartbeat is fresh (within ALIVE_S), stopped otherwise, finished when it is done or nothing is
-    queued or leased."""
+    `delay_ms` stand in for the politeness when meta lacks it. `leases` (worker → lease ms, the
+    `leases` hash) says how long each worker's heartbeat stays fresh (ALIVE_S when unrecorded): the
+    crawl is running while one is fresh, stopped otherwise, finished when it is done or nothing is
+    queued or leased. `updated` is the later of `m:updated` and the last record's time
+    (`last_record_ms`, the id of the `records` stream's last entry), so a killed worker's crawl has one."""
+    leases = leases or {}
     age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
     slots: Counter[str] = Counter()
     in_flight: Counter[str] = Counter()
@@ -40,9 +45,9 @@ def build_status(
         owner = json.loads(raw)
         slots[owner["w"]] += 1
         in_flight[owner["w"]] += "fp" in owner
-    alive = {worker for worker, age in age_s.items() if age <= ALIVE_S}
+    alive = {worker for worker, age in age_s.items() if age <= _lease_s(leases.get(worker))}
     workers = tuple(
-        WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker))
+        WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker), worker in alive)
         for worker in sorted(set(slots) | alive)
     )
     counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
@@ -60,7 +65,7 @@ def build_status(
         in_flight=counts["leased"],
         failures={code: int(n) for code, n in sorted(done_by.items()) if code != "ok"},
         started=started,
-        updated=meta.get(META + "updated"),
+        updated=_later(meta.get(META + "updated"), _iso(last_record_ms) if last_record_ms else None),
         ended=meta.get(META + "ended"),
         crawl_id=crawl_id,
         politeness=Politeness(
@@ -72,7 +77,20 @@ def build_status(
             for host, raw, blocked in paced
             if raw is not None
         ),
+        live_workers=len(alive),
     )
+
+
+def _lease_s(lease_ms: str | None) -> float:
+    try:
+        return int(lease_ms) / 1000 if lease_ms else ALIVE_S
+    except ValueError:
+        return ALIVE_S
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    """The later of two optional times in the same ISO form (which sorts as text)."""
+    return max(a, b) if a and b else a or b
 
 
 def _iso(ms: int) -> str:

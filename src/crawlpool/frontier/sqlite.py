@@ -69,6 +69,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -716,6 +717,20 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState, now: float) -> Fro
     )
 
 
+def _last_write(path: Path) -> str | None:
+    """When the state at `path` was last written (its WAL takes every commit; the file itself only
+    checkpoints), as an ISO time in UTC like the `updated` meta value; None when neither exists."""
+    mtimes = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            mtimes.append(file.stat().st_mtime)
+        except OSError:
+            continue
+    if not mtimes:
+        return None
+    return datetime.fromtimestamp(max(mtimes), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def running_pid(path: Path) -> str | None:
     """The pid of the process holding the crawl state at `path`, or None when no process holds it."""
     lock_path = path.with_name(path.name + ".lock")
@@ -739,16 +754,20 @@ def read_status_at(path: Path) -> FrontierStatus:
     While another process holds the state (its exclusive lock keeps the file unreadable), only that:
     state running, `holder` its pid, no numbers. Otherwise the file is opened read-only: URLs a killed
     process had leased still count as in flight (a resume reclaims them), and an unfinished crawl is
-    stopped. Raises FrontierError when the file cannot be read as a crawl state."""
+    stopped. `updated` is the later of the crawl's own and the last write to the file, so a crawl
+    that was killed (and one still running) has one. Raises FrontierError when the file cannot be
+    read as a crawl state."""
+    written = _last_write(path)
     pid = running_pid(path)
     if pid is not None:
-        return FrontierStatus(state="running", holder=pid)
+        return FrontierStatus(state="running", holder=pid, updated=written)
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     try:
-        return _status(conn, "stopped", time.time())
+        status = _status(conn, "stopped", time.time())
+        return replace(status, updated=max(filter(None, (status.updated, written)), default=None))
     except sqlite3.Error as exc:
         raise _frontier_error(path, exc) from exc
     finally:
