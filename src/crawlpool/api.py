@@ -43,6 +43,7 @@ from crawlpool.outcome import ENDED_META_KEY
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
+from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
@@ -340,7 +341,6 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
             log.exception("progress display failed")
 
 
-CRAWL_IDENTITY_KEY = "crawl"
 _IDENTITY_FIELDS = ("seeds", "scope", "include", "exclude")
 
 
@@ -369,10 +369,7 @@ async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repa
     """Bind the frontier to this crawl: record what defines the crawl on a new one; on one that exists,
     refuse a different crawl, then on resume repair the output (leftover temp files, and with `repair`
     the manifest, rewritten from the records the frontier committed for this process)."""
-    identity = json.dumps(
-        {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude},
-        sort_keys=True,
-    )
+    identity = json.dumps(crawl_identity(cfg, seeds), sort_keys=True)
     clear_temp_files(cfg.output)
     stored = await frontier.claim_meta(CRAWL_IDENTITY_KEY, identity)
     if stored is None:
