@@ -20,10 +20,16 @@ concurrent callers share it) and turns the outcome into one of two answers:
     429, 5xx                                     unavailable: disallow all, retry with        §2.3.1.4
                                                  backoff; never cached for the whole crawl
     no response (connect, dns, timeout, tls...)  unavailable, as for 5xx                      §2.3.1.4
+    its address refused by the address guard     allow all, cached for the TTL; nothing sent  §2.3.1.2,
+      (blocked_address, also after a redirect)                                                §2.3.1.3
     rules older than the TTL (24 h)              fetched again on the next call               §2.4
 
 Why a 6th redirect allows all: §2.3.1.2 lets crawlers "assume that the robots.txt file is unavailable",
 and "unavailable" is the §2.3.1.3 case (like a 4xx), which means no restrictions. Google does the same.
+A robots.txt the address guard will not let us reach (`addresses.py`: a host at a private address, or a
+redirect into one) is that same case: the refusal is permanent, so waiting and asking again, as after
+an outage, would only hold the host's pages back until they were recorded as `robots`. The pages of a
+host that is itself refused are then refused too, each recorded as `blocked_address`.
 
 "Unavailable" answers come back as `RobotsUnavailable`, with the time to wait before asking again: 5 s
 after the first failure, doubling to at most 10 min, times a random factor in [0.8, 1.0] so that hosts
@@ -376,6 +382,10 @@ class RobotsCache:
 
     def _outcome(self, response: Response) -> str | tuple[str, float | None] | None:
         status = response.status
+        if status is None and response.error is not None and response.error.code == "blocked_address":
+            # A permanent refusal (addresses.py), not an outage: waiting would change nothing.
+            logger.info("robots.txt not fetched: %s; allowing all", response.error)
+            return None
         # Each reason starts with the code of its cause, so that a URL recorded as `robots` because of
         # it reads `robots: dns: robots.txt unreachable: ...` and `failures --code dns` finds it.
         if status is None:
