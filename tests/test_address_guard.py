@@ -32,9 +32,12 @@ from crawlpool.addresses import (
 )
 from crawlpool.cli import build_parser, main
 from crawlpool.errors import ConfigError
-from crawlpool.fetch import Fetcher
+from crawlpool.fetch import Fetcher, FetchError, Response
+from crawlpool.frontier import Politeness
+from crawlpool.frontier.memory import MemoryFrontier
 from crawlpool.guarded import GuardedConnector
 from crawlpool.records import Page
+from crawlpool.robots import ALLOW_ALL, RobotsCache
 from tests import loopback_only
 from tests.polite_site import PoliteSite, page, text
 
@@ -422,6 +425,22 @@ async def test_a_robots_txt_redirect_to_a_refused_address_is_not_followed(
     assert (records[f"{near_url}/"].status, records[f"{near_url}/a"].status) == (200, 200)
     assert far.hits == []
     assert [hit.path for hit in near.hits].count("/robots.txt") == 1
+
+
+async def test_a_refused_robots_txt_allows_all_but_is_not_the_crawls_state() -> None:
+    """Another worker, or a --resume with --allow-private, must read that robots.txt itself."""
+    calls: list[str] = []
+
+    async def fetch(url: str) -> Response:
+        calls.append(url)
+        return Response(None, None, b"", None, None, 0, FetchError("blocked_address", "10.0.0.5 is private"))
+
+    frontier = MemoryFrontier(Politeness())
+    cache = RobotsCache(fetch, "crawlpool/1.0", store=frontier)
+    assert await cache.rules_for("http://inner.test/a") is ALLOW_ALL
+    assert await cache.rules_for("http://inner.test/b") is ALLOW_ALL  # kept in this process for the TTL
+    assert calls == ["http://inner.test/robots.txt"]
+    assert await frontier.robots("http://inner.test:80") is None
 
 
 async def test_invalid_names_still_fail_as_dns(aiohttp_server: Server, tmp_path: Path) -> None:
