@@ -267,7 +267,7 @@ async def three_sites(aiohttp_server: Server, ipv6_loopback: None) -> ThreeSites
 
 
 async def test_links_to_other_loopback_addresses_are_recorded_not_fetched(
-    three_sites: ThreeSites, tmp_path: Path
+    three_sites: ThreeSites, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, near_url, second, second_url, v6, v6_url = three_sites
     result = await crawl([f"{near_url}/"], output=tmp_path / "o", scope="any", frontier="memory", retries=2)
@@ -283,6 +283,13 @@ async def test_links_to_other_loopback_addresses_are_recorded_not_fetched(
     assert result.stats.requests == 1  # only the seed went out
     lines = (tmp_path / "o" / "manifest.jsonl").read_text().splitlines()
     assert len(lines) == 3  # each URL recorded once
+    # Said once per host at the default verbosity, with the way to allow it.
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    host = second_url.split("/")[2]
+    assert [m for m in warned if m.startswith(host)] == [
+        f"{host}: not fetched: 127.0.0.2 is loopback, and only the seeds' hosts may be at such an "
+        "address (--allow-address CIDR or --allow-private lift it); its URLs are recorded as blocked_address"
+    ]
 
 
 @pytest.mark.parametrize(
