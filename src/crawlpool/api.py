@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from rich.console import Console
 
+from crawlpool.addresses import AddressGuard, AddressPolicy
 from crawlpool.config import CrawlConfig
 from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
@@ -39,6 +40,7 @@ from crawlpool.frontier import (
     without_password,
     write_location,
 )
+from crawlpool.guarded import GuardedConnector
 from crawlpool.outcome import ENDED_META_KEY
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
@@ -49,6 +51,7 @@ from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
+from crawlpool.urls import url_host
 
 DNS_CACHE_TTL_S = 300
 log = logging.getLogger(__name__)
@@ -238,8 +241,11 @@ async def run_crawl(
         await frontier.aclose()
         raise
     engine_stats: CrawlStats | None = None  # kept, so that how the crawl ended is saved with it
-    connector = aiohttp.TCPConnector(
-        limit=cfg.concurrency, limit_per_host=cfg.per_host, ttl_dns_cache=DNS_CACHE_TTL_S
+    connector = GuardedConnector(
+        address_guard(cfg, seeds),
+        limit=cfg.concurrency,
+        limit_per_host=cfg.per_host,
+        ttl_dns_cache=DNS_CACHE_TTL_S,
     )
     try:
         async with (
@@ -293,6 +299,13 @@ async def run_crawl(
             if engine_stats is not None:
                 await frontier.set_meta(ENDED_META_KEY, engine_stats.outcome)
         await frontier.aclose()
+
+
+def address_guard(cfg: CrawlConfig, seeds: Iterable[str]) -> AddressGuard:
+    """The crawl's address guard: the seeds' hosts may be anywhere, other hosts only where the config
+    allows (see addresses.py)."""
+    policy = AddressPolicy.from_options(cfg.allow_private, cfg.allow_address)
+    return AddressGuard.for_seeds((url_host(url) for url in seeds), policy)
 
 
 @contextlib.asynccontextmanager

@@ -45,6 +45,7 @@ ERROR_CODES = frozenset(
         "robots",
         "trap",
         "internal",
+        "blocked_address",
     }
 )
 # Codes meaning the host could not be reached at all (as opposed to answering badly).
