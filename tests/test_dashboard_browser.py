@@ -139,3 +139,31 @@ async def test_dashboard_of_a_redis_crawl_shows_its_two_workers(site: str, tmp_p
         for proc in (*workers, board):
             await stop(proc)
         await drop_crawl(url_of_redis, crawl_id)
+
+
+async def test_an_error_example_links_to_its_record(tmp_path: Path) -> None:
+    chromium_binary()
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/":
+            return web.Response(text='<a href="/gone">gone</a>', content_type="text/html")
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        output = tmp_path / "out"
+        crawler = await start("crawl", f"http://127.0.0.1:{server.port}/", "-o", str(output), "-q")
+        assert await crawler.wait() == 0
+    board = await start("dashboard", str(output), "--port", "0")
+    try:
+        async with open_page(await dashboard_url(board), tmp_path / "profile") as page:
+            await page.wait_for("document.querySelector('#error_rows a.example') !== null")
+            await page.evaluate("document.querySelector('#error_rows a.example').click()")
+            shown = await page.wait_for(
+                "document.querySelectorAll('#record_rows tr').length === 1",
+                "Array.from(document.querySelectorAll('#record_rows td')).map((td) => td.textContent)",
+            )
+            assert shown[1].endswith("/gone") and shown[2] == "404" and shown[3].startswith("http_4xx")
+    finally:
+        await stop(board)

@@ -96,8 +96,21 @@ async function refreshTables() {
     fill($("error_rows"), codes, [
       ([code]) => code, ([, n]) => fmt(n),
       ([code]) => Object.entries(errors.by_cause[code] || {}).map(([c, n]) => c + " " + n).join(", "),
-      ([code]) => (errors.examples[code] || []).map((e) => "#" + e.line + " " + e.url).join("\n"),
+      () => "",
     ]);
+    // Each example links to its record: a click shows it in the records table.
+    codes.forEach(([code], i) => {
+      const td = $("error_rows").children[i].lastChild;
+      (errors.examples[code] || []).forEach((example) => {
+        const link = document.createElement("a");
+        link.href = "#records";
+        link.className = "example";
+        link.textContent = "#" + example.line + " " + example.url;
+        link.addEventListener("click", () => { $("q_url").value = example.url; $("q_status").value = "";
+          $("q_code").value = code; offset = 0; searchRecords(); });
+        td.appendChild(link);
+      });
+    });
     const workers = await getJSON("/api/workers");
     fill($("worker_rows"), workers.workers, [
       (w) => w.worker_id, (w) => fmt(w.slots), (w) => fmt(w.in_flight),
