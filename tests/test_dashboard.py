@@ -6,10 +6,13 @@ fake source pins what the views do with their parameters.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -174,3 +177,42 @@ def test_history_thins_itself_to_span_the_whole_crawl() -> None:
         history.add(float(second), second, 0, second)
     points = history.points()
     assert len(points) <= 720 and points[0][0] == 0.0 and points[-1][0] > 4000
+
+
+async def test_live_status_says_what_the_crawl_waits_for(aiohttp_server: Any, tmp_path: Path) -> None:
+    """A crawl whose only host answers robots.txt with 503 waits for robots.txt: the live overview
+    says so, and its hosts table says why the host is held back."""
+    from aiohttp import web
+
+    from crawlpool.api import prepare, run_crawl
+
+    async def robots_down(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", robots_down)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    urls: asyncio.Queue[str] = asyncio.Queue()
+    config, seeds = prepare(
+        [f"http://127.0.0.1:{server.port}/"], None, {"output": tmp_path / "o", "dashboard": "127.0.0.1:0"}
+    )
+    crawl_task = asyncio.create_task(run_crawl(config, seeds, lambda _: None, on_dashboard=urls.put_nowait))
+    try:
+        url = await asyncio.wait_for(urls.get(), 10)
+        async with aiohttp.ClientSession() as session:
+            while True:  # until robots.txt has been asked once (a request to the local server)
+                async with session.get(url + "api/status") as response:
+                    status = await response.json()
+                if status["state"] == "waiting":
+                    break
+                await asyncio.sleep(0.02)
+            async with session.get(url + "api/hosts") as response:
+                (host,) = (await response.json())["hosts"]
+        assert status["state_text"].startswith("waiting for robots.txt of 1 hosts, next try in")
+        assert host["reason"] == "robots.txt unavailable" and host["robots"].startswith(
+            "unavailable (http_5xx"
+        )
+    finally:
+        crawl_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await crawl_task
