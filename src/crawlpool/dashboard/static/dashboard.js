@@ -145,7 +145,11 @@ async function searchRecords() {
 function start() {
   const events = new EventSource("/api/events");
   events.addEventListener("status", (event) => overview(JSON.parse(event.data)));
-  events.onerror = () => { $("live").textContent = "reconnecting…"; };
+  // The browser reconnects by itself; a crawl's own dashboard goes away when the crawl ends.
+  events.onerror = () => {
+    $("live").textContent = "not live: reconnecting (a crawl's --dashboard ends with the crawl; "
+      + "crawlpool dashboard OUTPUT shows it afterwards)";
+  };
   $("host_sort").addEventListener("change", refreshTables);
   $("record_search").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; searchRecords(); });
   $("next").addEventListener("click", () => { offset += LIMIT; searchRecords(); });
