@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import socket
@@ -40,6 +41,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 LINKS_SAME_HOST = 40
 LINKS_NAV = 8
@@ -214,46 +216,68 @@ async def server_figures(client: object) -> tuple[float, int, dict[str, int]]:
     cpu = await client.info("cpu")  # type: ignore[attr-defined]
     stats = await client.info("commandstats")  # type: ignore[attr-defined]
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), sum(calls.values()), calls
+    usec = {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+    calls["usec_in_commands"] = sum(usec.values()) - usec.get("evalsha", 0)
+    calls["usec_in_evalsha"] = usec.get("evalsha", 0)
+    cpu_s = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+    calls["usec_sys_total"] = round(float(cpu["used_cpu_sys"]) * 1e6)
+    return cpu_s, sum(v for k, v in calls.items() if not k.startswith("usec")), calls
 
 
-async def measure(port: int, site: Site, workers: int, concurrency: int) -> dict[str, object]:
-    import redis.asyncio as aioredis
-
+async def seed(url: str, crawl_id: str, site: Site) -> None:
     from crawlpool.frontier.base import Politeness
     from crawlpool.frontier.redis import RedisFrontier
     from crawlpool.policy.rules import make_request
 
-    url = f"redis://127.0.0.1:{port}/0"
-    crawl_id = f"bench-{uuid.uuid4().hex[:8]}"
     seeder = await RedisFrontier.open(url, crawl_id, Politeness(per_host=2, delay_s=0.0), lease_ms=30_000)
     await seeder.add([make_request(site.url(h, 0), 0, None) for h in range(len(site.sizes))])
     await seeder.aclose()
+
+
+async def child(mode: str, spec: str, site: Site, src: str | None) -> bytes:
+    """Run this module as `--<mode> <spec>` in a new process, crawlpool imported from `src` if given."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+    size = ["--pages", str(sum(site.sizes)), "--hosts", str(len(site.sizes))]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.redis_frontier",
+        f"--{mode}",
+        spec,
+        *size,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"benchmarks.redis_frontier: a {mode} process failed ({proc.returncode})")
+    return out
+
+
+async def measure(
+    port: int, site: Site, workers: int, concurrency: int, src: str | None
+) -> dict[str, object]:
+    """One crawl of the site by `workers` processes, crawlpool imported from `src` (None: this one)."""
+    import redis.asyncio as aioredis
+
+    url = f"redis://127.0.0.1:{port}/0"
+    crawl_id = f"bench-{uuid.uuid4().hex[:8]}"
+    await child("seed", f"{url} {crawl_id}", site, src)
     client = aioredis.from_url(url, decode_responses=True)
     await client.config_resetstat()
-    cpu0, _, _ = await server_figures(client)
+    cpu0, _, calls0 = await server_figures(client)
     started = time.monotonic()
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "benchmarks.redis_frontier",
-            "--worker",
-            f"{url} {crawl_id} {w} {concurrency}",
-            "--pages",
-            str(sum(site.sizes)),
-            "--hosts",
-            str(len(site.sizes)),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for w in range(workers)
-    ]
-    outputs = [json.loads((await p.communicate())[0]) for p in procs]
+    runs = [child("worker", f"{url} {crawl_id} {w} {concurrency}", site, src) for w in range(workers)]
+    outputs = [json.loads(out) for out in await asyncio.gather(*runs)]
     wall = time.monotonic() - started
     cpu1, commands, calls = await server_figures(client)
     commands -= 2  # this function's own INFO calls after the reset (the reset itself is not counted)
     calls["info"] = calls.get("info", 0) - 2
+    calls["usec_sys_total"] -= calls0["usec_sys_total"]
     done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
+    await client.flushall()  # the next run starts from an empty server
     await client.aclose()
     acked = [u for out in outputs for u in out["acked"]]
     pages = len(acked)
@@ -275,16 +299,32 @@ async def measure(port: int, site: Site, workers: int, concurrency: int) -> dict
     }
 
 
+def row(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
+        f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=20_000)
     parser.add_argument("--hosts", type=int, default=400)
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
     parser.add_argument("--concurrency", type=int, default=32, help="pages in flight per worker")
-    parser.add_argument("--json", action="store_true", help="also print each run's raw figures as JSON")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the row is the median by CPU")
+    parser.add_argument(
+        "--compare", metavar="SRC", help="also measure the crawlpool in SRC (a src/ dir), runs interleaved"
+    )
+    parser.add_argument("--json", action="store_true", help="also print each row's raw figures as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: 'url crawl_id index concurrency'
+    parser.add_argument("--seed", help=argparse.SUPPRESS)  # internal: 'url crawl_id'
     args = parser.parse_args()
     site = Site.make(args.pages, args.hosts)
+    if args.seed:
+        url, crawl_id = args.seed.split()
+        asyncio.run(seed(url, crawl_id, site))
+        return
     if args.worker:
         url, crawl_id, index, concurrency = args.worker.split()
         result = asyncio.run(run_worker(url, crawl_id, site, int(index), int(concurrency)))
@@ -292,25 +332,34 @@ def main() -> None:
         return
     largest = site.sizes[0]
     print(f"{sum(site.sizes):,} pages over {len(site.sizes)} hosts (largest {largest:,}), 50 links each")
-    print()
-    print("| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |")
-    print("|--:|--:|--:|--:|--:|--:|")
+    sources: list[str | None] = [None] if args.compare is None else [args.compare, None]
+    counts = [int(w) for w in args.workers.split(",")]
+    results: dict[tuple[str | None, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_redis(tmp)
         try:
-            for n in (int(w) for w in args.workers.split(",")):
-                r = asyncio.run(measure(port, site, n, args.concurrency))
-                print(
-                    f"| {n} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
-                    f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} |"
-                )
-                for problem in r["problems"]:  # type: ignore[attr-defined]
-                    print(f"  PROBLEM: {problem}")
-                if args.json:
-                    print(json.dumps(r))
+            for _ in range(args.repeat):
+                for n in counts:
+                    for src in sources:  # interleaved, so that a busy machine weighs on both alike
+                        results.setdefault((src, n), []).append(
+                            asyncio.run(measure(port, site, n, args.concurrency, src))
+                        )
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+    for src in sources:
+        print(f"\ncrawlpool from {src or 'this checkout'}:\n")
+        print("| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |")
+        print("|--:|--:|--:|--:|--:|--:|")
+        for n in counts:
+            runs = sorted(results[src, n], key=lambda r: float(r["cpu_us_per_page"]))
+            median = runs[(len(runs) - 1) // 2]
+            print(row(median))
+            for r in runs:
+                for problem in r["problems"]:
+                    print(f"  PROBLEM ({n} workers): {problem}")
+            if args.json:
+                print(json.dumps(median))
 
 
 if __name__ == "__main__":
