@@ -28,8 +28,10 @@ the seen set. Every key sits under one hash tag per crawl, so every script touch
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
-`TIME` in ms (see "Clock"). The reaper (`expired` + `reclaim`, every few seconds on every worker, no
-coordinator) re-checks each deadline inside `reclaim`, so of two racing reapers only one requeues.
+`TIME` in ms (see "Clock"). The script calls that a worker's tasks make in one turn of the event loop
+go to Redis as one pipeline (redis_pipeline.py): one round trip for many pages' steps. The reaper
+(`expired` + `reclaim`, every few seconds on every worker, no coordinator) re-checks each deadline
+inside `reclaim`, so of two racing reapers only one requeues.
 
 When a worker dies, its slots stay leased until their deadline (lease_ms) passes; the next reap by any
 worker requeues their URLs (front of the queue, one attempt charged) and frees the slots. What it
