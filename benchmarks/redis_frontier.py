@@ -294,7 +294,7 @@ async def measure(
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
-        "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:12]},
+        "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
         "problems": problems,
     }
 

@@ -12,7 +12,7 @@
       KEYS[base + 2]         retry:<host>  ZSET
       KEYS[base + 3]         host:<host>   HASH
 
-      ARGV[1]                now_ms     or '' for Redis TIME
+      ARGV[1]                now_ms     unused (add needs no time), kept as every script's clock
       ARGV[2]                per_host
       ARGV[3]                delay_ms   the crawl's default delay
       ARGV[4]                nb         number of seen buckets in KEYS
@@ -28,7 +28,6 @@
       the number of requests queued (0 when all were seen before: add is idempotent). meta's seen and
       queued grow by it, and a crawl in state 'done' is 'running' again.
 ]]
-local now = now_ms()
 local per_host, delay, nb, nh = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local hosts0 = 3 + nb
 local added, order = 0, {}

@@ -54,7 +54,8 @@ redis.call('HINCRBY', KEYS[1], 'leased', -1)
 if mode == 'ack' then
   redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[10], ARGV[11], 1)
+  -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
+  if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
   redis.call('ZADD', KEYS[11], now, ack_id)
   -- Forgetting old ack ids is not urgent: done on about one ack in 32 (by the fp's last digits).
   if tonumber(string.sub(fp, -3)) % 32 == 0 then
@@ -71,7 +72,7 @@ o.fp = nil
 local due = host_due(cfg, delay)
 if o.n < k_max and due <= now and redis.call('LLEN', q) > 0 then
   redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  redis.call('ZADD', KEYS[3], now + lease_ms, slot)
+  -- The deadline stays the one take set: the heartbeat pushes it for as long as the worker lives.
   -- An ack leaves the host's work as it was; a retry or a release adds some: score the free slots.
   if mode ~= 'ack' then rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, due) end
   return {'KEPT', slot}

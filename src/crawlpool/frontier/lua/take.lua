@@ -61,7 +61,7 @@ for j = 7, #ARGV, 4 do
       free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
       out[#out + 1] = 'FREED'
     else
-      local fp = cjson.decode(rec).fp
+      local fp = string.match(rec, '"fp":"(-?%d+)"')  -- encode() writes it so, a string
       redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
       o.fp = fp
       o.n = o.n + 1
