@@ -28,9 +28,12 @@
                                 release: ''
       ARGV[11] extra            ack: error code or 'ok'; retry: delay ms; release: ''
       ARGV[12] worker           worker id
+      ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
+                                the host's next URL through it; '' (or absent): never
 
     Output:
-      {'KEPT', slot} or {'FREED', slot} when the URL ended; {'STALE'} when the token is not the
+      {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
+      the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'} when the token is not the
       slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
       (acks remembers it for 2 * lease_ms).
 ]]
@@ -50,7 +53,7 @@ local slot = host .. '#' .. idx
 local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
-redis.call('HINCRBY', KEYS[1], 'leased', -1)
+local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 if mode == 'ack' then
   redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', 1)
@@ -63,19 +66,48 @@ if mode == 'ack' then
   end
 elseif mode == 'retry' then
   redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+  queued_by = 1
 else
   redis.call('LPUSH', q, rec)
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+  queued_by = 1
 end
 o.fp = nil
-local due = host_due(cfg, delay)
+local times = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+local gap, blocked = tonumber(times[2] or delay), tonumber(times[3] or '0')
+local due = math.max(times[1] and tonumber(times[1]) + gap or 0, blocked)
+local reply
 if o.n < k_max and due <= now and redis.call('LLEN', q) > 0 then
+  local next_rec = false
+  if ARGV[13] == 'next' and mode == 'ack' and gap == 0 then
+    -- The host has no delay: hand its next URL out at once through this slot (what take would do),
+    -- saving the worker a call. Due retries go first, as in take.
+    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
+    for _, r in ipairs(waiting) do redis.call('LPUSH', q, r) end
+    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
+    next_rec = redis.call('LPOP', q)
+  end
+  if next_rec then
+    local next_fp = string.match(next_rec, '"fp":"(-?%d+)"')
+    redis.call('HSET', inflight, next_fp, idx .. '|' .. token .. '|' .. next_rec)
+    o.fp = next_fp
+    o.n = o.n + 1
+    redis.call('ZADD', KEYS[3], now + lease_ms, slot)
+    redis.call('HSET', cfg, 'last_start_ms', now)
+    leased_by, queued_by = leased_by + 1, queued_by - 1
+    reply = {'NEXT', slot, next_rec}
+  else
+    reply = {'KEPT', slot}
+  end
   redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  -- The deadline stays the one take set: the heartbeat pushes it for as long as the worker lives.
-  -- An ack leaves the host's work as it was; a retry or a release adds some: score the free slots.
-  if mode ~= 'ack' then rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, due) end
-  return {'KEPT', slot}
+  -- An ack leaves the host's work as it was, a retry or a release adds some, a URL handed out moves
+  -- the host's next start: score the free slots when something changed (none with one slot).
+  if per_host > 1 and (mode ~= 'ack' or next_rec) then
+    rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, next_rec and math.max(now, blocked) or due)
+  end
+else
+  free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
+  reply = {'FREED', slot}
 end
-free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
-return {'FREED', slot}
+if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
+if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
+return reply
