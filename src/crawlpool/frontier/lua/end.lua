@@ -76,7 +76,9 @@ local times = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_unt
 local gap, blocked = tonumber(times[2] or delay), tonumber(times[3] or '0')
 local due = math.max(times[1] and tonumber(times[1]) + gap or 0, blocked)
 local reply
-if o.n < k_max and due <= now and redis.call('LLEN', q) > 0 then
+local queued_before = 0
+if o.n < k_max and due <= now then queued_before = redis.call('LLEN', q) end
+if queued_before > 0 then
   local next_rec = false
   if ARGV[13] == 'next' and mode == 'ack' and gap == 0 then
     -- The host has no delay: hand its next URL out at once through this slot (what take would do),
@@ -99,9 +101,10 @@ if o.n < k_max and due <= now and redis.call('LLEN', q) > 0 then
     reply = {'KEPT', slot}
   end
   redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  -- An ack leaves the host's work as it was, a retry or a release adds some, a URL handed out moves
-  -- the host's next start: score the free slots when something changed (none with one slot).
-  if per_host > 1 and (mode ~= 'ack' or next_rec) then
+  -- An ack leaves the host's work as it was, a retry or a release adds some: score the free slots
+  -- (none with one slot). A URL handed out without delay leaves the host due now, so only a queue it
+  -- emptied changes their scores.
+  if per_host > 1 and (mode ~= 'ack' or (next_rec and queued_before == 1)) then
     rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, next_rec and math.max(now, blocked) or due)
   end
 else
