@@ -22,6 +22,10 @@ gets STALE, and the method returns False — nothing changed. URLs are taken laz
 rather than K at once as REDIS-FRONTIER.md §3 suggests: the protocol hands out URLs one by one and
 spaces starts per host, so a prefetched batch would still need a server round trip per URL, and it
 would starve the host's other slots (a host with 4 URLs and 5 slots must be able to serve 4 at once).
+One exception saves a call per page: an ack that keeps its slot on a host without delay takes the
+host's next URL in the same script (end.lua's NEXT), and the worker's next `lease` hands it out without
+asking Redis. It is in flight under the slot's token like any other; `counts` shows it as queued until
+`lease` hands it out, and `aclose` gives it back uncharged.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
 the seen set. Every key sits under one hash tag per crawl, so every script touches one Cluster slot.
