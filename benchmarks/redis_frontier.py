@@ -288,6 +288,9 @@ async def measure(
     calls["info"] = calls.get("info", 0) - 2
     calls["usec_sys_total"] -= calls0["usec_sys_total"]
     done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
+    records = f"crawlpool:{{{crawl_id}}}:records"
+    record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, done)
+    used_mb = int((await client.info("memory"))["used_memory"]) / 2**20
     await client.flushall()  # the next run starts from an empty server
     await client.aclose()
     acked = [u for out in outputs for u in out["acked"]]
@@ -305,6 +308,8 @@ async def measure(
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
+        "bytes_per_record": round(record_bytes),  # the records stream's MEMORY USAGE ÷ its entries
+        "used_memory_mb": round(used_mb, 1),  # the whole server after the crawl
         "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
         "problems": problems,
     }
