@@ -391,7 +391,10 @@ async def test_status_shows_workers_and_errors(open_worker: OpenWorker) -> None:
     assert status.failures == {"http_4xx": 1}
     assert status.state == "running"
     assert status.politeness == Politeness(per_host=2)
-    assert status.workers == (WorkerStatus("m1-0", slots=2, in_flight=2, heartbeat_age_s=0.0),)
+    # one URL finished in the last 10 s: 0.1 a second
+    assert status.workers == (
+        WorkerStatus("m1-0", slots=2, in_flight=2, heartbeat_age_s=0.0, urls_per_s=0.1),
+    )
 
 
 async def test_an_ack_whose_reply_was_lost_counts_once(

@@ -98,7 +98,7 @@ from crawlpool.frontier.redis_keys import slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
-from crawlpool.frontier.redis_status import build_status
+from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
@@ -460,6 +460,9 @@ class RedisFrontier:
         leases: dict[str, str] = await self._call(self._client.hgetall(keys.leases))
         last: list[tuple[str, Any]] = await self._call(self._client.xrevrange(keys.records, count=1))
         now_ms = await self._now_ms()
+        recent = await self._call(
+            self._client.xrevrange(keys.records, max="+", min=str(now_ms - RATE_WINDOW_MS), count=RATE_SCAN)
+        )
         paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
         for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
             pace, blocked = await self._call(
@@ -478,6 +481,7 @@ class RedisFrontier:
             delay_ms=self._delay_ms,
             leases=leases,
             last_record_ms=int(last[0][0].partition("-")[0]) if last else None,  # a stream id is ms-seq
+            rates=recent_rates(recent, now_ms),
         )
 
     def is_current(self, lease: Lease) -> bool:
