@@ -61,11 +61,13 @@ async def start(*args: str) -> asyncio.subprocess.Process:
 async def dashboard_url(proc: asyncio.subprocess.Process) -> str:
     """The URL the process prints once its dashboard listens."""
     assert proc.stderr is not None
+    said = b""
     while line := await asyncio.wait_for(proc.stderr.readline(), timeout=30):
+        said += line
         found = re.search(rb"dashboard at (http://\S+)", line)
         if found:
             return found.group(1).decode()
-    raise AssertionError("the dashboard URL was never printed")
+    raise AssertionError(f"the dashboard URL was never printed; it said: {said.decode()}")
 
 
 @pytest.fixture
@@ -120,6 +122,10 @@ async def test_dashboard_of_a_redis_crawl_shows_its_two_workers(site: str, tmp_p
         "3600",
     )
     workers = [await start("crawl", site, "-o", str(tmp_path / f"w{i}"), *common) for i in range(2)]
+    for worker in workers:  # the crawl exists in Redis once a worker says it joined
+        assert worker.stderr is not None
+        while b"joined crawl" not in await asyncio.wait_for(worker.stderr.readline(), timeout=30):
+            pass
     board = await start("dashboard", "--frontier", url_of_redis, "--crawl-id", crawl_id, "--port", "0")
     try:
         url = await dashboard_url(board)
@@ -134,10 +140,9 @@ async def test_dashboard_of_a_redis_crawl_shows_its_two_workers(site: str, tmp_p
                 "document.querySelectorAll('#worker_rows tr').length",
             )
             assert rows == 2
+            cells = "Array.from(document.querySelectorAll('#worker_rows tr td:nth-child(4)'))"
             rates = await page.wait_for(
-                "Array.from(document.querySelectorAll('#worker_rows tr td:nth-child(4)'))"
-                ".some((td) => Number(td.textContent) > 0)",
-                "Array.from(document.querySelectorAll('#worker_rows tr td:nth-child(4)')).map((td) => td.textContent)",
+                cells + ".some((td) => Number(td.textContent) > 0)", cells + ".map((td) => td.textContent)"
             )
             assert len(rates) == 2
             assert await page.wait_for(*HOST_ROWS) >= 1
