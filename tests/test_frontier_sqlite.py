@@ -407,3 +407,19 @@ async def test_a_resume_may_lower_the_delay_but_a_crawl_delay_stays(db: Path, cl
         assert rows == {host_key(A[0]): 5.0, host_key(B[0]): 5.0}
     finally:
         await frontier.aclose()
+
+
+def test_an_empty_wal_touched_by_a_reader_is_not_a_write(tmp_path: Path) -> None:
+    import os
+
+    from crawlpool.frontier.sqlite import _last_write
+
+    state, wal = tmp_path / "frontier.db", tmp_path / "frontier.db-wal"
+    state.write_bytes(b"x")
+    wal.write_bytes(b"")
+    os.utime(state, (1_700_000_000, 1_700_000_000))
+    os.utime(wal, (1_800_000_000, 1_800_000_000))  # a dashboard or status opened and closed it later
+    assert _last_write(state) == "2023-11-14T22:13:20Z"
+    wal.write_bytes(b"frames of a killed run")
+    os.utime(wal, (1_800_000_000, 1_800_000_000))
+    assert _last_write(state) == "2027-01-15T08:00:00Z"

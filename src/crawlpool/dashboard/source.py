@@ -69,6 +69,10 @@ class ManifestIndex:
     records: int = 0
     stored: int = 0
     stored_bytes: int = 0
+    # Records and stored pages by second since the first record (from `fetched_at`): the chart of a
+    # crawl this process did not watch.
+    _first_s: float | None = None
+    _timeline: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def refresh(self) -> None:
         try:
@@ -89,9 +93,11 @@ class ManifestIndex:
         except ValueError:
             return
         self.records += 1
-        if record.get("path") is not None:
+        stored = record.get("path") is not None
+        if stored:
             self.stored += 1
             self.stored_bytes += int(record.get("bytes") or 0)
+        self._note_time(record.get("fetched_at"), stored)
         codes = error_codes(record.get("error"))
         if not codes:
             return
@@ -102,6 +108,36 @@ class ManifestIndex:
         examples = self.examples.setdefault(codes[0], [])
         if len(examples) < EXAMPLES_PER_CODE:
             examples.append({"line": self._line, "url": record.get("url"), "error": record.get("error")})
+
+    def _note_time(self, fetched_at: object, stored: bool) -> None:
+        try:
+            when = datetime.fromisoformat(str(fetched_at).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return
+        if self._first_s is None:
+            self._first_s = when
+        second = max(0, int(when - self._first_s))
+        records, pages = self._timeline.get(second, (0, 0))
+        self._timeline[second] = (records + 1, pages + stored)
+
+    def span_s(self) -> float:
+        """Seconds from the first record to the end of the second of the last one (0: none)."""
+        return float(max(self._timeline) + 1) if self._timeline else 0.0
+
+    def history(self) -> list[list[float | None]]:
+        """[elapsed_s, pages, None, done] at most HISTORY_POINTS times over the crawl (queued unknown)."""
+        if not self._timeline:
+            return []
+        last = max(self._timeline)
+        step = max(1, -(-(last + 1) // HISTORY_POINTS))
+        points: list[list[float | None]] = []
+        records = pages = 0
+        for start in range(0, last + 1, step):
+            for second in range(start, min(start + step, last + 1)):
+                done, stored = self._timeline.get(second, (0, 0))
+                records, pages = records + done, pages + stored
+            points.append([float(min(start + step, last + 1)), pages, None, records])
+        return points
 
     def search(
         self, *, url: str = "", status: int | None = None, code: str = "", offset: int = 0, limit: int = 50
@@ -146,6 +182,10 @@ class History:
         self._every = 1
         self._skipped = 0
 
+    def replace(self, points: list[list[float | None]]) -> None:
+        """Take the points of a crawl this process did not watch (`ManifestIndex.history`)."""
+        self._points = deque(tuple(point) for point in points)  # type: ignore[misc]
+
     def add(self, elapsed_s: float, pages: int, queued: int, done: int) -> None:
         self._skipped += 1
         if self._skipped < self._every and self._points:
@@ -160,13 +200,16 @@ class History:
         return [list(point) for point in self._points]
 
 
-def delay_reason(row: HostRow, crawl_delay_s: float) -> str:
-    """Why a host is spaced as it is: `blocked`, `backoff`, `Crawl-delay`, `--delay` or ``."""
+def delay_reason(row: HostRow, delay_s: float | None) -> str:
+    """Why a host is spaced as it is: `blocked`, `backoff`, `Crawl-delay`, `--delay` or ``; with the
+    crawl's --delay unknown (`delay_s` None: a crawl read from its state), `--delay or Crawl-delay`."""
     if row.blocked_for_s > 0:
         return "blocked"
     if row.pace.extra_s > 0:
         return "backoff"
-    if row.pace.floor_s > crawl_delay_s:
+    if delay_s is None:
+        return "--delay or Crawl-delay" if row.pace.floor_s > 0 else ""
+    if row.pace.floor_s > delay_s:
         return "Crawl-delay"
     if row.pace.floor_s > 0:
         return "--delay"
@@ -176,7 +219,7 @@ def delay_reason(row: HostRow, crawl_delay_s: float) -> str:
 def host_dicts(
     rows: list[HostRow],
     *,
-    delay_s: float,
+    delay_s: float | None,
     sort: str,
     robots: Callable[[str], str | None] = lambda _: None,
     last_errors: dict[str, tuple[str, str]] | None = None,
@@ -385,7 +428,13 @@ class StoredSource:
         )
         self._window.add(snapshot)
         rate = self._window.rate
-        self._history.add(snapshot.elapsed_s, snapshot.pages, snapshot.queued, snapshot.records)
+        if frontier.state == "running":
+            self._history.add(snapshot.elapsed_s, snapshot.pages, snapshot.queued, snapshot.records)
+        else:  # over: the whole crawl's rate, and its course from the manifest's times
+            # started/updated are whole seconds: a short crawl is timed by its records instead
+            span = max(elapsed, index.span_s())
+            rate = snapshot.pages / span if span > 0 else None
+            self._history.replace(index.history())
         return overview(
             snapshot,
             state=frontier.state,
@@ -401,7 +450,8 @@ class StoredSource:
             rows = await self._observer.host_rows(limit)
         else:
             rows = self._stored_host_rows(limit)
-        return host_dicts(rows, delay_s=0.0, sort=sort)
+        # This process read no robots.txt: the crawl's own dashboard (--dashboard) shows it.
+        return host_dicts(rows, delay_s=None, sort=sort, robots=lambda _: "known to the crawl only")
 
     def _stored_host_rows(self, limit: int) -> list[HostRow]:
         """From the SQLite state, read again only when the file changed (it is one scan of the URLs)."""

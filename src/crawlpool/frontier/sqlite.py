@@ -731,13 +731,17 @@ def _status(conn: sqlite3.Connection, unfinished: CrawlState, now: float) -> Fro
 
 def _last_write(path: Path) -> str | None:
     """When the state at `path` was last written (its WAL takes every commit; the file itself only
-    checkpoints), as an ISO time in UTC like the `updated` meta value; None when neither exists."""
+    checkpoints), as an ISO time in UTC like the `updated` meta value; None when neither exists.
+
+    An empty WAL does not count: a reader (`status`, the dashboard) may touch it without writing."""
     mtimes = []
     for file in (path, path.with_name(path.name + "-wal")):
         try:
-            mtimes.append(file.stat().st_mtime)
+            stat = file.stat()
         except OSError:
             continue
+        if stat.st_size or file == path:
+            mtimes.append(stat.st_mtime)
     if not mtimes:
         return None
     return datetime.fromtimestamp(max(mtimes), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

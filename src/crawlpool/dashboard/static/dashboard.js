@@ -41,7 +41,7 @@ function chart(history) {
   const ns = "http://www.w3.org/2000/svg";
   if (history.length < 2) { svg.replaceChildren(); return; }
   const t0 = history[0][0], t1 = history[history.length - 1][0] || 1;
-  const top = Math.max(1, ...history.map((p) => Math.max(p[2], p[3])));
+  const top = Math.max(1, ...history.map((p) => Math.max(p[2] || 0, p[3])));
   const x = (t) => (600 * (t - t0)) / Math.max(t1 - t0, 1e-9);
   const y = (v) => 195 - (190 * v) / top;
   const line = (index, cls) => {
@@ -50,7 +50,10 @@ function chart(history) {
     path.setAttribute("points", history.map((p) => x(p[0]).toFixed(1) + "," + y(p[index]).toFixed(1)).join(" "));
     return path;
   };
-  svg.replaceChildren(line(3, "line-done"), line(2, "line-queued"));
+  // A crawl the dashboard did not watch has no queued counts over time (null): done only.
+  const lines = [line(3, "line-done")];
+  if (history.every((p) => p[2] !== null)) lines.push(line(2, "line-queued"));
+  svg.replaceChildren(...lines);
 }
 
 function overview(s) {
