@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--exclude", action="append", metavar="RE", help="never follow URLs matching RE (repeatable)"
     )
+    limits.add_argument(
+        "--sitemaps",
+        action="store_true",
+        default=None,
+        help="also crawl what each in-scope host's sitemaps list (robots.txt Sitemap: lines, else "
+        "/sitemap.xml)",
+    )
     speed = cmd.add_argument_group("parsing")
     speed.add_argument(
         "--parser", choices=("bs4", "lxml"), help="link extractor: bs4 (default) or lxml (same links, faster)"

@@ -53,6 +53,7 @@ class CrawlConfig:
     retry_backoff_s: float = 0.5
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
+    sitemaps: bool = False
     max_crawl_delay_s: float = 30.0
     max_url_chars: int = 2083
     max_segments: int = 20
@@ -112,6 +113,8 @@ class CrawlConfig:
         _check_int(self.max_repeats, "max_repeats", minimum=1)
         if not isinstance(self.robots, bool):
             raise ConfigError("robots: expected true or false")
+        if not isinstance(self.sitemaps, bool):
+            raise ConfigError("sitemaps: expected true or false")
         if self.parser not in ("bs4", "lxml"):
             raise ConfigError(f"parser: {self.parser!r} is not one of bs4, lxml")
         if self.parse_workers is not None:

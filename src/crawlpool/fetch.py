@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -73,6 +73,10 @@ class Response:
         return self.error is not None and self.error.code in RETRYABLE_CODES
 
 
+# Where a streamed body goes (`Fetcher.fetch(sink=...)`): each chunk in turn; False: stop reading.
+Sink = Callable[[bytes], Awaitable[bool]]
+
+
 class _TooLarge(Exception):
     """Raised inside body reading when max_bytes is passed."""
 
@@ -92,7 +96,10 @@ class Fetcher:
         self._max_bytes = max_bytes
         self._clock = clock
 
-    async def fetch(self, url: str) -> Response:
+    async def fetch(self, url: str, *, sink: Sink | None = None) -> Response:
+        """GET `url`. With a `sink`, a 2xx body is not kept: each decompressed chunk is awaited into
+        the sink as it arrives, without the `max_bytes` cut (the sink bounds what it reads), until the
+        sink answers False; the response's `body` is then empty."""
         started = self._clock()
         status: int | None = None
         content_type: str | None = None
@@ -114,7 +121,9 @@ class Fetcher:
                 content_type = resp.headers.get("Content-Type")
                 location = resp.headers.get("Location")
                 retry_after = resp.headers.get("Retry-After")
-                if body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
+                if sink is not None and 200 <= status < 300 and body_expected(resp.method, status):
+                    error = await self._stream_body(resp, sink)
+                elif body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
                     body, error = await self._read_body(resp)
         except TimeoutError:
             error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
@@ -163,6 +172,33 @@ class Fetcher:
         if decoder is not None and not decoder.complete:
             return b"", FetchError("truncated", f"{encoding} stream ended early")
         return b"".join(parts), None
+
+    async def _stream_body(self, resp: aiohttp.ClientResponse, sink: Sink) -> FetchError | None:
+        """Feed the decompressed body to `sink` until it ends or the sink wants no more."""
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        try:
+            decoder = _decoder(encoding)
+        except ValueError:
+            return FetchError("encoding", f"unsupported Content-Encoding {encoding!r}")
+        declared = _content_length(resp)
+        raw_bytes = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                raw_bytes += len(chunk)
+                data = decoder.feed(chunk, CHUNK_BYTES * 4) if decoder else chunk
+                while True:
+                    if data and not await sink(data):
+                        return None  # the sink has read all it wants: the rest is never downloaded
+                    if decoder is None or not decoder.pending:
+                        break
+                    data = decoder.feed(b"", CHUNK_BYTES * 4)
+        except zlib.error as exc:
+            return FetchError("encoding", f"corrupt {encoding} body: {exc}")
+        if declared is not None and raw_bytes < declared:
+            return FetchError("truncated", f"body ended after {raw_bytes} of {declared} bytes")
+        if decoder is not None and not decoder.complete:
+            return FetchError("truncated", f"{encoding} stream ended early")
+        return None
 
 
 class _Decoder:

@@ -21,7 +21,11 @@ MANIFEST_FIELDS = (
     "elapsed_ms",
     "error",
     "links",
+    "kind",
 )
+# Fields added after the first release: a record written before them (kept by a crawl being resumed)
+# reads as these values.
+_ADDED_DEFAULTS: dict[str, Any] = {"kind": "page"}
 
 
 # Every code an `error` can start with, for `crawlpool failures --code` (README's "Error codes").
@@ -75,6 +79,8 @@ class Page:
     `status` is None when no response came back (see `error`); `path` is None when no body was stored;
     `error` is None for a page stored whole, else `"<code>: <text>"` with a short code such as
     `http_4xx`, `timeout` or `too_large` (a too-large body is still stored, cut at max_bytes).
+    `kind` is `page`, or `sitemap` for a sitemap read for its URLs: its body is not stored, `bytes`
+    counts what was read of it (decompressed) and `links` its entries.
     """
 
     url: str
@@ -90,6 +96,7 @@ class Page:
     elapsed_ms: int
     error: str | None
     links: int
+    kind: str = "page"
 
     @property
     def error_code(self) -> str | None:
@@ -111,4 +118,9 @@ class Page:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Page:
-        return cls(**{name: data[name] for name in MANIFEST_FIELDS})
+        return cls(
+            **{
+                name: data.get(name, _ADDED_DEFAULTS[name]) if name in _ADDED_DEFAULTS else data[name]
+                for name in MANIFEST_FIELDS
+            }
+        )
