@@ -113,8 +113,8 @@ async def main_async(sitemaps: int, urls: int, frontier: str) -> None:
                 queued = conn.execute("SELECT count(*) FROM urls WHERE kind IS NULL").fetchone()[0]
     await runner.cleanup()
     print(
-        f"exit {code}: {read} of {sitemaps + 1} sitemaps read in {elapsed:.0f} s; {queued:,} page URLs in the "
-        f"frontier ({sitemaps:,} x {urls:,} listed); peak RSS {peak_mb:.0f} MB ({frontier} frontier)"
+        f"exit {code}: {read} of {sitemaps + 1} sitemaps read in {elapsed:.0f} s; "
+        f"{queued:,} page URLs in the frontier ({sitemaps:,} x {urls:,} listed); peak RSS {peak_mb:.0f} MB ({frontier} frontier)"
     )
 
 
