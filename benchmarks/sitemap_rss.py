@@ -114,7 +114,8 @@ async def main_async(sitemaps: int, urls: int, frontier: str) -> None:
     await runner.cleanup()
     print(
         f"exit {code}: {read} of {sitemaps + 1} sitemaps read in {elapsed:.0f} s; "
-        f"{queued:,} page URLs in the frontier ({sitemaps:,} x {urls:,} listed); peak RSS {peak_mb:.0f} MB ({frontier} frontier)"
+        f"{queued:,} page URLs in the frontier ({sitemaps:,} x {urls:,} listed); "
+        f"peak RSS {peak_mb:.0f} MB ({frontier} frontier)"
     )
 
 
