@@ -210,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", default=None, help="continue the crawl whose state is in OUTPUT"
     )
     state.add_argument(
+        "--update",
+        action="store_true",
+        default=None,
+        help="re-fetch the finished crawl in OUTPUT conditionally and report what changed (changes.json)",
+    )
+    state.add_argument(
         "--crawl-id",
         metavar="NAME",
         help="with a redis frontier: the crawl to join (default: derived from the seeds)",

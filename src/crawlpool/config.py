@@ -64,6 +64,7 @@ class CrawlConfig:
     crawl_id: str | None = None
     lease_s: float = 60.0
     resume: bool = False
+    update: bool = False
     grace_s: float = 10.0
     dashboard: str | None = None  # [HOST:]PORT to serve the live dashboard on while crawling
     dashboard_token: str | None = None  # required by the dashboard (generated off loopback when None)
@@ -133,6 +134,10 @@ class CrawlConfig:
             raise ConfigError("resume: expected true or false")
         if self.resume and self.frontier == "memory":
             raise ConfigError("resume: a memory frontier keeps no state to resume; use sqlite (the default)")
+        if not isinstance(self.update, bool):
+            raise ConfigError("update: expected true or false")
+        if self.update and self.frontier.startswith(("redis://", "rediss://")):
+            raise ConfigError("update: --update needs a SQLite (or memory) frontier, not redis")
         _check_number(self.grace_s, "grace_s", minimum=0.0)
         if self.dashboard is not None:
             if not isinstance(self.dashboard, (str, int)) or isinstance(self.dashboard, bool):

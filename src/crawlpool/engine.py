@@ -50,6 +50,7 @@ from crawlpool.policy.rules import Rules, links_to_follow, make_request, on_link
 from crawlpool.policy.sitemap_rules import root_sitemaps
 from crawlpool.progress import Snapshot
 from crawlpool.records import Page
+from crawlpool.recrawl import Recrawl
 from crawlpool.robots import RobotsCache, RobotsRules, RobotsUnavailable
 from crawlpool.scope import Scope
 from crawlpool.sitemap_feed import SitemapFeed
@@ -88,6 +89,7 @@ class Engine:
         parser: LinkParser | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        recrawl: Recrawl | None = None,
     ) -> None:
         self._config = config
         self._frontier = frontier
@@ -125,6 +127,7 @@ class Engine:
         # Hosts whose sitemaps this process queued (--sitemaps); after a resume they are queued again,
         # and the frontier drops them as seen.
         self._sitemap_hosts: set[str] = set()
+        self._recrawl = recrawl  # --update: the previous run, asked before each fetch and each ack
         self._started = clock()
 
     @property
@@ -251,6 +254,9 @@ class Engine:
             if self._active == 0:
                 counts = await self._frontier.counts()
                 if crawl_is_finished(counts, self.stats.pages, self._config.max_pages):
+                    # An update re-fetches the stored URLs no link or sitemap reached again, last.
+                    if self._recrawl is not None and await self._recrawl.sweep(self._queue, self._scope):
+                        continue
                     return
                 if wait_s is None:
                     raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
@@ -308,6 +314,9 @@ class Engine:
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request
+        if self._recrawl is not None and (unchanged := self._recrawl.skip(request)) is not None:
+            await self._commit(lease, unchanged)  # a sitemap dated it before its stored fetch
+            return
         if self._robots is None:
             await self._find_sitemaps(request.host, None)
         else:
@@ -328,6 +337,8 @@ class Engine:
             sitemap = SitemapFeed(request, self._rules, queue=self._queue, settle=self._settle_trap)
             response = await self._fetcher.fetch(request.url, sink=sitemap.feed)
             await sitemap.finish(complete=response.error is None and response.status is not None)
+        elif self._recrawl is not None:
+            response = await self._fetcher.fetch(request.url, headers=self._recrawl.headers(request.url))
         else:
             response = await self._fetcher.fetch(request.url)
         self.stats.requests += 1
@@ -413,6 +424,8 @@ class Engine:
         return fetch
 
     async def _commit(self, lease: Lease, page: Page) -> None:
+        if self._recrawl is not None:
+            page = self._recrawl.classify(page)
         if not await self._frontier.ack(lease, page):
             log.warning("lease of %s was no longer current; its record was dropped", page.url)
             return
@@ -450,6 +463,8 @@ class Engine:
             elapsed_ms=response.elapsed_ms,
             error=record.error,
             links=links,
+            etag=response.etag,
+            last_modified=response.last_modified,
         )
 
     def _sitemap_record(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -62,6 +62,8 @@ class Response:
     retry_after: str | None
     elapsed_ms: int
     error: FetchError | None
+    etag: str | None = None  # the validators a conditional re-fetch (--update) sends back
+    last_modified: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -96,15 +98,20 @@ class Fetcher:
         self._max_bytes = max_bytes
         self._clock = clock
 
-    async def fetch(self, url: str, *, sink: Sink | None = None) -> Response:
-        """GET `url`. With a `sink`, a 2xx body is not kept: each decompressed chunk is awaited into
-        the sink as it arrives, without the `max_bytes` cut (the sink bounds what it reads), until the
-        sink answers False; the response's `body` is then empty."""
+    async def fetch(
+        self, url: str, *, sink: Sink | None = None, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """GET `url`, with `headers` added (--update's If-None-Match / If-Modified-Since). With a
+        `sink`, a 2xx body is not kept: each decompressed chunk is awaited into the sink as it arrives,
+        without the `max_bytes` cut (the sink bounds what it reads), until the sink answers False; the
+        response's `body` is then empty."""
         started = self._clock()
         status: int | None = None
         content_type: str | None = None
         location: str | None = None
         retry_after: str | None = None
+        etag: str | None = None
+        last_modified: str | None = None
         reason = ""
         body = b""  # stays empty unless the whole body (or a too_large prefix) was read
         error: FetchError | None = None
@@ -114,13 +121,15 @@ class Fetcher:
                 self._session.get(
                     url,
                     allow_redirects=False,
-                    headers={"Accept-Encoding": ACCEPT_ENCODING},
+                    headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
                 ) as resp,
             ):
                 status, reason = resp.status, resp.reason or ""
                 content_type = resp.headers.get("Content-Type")
                 location = resp.headers.get("Location")
                 retry_after = resp.headers.get("Retry-After")
+                etag = resp.headers.get("ETag")
+                last_modified = resp.headers.get("Last-Modified")
                 if sink is not None and 200 <= status < 300 and body_expected(resp.method, status):
                     error = await self._stream_body(resp, sink)
                 elif body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
@@ -134,7 +143,9 @@ class Fetcher:
         if error is None and status is not None:
             error = http_error(status, reason)
         elapsed_ms = round((self._clock() - started) * 1000)
-        return Response(status, content_type, body, location, retry_after, elapsed_ms, error)
+        return Response(
+            status, content_type, body, location, retry_after, elapsed_ms, error, etag, last_modified
+        )
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> tuple[bytes, FetchError | None]:
         """The decompressed body, cut at max_bytes; an error when it is incomplete or too large."""

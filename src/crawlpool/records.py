@@ -22,10 +22,13 @@ MANIFEST_FIELDS = (
     "error",
     "links",
     "kind",
+    "etag",
+    "last_modified",
+    "change",
 )
 # Fields added after the first release: a record written before them (kept by a crawl being resumed)
 # reads as these values.
-_ADDED_DEFAULTS: dict[str, Any] = {"kind": "page"}
+_ADDED_DEFAULTS: dict[str, Any] = {"kind": "page", "etag": None, "last_modified": None, "change": None}
 
 
 # Every code an `error` can start with, for `crawlpool failures --code` (README's "Error codes").
@@ -80,7 +83,9 @@ class Page:
     `error` is None for a page stored whole, else `"<code>: <text>"` with a short code such as
     `http_4xx`, `timeout` or `too_large` (a too-large body is still stored, cut at max_bytes).
     `kind` is `page`, or `sitemap` for a sitemap read for its URLs: its body is not stored, `bytes`
-    counts what was read of it (decompressed) and `links` its entries.
+    counts what was read of it (decompressed) and `links` its entries. `etag` and `last_modified` are
+    the response's validators, sent back by `--update`; `change` is what an update run found
+    (`unchanged`, `changed`, `new`, `gone`; None outside an update run, or for other records).
     """
 
     url: str
@@ -97,6 +102,9 @@ class Page:
     error: str | None
     links: int
     kind: str = "page"
+    etag: str | None = None
+    last_modified: str | None = None
+    change: str | None = None
 
     @property
     def error_code(self) -> str | None:
