@@ -21,7 +21,7 @@ from crawlpool import crawl
 from crawlpool.errors import ConfigError
 from crawlpool.frontier.base import Request
 from crawlpool.records import Page
-from crawlpool.recrawl import classify, conditional_headers, lastmod_skip
+from crawlpool.recrawl import classify, conditional_headers, lastmod_skip, start_update
 
 Server = Callable[..., Awaitable[TestServer]]
 SRC = str(Path(__file__).parents[1] / "src")
@@ -215,6 +215,21 @@ async def test_with_sitemaps_an_old_lastmod_is_not_fetched_again(
     assert "/s1" not in run2 and "/s2" in run2
     report = json.loads((output / "changes.json").read_text())
     assert report["unchanged_by"]["sitemap"] == 1
+
+
+async def test_an_update_archived_but_never_started_starts_when_asked_again(
+    aiohttp_server: Server, tmp_path: Path
+) -> None:
+    site = Site()
+    base = await _serve(aiohttp_server, site)
+    output = tmp_path / "out"
+    await crawl([base + "/"], output=output, retries=0)
+    assert start_update(output, output / ".crawlpool" / "frontier.db") == 2  # then the process died
+    site.version = 2
+    await crawl([base + "/"], output=output, retries=0, update=True)
+    report = json.loads((output / "changes.json").read_text())
+    assert report["run"] == 2 and report["counts"]["gone"] == 1
+    assert sorted(p.name for p in (output / ".crawlpool" / "runs").iterdir()) == ["1"]
 
 
 async def test_update_needs_a_crawl_and_refuses_a_fresh_directory(tmp_path: Path) -> None:

@@ -131,10 +131,12 @@ def start_update(output: Path, state_file: Path | None) -> int:
     the number of the update run. Raises ConfigError when there is no crawl to update, when its state
     is in use, or when it is itself an update run that was stopped (finish it with --resume first)."""
     manifest = output / MANIFEST_NAME
-    if not manifest.exists():
-        raise ConfigError(f"update: there is no crawl in {output} to update ({manifest} not found)")
     state = output / STATE_DIR
     previous = previous_path(output)
+    if not manifest.exists() and previous.exists() and not (state_file is not None and state_file.exists()):
+        return Recrawl(previous).close_with_run()  # archived, but the run never started: start it now
+    if not manifest.exists():
+        raise ConfigError(f"update: there is no crawl in {output} to update ({manifest} not found)")
     lock_fd = _lock(state_file) if state_file is not None else None
     try:
         if state_file is not None and previous.exists() and _unfinished(state_file):
@@ -233,6 +235,11 @@ class Recrawl:
 
     def close(self) -> None:
         self._conn.close()
+
+    def close_with_run(self) -> int:
+        """Close, answering the number of the run this previous run precedes."""
+        self.close()
+        return self.run
 
     def previous(self, url: str) -> Page | None:
         row = self._conn.execute("SELECT page FROM pages WHERE url = ?", (url,)).fetchone()

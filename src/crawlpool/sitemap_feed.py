@@ -58,6 +58,12 @@ class SitemapFeed:
         await self._flush()
         if self.parser.problem is not None:
             log.warning("%s: %s", self._request.url, self.parser.problem)
+        if self.dropped:
+            log.info(
+                "%s: %d entries not queued (not a URL, out of scope, filtered, or a sitemap nested too deep)",
+                self._request.url,
+                self.dropped,
+            )
 
     async def _flush(self) -> None:
         if not self._pending:
