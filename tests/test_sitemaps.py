@@ -147,7 +147,8 @@ async def serve(aiohttp_server: Server, routes: dict[str, Any]) -> tuple[str, li
         if callable(body):
             body = body(base)
         ctype = "text/html" if body.lstrip().startswith(b"<!doctype") else "application/xml"
-        return web.Response(status=status, body=body, content_type=ctype)
+        headers = {"Location": "/maps/index.xml"} if status == 301 else {}
+        return web.Response(status=status, body=body, content_type=ctype, headers=headers)
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handler)
@@ -288,6 +289,24 @@ async def test_a_missing_sitemap_is_a_recorded_404_and_without_the_flag_none_is_
     log.clear()
     await crawl([base + "/"], output=tmp_path / "off", retries=0)
     assert "/sitemap.xml" not in log
+
+
+async def test_a_redirected_sitemap_is_read_at_its_target(aiohttp_server: Server, tmp_path: Path) -> None:
+    base, _ = await serve(
+        aiohttp_server,
+        {
+            "/": page(),
+            "/sitemap.xml": (301, b""),
+            "/maps/index.xml": lambda b: urlset(f"{b}/orphan.html"),
+            "/orphan.html": page(),
+        },
+    )
+    by_url = await run(base, tmp_path / "out")
+    moved = by_url[base + "/sitemap.xml"]
+    assert (moved["kind"], moved["status"], moved["error"]) == ("sitemap", 301, None)
+    target = by_url[base + "/maps/index.xml"]
+    assert (target["kind"], target["links"], target["referrer"]) == ("sitemap", 1, base + "/sitemap.xml")
+    assert by_url[base + "/orphan.html"]["status"] == 200
 
 
 async def test_a_sitemap_robots_txt_disallows_is_not_fetched(aiohttp_server: Server, tmp_path: Path) -> None:

@@ -336,7 +336,8 @@ class Engine:
         if request.kind == "sitemap":
             sitemap = SitemapFeed(request, self._rules, queue=self._queue, settle=self._settle_trap)
             response = await self._fetcher.fetch(request.url, sink=sitemap.feed)
-            await sitemap.finish(complete=response.error is None and response.status is not None)
+            # Only a 2xx body was fed to the parser: a redirect or an error is no sitemap to close.
+            await sitemap.finish(complete=response.error is None and 200 <= (response.status or 0) < 300)
         elif self._recrawl is not None:
             response = await self._fetcher.fetch(request.url, headers=self._recrawl.headers(request.url))
         else:
