@@ -18,6 +18,7 @@ from crawlpool.policy.rules import Rules
 from crawlpool.policy.sitemap_rules import MAX_SITEMAP_LEVELS, root_sitemaps, sitemap_entries
 from crawlpool.scope import Scope
 from crawlpool.sitemaps import SitemapEntry, SitemapParser
+from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
 Server = Callable[..., Awaitable[TestServer]]
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
@@ -169,8 +170,15 @@ def records(output: Path) -> dict[str, dict[str, Any]]:
 
 
 async def run(base: str, output: Path, **options: Any) -> dict[str, dict[str, Any]]:
-    await crawl([base + "/"], output=output, sitemaps=True, retries=0, frontier="sqlite", **options)
+    options = {"frontier": "sqlite", **options}
+    await crawl([base + "/"], output=output, sitemaps=True, retries=0, **options)
     return records(output)
+
+
+def frontier_url(backend: str) -> str:
+    if backend != "redis":
+        return backend
+    return redis_url()  # skips when no redis-server is available
 
 
 async def test_robots_sitemap_lines_find_an_orphan_page(aiohttp_server: Server, tmp_path: Path) -> None:
@@ -215,7 +223,10 @@ async def test_without_sitemap_lines_sitemap_xml_is_read(aiohttp_server: Server,
     assert log.count("/robots.txt") == 1
 
 
-async def test_an_index_of_gzipped_sitemaps_and_a_loop(aiohttp_server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+async def test_an_index_of_gzipped_sitemaps_and_a_loop(
+    aiohttp_server: Server, tmp_path: Path, backend: str
+) -> None:
     base, log = await serve(
         aiohttp_server,
         {
@@ -229,7 +240,14 @@ async def test_an_index_of_gzipped_sitemaps_and_a_loop(aiohttp_server: Server, t
             "/three.html": page(),
         },
     )
-    by_url = await run(base, tmp_path / "out")
+    options: dict[str, Any] = {"frontier": frontier_url(backend)}
+    if backend == "redis":
+        options["crawl_id"] = new_crawl_id()
+    try:
+        by_url = await run(base, tmp_path / "out", **options)
+    finally:
+        if backend == "redis":
+            await drop_crawl(options["frontier"], options["crawl_id"])
     kinds = {url.removeprefix(base): r["kind"] for url, r in by_url.items()}
     assert kinds == {
         "/": "page",
