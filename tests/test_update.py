@@ -167,7 +167,8 @@ async def test_an_update_reports_exactly_what_changed(aiohttp_server: Server, tm
     d_file = output / first[base + "/d"]["path"]
 
     site.version = 2
-    await crawl([base + "/"], output=output, retries=0, update=True)
+    result = await crawl([base + "/"], output=output, retries=0, update=True)
+    assert result.stats.by_change == {"unchanged": 4, "changed": 2, "new": 1, "gone": 1}
     by_url = _records(output)
     changes = {url.removeprefix(base): r["change"] for url, r in by_url.items()}
     assert changes == {
