@@ -12,6 +12,10 @@ name or Content-Type (servers label `.xml.gz` every way there is):
                      network access, so an XML bomb or an external entity gets nowhere
     anything else    plain text: one URL per line
 
+Why not a sitemap library: those checked (ultimate-sitemap-parser, Scrapy's `Sitemap`) fetch by
+themselves or parse a whole body at once; lxml's `XMLPullParser` is fed bytes as they arrive, which is
+what a crawl's own fetcher, politeness and bounded memory need.
+
 The protocol's limits are enforced (no crawler checked enforces them): at most `MAX_URLS` entries and
 `MAX_BYTES` after decompression. Past either the parser stops (`full` turns True: the caller stops
 reading) and `problem` says what was left out; what came before is kept. A body that is not well-formed
