@@ -81,6 +81,15 @@ def test_the_protocol_limits_stop_the_parser(limits: dict[str, int], kept: int, 
     assert parser.full
 
 
+def test_a_gzip_bomb_is_inflated_only_up_to_the_cap() -> None:
+    bomb = gzip.compress(urlset("http://a.test/1")[: -len("</urlset>")] + b" " * 20_000_000)
+    parser = SitemapParser(max_bytes=1_000_000)
+    entries = parser.feed(bomb)  # one chunk that inflates to 20 MB
+    assert [e.loc for e in entries] == ["http://a.test/1"]
+    assert parser.bytes == 1_000_000 and parser.full
+    assert parser.problem == "sitemap_limit: larger than 1000000 bytes; the rest was ignored"
+
+
 def test_malformed_xml_keeps_what_came_before_the_fault() -> None:
     entries, parser = parse(b"<urlset><url><loc>http://a.test/1</loc></url><url><loc>http://a.test/2</lo")
     assert [e.loc for e in entries] == ["http://a.test/1"]

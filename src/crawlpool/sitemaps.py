@@ -32,6 +32,7 @@ from lxml import etree
 
 MAX_URLS = 50_000  # sitemaps.org: "no more than 50,000 URLs"
 MAX_BYTES = 50 * 1024 * 1024  # sitemaps.org: "no larger than 50MB (52,428,800 bytes)", uncompressed
+GUNZIP_STEP_BYTES = 256 * 1024  # inflated per step: a highly compressed chunk never becomes 50 MB at once
 MAX_LINE_CHARS = 8192  # a plain-text line longer than this is no URL we would fetch: skipped
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -87,7 +88,9 @@ class SitemapParser:
         data = chunk
         while data and not self._stopped:
             try:
-                plain = self._gunzip.decompress(data, self._max_bytes - self.bytes + 1)
+                plain = self._gunzip.decompress(
+                    data, min(GUNZIP_STEP_BYTES, self._max_bytes - self.bytes + 1)
+                )
             except zlib.error as exc:
                 self._stop(f"sitemap: corrupt gzip: {exc}")
                 break
