@@ -14,6 +14,7 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -31,7 +32,10 @@ def chromium_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip("no chromium on PATH (Debian: apt-get install chromium); .ci/run installs it")
+    reason = "no chromium on PATH (Debian: apt-get install chromium); .ci/run installs it"
+    if os.environ.get("CRAWLPOOL_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def _free_port() -> int:

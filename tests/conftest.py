@@ -12,7 +12,20 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from yarl import URL
 
+from tests import loopback_only
 from tests.site import make_app
+
+loopback_only.install()  # at import, before any test or fixture can open a socket
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """Fail the test if anything in it tried to connect outside loopback (see tests/loopback_only.py)."""
+    before = len(loopback_only.violations)
+    yield
+    tried = loopback_only.violations[before:]
+    if tried:
+        pytest.fail(f"tried to leave loopback: {'; '.join(tried)}")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -227,3 +228,13 @@ def test_sizes_in_a_config_file_read_like_the_flag(
     assert capsys.readouterr().err == (
         f"crawlpool: error: {path}: max_bytes: expected a size like 10MiB or 500000, got 'lots'\n"
     )
+
+
+def test_failures_knows_every_code_readme_documents() -> None:
+    from crawlpool.records import ERROR_CODES
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("### Error codes", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.MULTILINE))
+    documented |= set(re.findall(r"`(invalid_url|client)`", table))
+    assert documented == ERROR_CODES

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from rich.console import Console
 
+from crawlpool.addresses import AddressGuard, AddressPolicy
 from crawlpool.config import CrawlConfig
 from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
@@ -39,16 +40,19 @@ from crawlpool.frontier import (
     without_password,
     write_location,
 )
+from crawlpool.guarded import GuardedConnector
 from crawlpool.outcome import ENDED_META_KEY
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
 from crawlpool.recrawl import Recrawl, start_update, write_changes
+from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
+from crawlpool.urls import url_host
 
 DNS_CACHE_TTL_S = 300
 log = logging.getLogger(__name__)
@@ -242,8 +246,11 @@ async def run_crawl(
         raise
     engine_stats: CrawlStats | None = None  # kept, so that how the crawl ended is saved with it
     recrawl = Recrawl.open(cfg.output)  # an update run (new or resumed) has its previous run
-    connector = aiohttp.TCPConnector(
-        limit=cfg.concurrency, limit_per_host=cfg.per_host, ttl_dns_cache=DNS_CACHE_TTL_S
+    connector = GuardedConnector(
+        address_guard(cfg, seeds),
+        limit=cfg.concurrency,
+        limit_per_host=cfg.per_host,
+        ttl_dns_cache=DNS_CACHE_TTL_S,
     )
     try:
         async with (
@@ -305,6 +312,13 @@ async def run_crawl(
         await frontier.aclose()
 
 
+def address_guard(cfg: CrawlConfig, seeds: Iterable[str]) -> AddressGuard:
+    """The crawl's address guard: the seeds' hosts may be anywhere, other hosts only where the config
+    allows (see addresses.py)."""
+    policy = AddressPolicy.from_options(cfg.allow_private, cfg.allow_address)
+    return AddressGuard.for_seeds((url_host(url) for url in seeds), policy)
+
+
 @contextlib.asynccontextmanager
 async def _dashboard(
     cfg: CrawlConfig, engine: Engine, on_dashboard: Callable[[str], None] | None
@@ -351,7 +365,6 @@ async def _showing(progress: Progress | None, engine: Engine) -> AsyncIterator[N
             log.exception("progress display failed")
 
 
-CRAWL_IDENTITY_KEY = "crawl"
 _IDENTITY_FIELDS = ("seeds", "scope", "include", "exclude")
 
 
@@ -380,10 +393,7 @@ async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repa
     """Bind the frontier to this crawl: record what defines the crawl on a new one; on one that exists,
     refuse a different crawl, then on resume repair the output (leftover temp files, and with `repair`
     the manifest, rewritten from the records the frontier committed for this process)."""
-    identity = json.dumps(
-        {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude},
-        sort_keys=True,
-    )
+    identity = json.dumps(crawl_identity(cfg, seeds), sort_keys=True)
     clear_temp_files(cfg.output)
     stored = await frontier.claim_meta(CRAWL_IDENTITY_KEY, identity)
     if stored is None:

@@ -199,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_crawl_delay_s",
         help="cap on a robots.txt Crawl-delay (default: 30)",
     )
+    guard = cmd.add_argument_group("addresses (the guard against links into private networks)")
+    guard.add_argument(
+        "--allow-private",
+        action="store_true",
+        default=None,
+        help="connect to private, loopback, link-local and other non-public addresses too "
+        "(by default only a seed's host may be at one)",
+    )
+    guard.add_argument(
+        "--allow-address",
+        action="append",
+        metavar="CIDR",
+        help="connect to addresses in this network too, e.g. 10.0.0.0/8 (repeatable)",
+    )
     state = cmd.add_argument_group("state, resume and several machines")
     state.add_argument(
         "--frontier",
@@ -331,7 +345,7 @@ def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
         except ConfigError as exc:
             raise ConfigError(f"{args.config}: {exc}") from None
     flags = {name: value for name, value in vars(args).items() if name not in _CLI_ONLY and value is not None}
-    for name in ("include", "exclude"):
+    for name in ("include", "exclude", "allow_address"):
         if name in flags:
             flags[name] = tuple(flags[name])
     return build_config(file_options, flags)

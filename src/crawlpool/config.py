@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 from aiohttp import ClientMiddlewareType
 
 from crawlpool._version import __version__
+from crawlpool.addresses import parse_network
 from crawlpool.dashboard.address import parse_address
 from crawlpool.errors import ConfigError
 from crawlpool.frontier import check_frontier_spec
@@ -68,6 +69,9 @@ class CrawlConfig:
     grace_s: float = 10.0
     dashboard: str | None = None  # [HOST:]PORT to serve the live dashboard on while crawling
     dashboard_token: str | None = None  # required by the dashboard (generated off loopback when None)
+    # The address guard (addresses.py): connect to private, loopback, ... addresses beyond the seeds'.
+    allow_private: bool = False
+    allow_address: tuple[str, ...] = ()
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
 
@@ -152,6 +156,7 @@ class CrawlConfig:
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "middlewares", tuple(self.middlewares))
+        _check_addresses(self)
 
     @property
     def parse_processes(self) -> int:
@@ -247,6 +252,21 @@ def _check_number(value: object, name: str, *, minimum: float) -> None:
         raise ConfigError(f"{name}: expected a number, got {value!r}")
     if not value >= minimum:  # also refuses NaN
         raise ConfigError(f"{name}: must be at least {minimum:g}, got {value}")
+
+
+def _check_addresses(cfg: CrawlConfig) -> None:
+    if not isinstance(cfg.allow_private, bool):
+        raise ConfigError("allow_private: expected true or false")
+    if isinstance(cfg.allow_address, str) or not isinstance(cfg.allow_address, Sequence):
+        raise ConfigError("allow_address: expected a list of networks such as ['10.0.0.0/8']")
+    object.__setattr__(cfg, "allow_address", tuple(cfg.allow_address))
+    for text in cfg.allow_address:
+        if not isinstance(text, str):
+            raise ConfigError(f"allow_address: expected a network such as 10.0.0.0/8, got {text!r}")
+        try:
+            parse_network(text)
+        except ValueError as exc:
+            raise ConfigError(f"allow_address: {exc}") from None
 
 
 def _check_regex(pattern: object, name: str) -> None:

@@ -342,11 +342,19 @@ class Engine:
             response = await self._fetcher.fetch(request.url, headers=self._recrawl.headers(request.url))
         else:
             response = await self._fetcher.fetch(request.url)
-        self.stats.requests += 1
+        if response.sent:
+            self.stats.requests += 1
         if response.status is None and response.error is not None and response.error.code in HOST_DOWN:
             self._tell_once(
                 request.url,
                 f"cannot be reached ({response.error}); its URLs are retried, then recorded as failed",
+            )
+        elif not response.sent and response.error is not None:
+            self._tell_once(
+                request.url,
+                f"not fetched: {response.error.message}, and only the seeds' hosts may be at such an "
+                "address (--allow-address CIDR or --allow-private lift it); its URLs are recorded as "
+                "blocked_address",
             )
         actions = on_response(
             request, response, self._rules, now_epoch_s=time.time(), draw=self._rng.random()

@@ -20,6 +20,8 @@ with a short code that goes into the manifest:
     http_4xx     status 400-499 (the status itself is kept in the record)
     http_5xx     status 500-599
     invalid_url  aiohttp refused the URL
+    blocked_address  the address guard refused every address of the host (`guarded.py`): nothing was
+                 sent, and it is not retried, since the same address gets the same answer
     client       any other aiohttp client error
 """
 
@@ -32,6 +34,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+
+from crawlpool.guarded import BlockedAddress
 
 CHUNK_BYTES = 64 * 1024
 RETRYABLE_CODES = frozenset({"timeout", "dns", "connect", "truncated"})
@@ -64,6 +68,11 @@ class Response:
     error: FetchError | None
     etag: str | None = None  # the validators a conditional re-fetch (--update) sends back
     last_modified: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        """False when no request went out: the address guard refused the host's addresses."""
+        return self.error is None or self.error.code != "blocked_address"
 
     @property
     def retryable(self) -> bool:
@@ -143,6 +152,8 @@ class Fetcher:
         if error is None and status is not None:
             error = http_error(status, reason)
         elapsed_ms = round((self._clock() - started) * 1000)
+        if error is not None and error.code == "blocked_address":
+            elapsed_ms = 0  # never requested, like a robots or trap record
         return Response(
             status, content_type, body, location, retry_after, elapsed_ms, error, etag, last_modified
         )
@@ -312,6 +323,8 @@ def http_error(status: int, reason: str) -> FetchError | None:
 def classify_client_error(exc: aiohttp.ClientError) -> FetchError:
     """The manifest code for an aiohttp exception."""
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, BlockedAddress):
+        return FetchError("blocked_address", text)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return FetchError("dns", text)
     if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):

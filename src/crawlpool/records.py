@@ -52,6 +52,9 @@ ERROR_CODES = frozenset(
         "robots",
         "trap",
         "internal",
+        "blocked_address",
+        "sitemap",  # --sitemaps: a sitemap that is malformed XML, empty, or corrupt gzip
+        "sitemap_limit",  # --sitemaps: past 50,000 URLs or 50 MB; the rest was ignored
     }
 )
 # Codes meaning the host could not be reached at all (as opposed to answering badly).

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 
-from crawlpool.api import CRAWL_IDENTITY_KEY
 from crawlpool.config import CrawlConfig
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier import Politeness, is_redis, open_frontier, without_password
 
+CRAWL_IDENTITY_KEY = "crawl"
+
 
 def crawl_identity(cfg: CrawlConfig, seeds: list[str]) -> dict[str, object]:
-    """What defines a crawl, as api._begin stores it (JSON) under CRAWL_IDENTITY_KEY."""
+    """What defines a crawl: api._begin stores it (JSON) under CRAWL_IDENTITY_KEY and refuses another."""
     identity = {"seeds": sorted(seeds), "scope": cfg.scope, "include": cfg.include, "exclude": cfg.exclude}
     decoded: dict[str, object] = json.loads(json.dumps(identity))  # tuples compare as the lists stored
     return decoded

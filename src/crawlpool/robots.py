@@ -20,10 +20,18 @@ concurrent callers share it) and turns the outcome into one of two answers:
     429, 5xx                                     unavailable: disallow all, retry with        §2.3.1.4
                                                  backoff; never cached for the whole crawl
     no response (connect, dns, timeout, tls...)  unavailable, as for 5xx                      §2.3.1.4
+    its address refused by the address guard     allow all for the TTL, in this process only  §2.3.1.2,
+      (blocked_address, also after a redirect)   (not stored: see below); nothing sent        §2.3.1.3
     rules older than the TTL (24 h)              fetched again on the next call               §2.4
 
 Why a 6th redirect allows all: §2.3.1.2 lets crawlers "assume that the robots.txt file is unavailable",
 and "unavailable" is the §2.3.1.3 case (like a 4xx), which means no restrictions. Google does the same.
+A robots.txt the address guard will not let us reach (`addresses.py`: a host at a private address, or a
+redirect into one) is that same case: the refusal is permanent, so waiting and asking again, as after
+an outage, would only hold the host's pages back until they were recorded as `robots`. The pages of a
+host that is itself refused are then refused too, each recorded as `blocked_address`. That answer is
+kept in this process only, never in the store: it follows from this process's guard options, and a
+`--resume` with `--allow-private` must read the robots.txt it can now reach.
 
 "Unavailable" answers come back as `RobotsUnavailable`, with the time to wait before asking again: 5 s
 after the first failure, doubling to at most 10 min, times a random factor in [0.8, 1.0] so that hosts
@@ -199,6 +207,14 @@ class RobotsStore(Protocol):
     async def set_robots(self, host: str, state: RobotsState) -> None: ...
 
 
+class _Refused:
+    """The address guard refused robots.txt (or a redirect to it): allow all, in this process only."""
+
+
+_REFUSED = _Refused()
+_Outcome = str | tuple[str, float | None] | _Refused | None
+
+
 @dataclass(slots=True)
 class _Entry:
     answer: RobotsRules | RobotsUnavailable
@@ -318,6 +334,11 @@ class RobotsCache:
                 if state.reason is not None:
                     previous = state.failures
         outcome = await self._download(robots_url(key))
+        if isinstance(outcome, _Refused):
+            # Not stored as the crawl's state: the refusal follows from this process's options, and a
+            # worker or a --resume with --allow-private or --allow-address must read robots.txt itself.
+            self._entries[key] = _Entry(ALLOW_ALL, self._clock() + self._ttl_s)
+            return ALLOW_ALL
         if not isinstance(outcome, tuple):
             rules = ALLOW_ALL if outcome is None else self._parse(outcome)
             self._entries[key] = _Entry(rules, self._clock() + self._ttl_s)
@@ -356,9 +377,9 @@ class RobotsCache:
 
         await self._store.set_robots(key, RobotsState(body, reason, failures, for_s))
 
-    async def _download(self, url: str) -> str | tuple[str, float | None] | None:
-        """The robots.txt text (`robots_text`), None to allow all, or (why robots.txt is unavailable,
-        the server's Retry-After in seconds or None)."""
+    async def _download(self, url: str) -> _Outcome:
+        """The robots.txt text (`robots_text`), None to allow all, `_REFUSED` when the address guard
+        refused it, or (why robots.txt is unavailable, the server's Retry-After in seconds or None)."""
         redirects = 0
         while True:
             response = await self._fetch(url)
@@ -374,8 +395,12 @@ class RobotsCache:
             url = target
             redirects += 1
 
-    def _outcome(self, response: Response) -> str | tuple[str, float | None] | None:
+    def _outcome(self, response: Response) -> _Outcome:
         status = response.status
+        if status is None and response.error is not None and response.error.code == "blocked_address":
+            # A permanent refusal (addresses.py), not an outage: waiting would change nothing.
+            logger.info("robots.txt not fetched: %s; allowing all", response.error)
+            return _REFUSED
         # Each reason starts with the code of its cause, so that a URL recorded as `robots` because of
         # it reads `robots: dns: robots.txt unreachable: ...` and `failures --code dns` finds it.
         if status is None:

@@ -17,10 +17,13 @@ from crawlpool.errors import ConfigError
 async def serving(source: Source, address: Address, token: str | None) -> AsyncIterator[str]:
     """Serve the dashboard of `source` until the block ends; yields its URL (with `?token=` when one is
     required). Raises ConfigError when the address cannot be bound."""
-    runner = web.AppRunner(make_app(source, token=token), access_log=None, handle_signals=False)
+    # A short shutdown: the event streams never end by themselves.
+    runner = web.AppRunner(
+        make_app(source, token=token), access_log=None, handle_signals=False, shutdown_timeout=0.5
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, address.host, address.port, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, address.host, address.port)
         try:
             await site.start()
         except OSError as exc:

@@ -33,7 +33,7 @@ from crawlpool.frontier import (
     sqlite_path,
 )
 from crawlpool.outcome import ended_text
-from crawlpool.progress import RateWindow, Snapshot, eta_s
+from crawlpool.progress import RateWindow, Snapshot, eta_s, progress_event
 from crawlpool.records import error_codes
 from crawlpool.reports import state_words
 from crawlpool.store import MANIFEST_NAME
@@ -220,24 +220,13 @@ def overview(
     history: History,
     causes: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
+    numbers = progress_event(snapshot, rate, eta)
+    del numbers["event"]
     return {
         "state": state,
         "state_text": state_text,
-        "pages": snapshot.pages,
-        "max_pages": snapshot.max_pages,
-        "records": snapshot.records,
-        "discovered": snapshot.discovered,
-        "queued": snapshot.queued,
-        "in_flight": snapshot.in_flight,
-        "bytes": snapshot.bytes,
-        "errors": dict(sorted(snapshot.errors.items(), key=lambda item: -item[1])),
+        **numbers,
         "causes": causes,
-        "hosts_active": snapshot.hosts_active,
-        "hosts_waiting": snapshot.hosts_waiting,
-        "hosts_robots": snapshot.hosts_robots,
-        "elapsed_s": round(snapshot.elapsed_s, 1),
-        "pages_per_s": None if rate is None else round(rate, 2),
-        "eta_s": None if eta is None else round(eta),
         "history": history.points(),
     }
 

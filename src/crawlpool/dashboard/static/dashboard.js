@@ -96,8 +96,21 @@ async function refreshTables() {
     fill($("error_rows"), codes, [
       ([code]) => code, ([, n]) => fmt(n),
       ([code]) => Object.entries(errors.by_cause[code] || {}).map(([c, n]) => c + " " + n).join(", "),
-      ([code]) => (errors.examples[code] || []).map((e) => "#" + e.line + " " + e.url).join("\n"),
+      () => "",
     ]);
+    // Each example links to its record: a click shows it in the records table.
+    codes.forEach(([code], i) => {
+      const td = $("error_rows").children[i].lastChild;
+      (errors.examples[code] || []).forEach((example) => {
+        const link = document.createElement("a");
+        link.href = "#records";
+        link.className = "example";
+        link.textContent = "#" + example.line + " " + example.url;
+        link.addEventListener("click", () => { $("q_url").value = example.url; $("q_status").value = "";
+          $("q_code").value = code; offset = 0; searchRecords(); });
+        td.appendChild(link);
+      });
+    });
     const workers = await getJSON("/api/workers");
     fill($("worker_rows"), workers.workers, [
       (w) => w.worker_id, (w) => fmt(w.slots), (w) => fmt(w.in_flight),
@@ -132,7 +145,11 @@ async function searchRecords() {
 function start() {
   const events = new EventSource("/api/events");
   events.addEventListener("status", (event) => overview(JSON.parse(event.data)));
-  events.onerror = () => { $("live").textContent = "reconnecting…"; };
+  // The browser reconnects by itself; a crawl's own dashboard goes away when the crawl ends.
+  events.onerror = () => {
+    $("live").textContent = "not live: reconnecting (a crawl's --dashboard ends with the crawl; "
+      + "crawlpool dashboard OUTPUT shows it afterwards)";
+  };
   $("host_sort").addEventListener("change", refreshTables);
   $("record_search").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; searchRecords(); });
   $("next").addEventListener("click", () => { offset += LIMIT; searchRecords(); });
