@@ -233,6 +233,24 @@ async def test_an_update_archived_but_never_started_starts_when_asked_again(
     assert sorted(p.name for p in (output / ".crawlpool" / "runs").iterdir()) == ["1"]
 
 
+async def test_an_unfinished_update_is_resumed_not_updated_again(
+    aiohttp_server: Server, tmp_path: Path
+) -> None:
+    site = Site()
+    base = await _serve(aiohttp_server, site)
+    output = tmp_path / "out"
+    await crawl([base + "/"], output=output, retries=0)
+    site.version = 2
+    await crawl([base + "/"], output=output, retries=0, update=True, max_pages=2)
+    assert json.loads((output / "changes.json").read_text())["finished"] is False
+    with pytest.raises(ConfigError, match="was stopped before it finished; finish it with"):
+        await crawl([base + "/"], output=output, retries=0, update=True)
+    await crawl([base + "/"], output=output, retries=0, resume=True)
+    report = json.loads((output / "changes.json").read_text())
+    assert report["finished"] is True
+    assert report["counts"] == {"unchanged": 4, "changed": 2, "new": 1, "gone": 1, "failed": 0}
+
+
 async def test_update_needs_a_crawl_and_refuses_a_fresh_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"there is no crawl in .* to update"):
         await crawl(["http://127.0.0.1:9/"], output=tmp_path / "empty", update=True)

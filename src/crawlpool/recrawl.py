@@ -183,8 +183,11 @@ def _lock(state_file: Path) -> int | None:
 def _unfinished(state_file: Path) -> bool:
     if not state_file.exists():
         return False
-    with sqlite3.connect(state_file) as conn:
+    conn = sqlite3.connect(state_file)
+    try:  # closed at once: `with` alone would keep it open, and its lock with it, until collected
         (left,) = conn.execute(f"SELECT count(*) FROM urls WHERE state != {_DONE}").fetchone()
+    finally:
+        conn.close()
     return bool(left)
 
 
