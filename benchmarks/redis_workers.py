@@ -2,11 +2,13 @@
 killed worker's hosts take to come back.
 
     python -m benchmarks.redis_workers [--hosts 8] [--pages 150] [--lease 3]
+    CRAWLPOOL_SRC=../other/src python -m benchmarks.redis_workers    # the workers run another checkout
 
 A site of `--hosts` hosts (one port each on 127.0.0.1, so each is its own politeness key) with `--pages`
 pages per host is served from this process. For N in 1, 2, 3 the same crawl runs with N workers; then a
 3-worker crawl with `--lease` seconds is run again while one worker is SIGKILLed mid-crawl, and for each
-host the kill left waiting, the time until its next request is reported.
+host the kill left waiting, the time until its next request is reported. Each of the first runs also
+reports Redis' CPU and commands (`INFO cpu`, `INFO commandstats`, commands inside scripts included) per page.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-SRC = str(Path(__file__).parents[1] / "src")
+# The crawlpool the workers run: this checkout's, or another src/ dir (CRAWLPOOL_SRC) to compare.
+SRC = os.environ.get("CRAWLPOOL_SRC", str(Path(__file__).parents[1] / "src"))
 
 
 def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -60,6 +63,19 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.05)  # waiting for a process to start listening
     raise RuntimeError("redis-server did not start")
+
+
+def redis_figures(url: str) -> tuple[float, int]:
+    """(CPU µs, commands run, those inside scripts included) of the server at `url` so far."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        cpu = client.info("cpu")
+        calls = sum(int(v["calls"]) for v in client.info("commandstats").values())
+    finally:
+        client.close()
+    return (float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])) * 1e6, calls
 
 
 class Site:
@@ -138,9 +154,14 @@ async def main_async(hosts: int, pages: int, lease_s: float) -> None:
             total = hosts * pages
             rates = {}
             for n in (1, 2, 3):
+                before = redis_figures(url)
                 elapsed, _, _ = await run_workers(site, url, n, Path(tmp), lease_s)
+                cpu_us, commands = (a - b for a, b in zip(redis_figures(url), before, strict=True))
                 rates[n] = total / elapsed
-                print(f"{n} worker(s): {total:,} pages in {elapsed:.1f} s = {rates[n]:.0f} pages/s")
+                print(
+                    f"{n} worker(s): {total:,} pages in {elapsed:.1f} s = {rates[n]:.0f} pages/s; "
+                    f"Redis {cpu_us / total:.0f} us CPU and {commands / total:.1f} commands per page"
+                )
             print(f"ratios: 2/1 = {rates[2] / rates[1]:.2f}x, 3/1 = {rates[3] / rates[1]:.2f}x")
             _, _, comeback = await run_workers(site, url, 3, Path(tmp), lease_s, kill_after=total // 3)
             waits = sorted(comeback.values())

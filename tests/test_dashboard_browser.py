@@ -134,6 +134,12 @@ async def test_dashboard_of_a_redis_crawl_shows_its_two_workers(site: str, tmp_p
                 "document.querySelectorAll('#worker_rows tr').length",
             )
             assert rows == 2
+            rates = await page.wait_for(
+                "Array.from(document.querySelectorAll('#worker_rows tr td:nth-child(4)'))"
+                ".some((td) => Number(td.textContent) > 0)",
+                "Array.from(document.querySelectorAll('#worker_rows tr td:nth-child(4)')).map((td) => td.textContent)",
+            )
+            assert len(rates) == 2
             assert await page.wait_for(*HOST_ROWS) >= 1
     finally:
         for proc in (*workers, board):

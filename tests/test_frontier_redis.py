@@ -133,13 +133,65 @@ async def test_a_stale_token_takes_and_acks_nothing(
     w2 = await open_worker(lease_ms=1000)
     await w1.add([req(u) for u in urls("a.test", 3)])
     (first,) = (await w1.lease(5)).leases
-    assert await w1.ack(first, page(first))  # w1 keeps the slot for its next URL
+    assert await w1.release(first)  # w1 keeps the slot, idle, for its next URL
     clock.now += 2  # w1 paused: its slot lease expired
     assert await w2.reap() == 0  # the slot had no URL out; it is freed
     (taken,) = (await w2.lease(5)).leases
     assert taken.token != first.token
     # w1 wakes: its idle slot's token is stale, so its take gets nothing, and w2's lease stands.
     assert (await w1.lease(5)).leases == []
+    assert await w2.ack(taken, page(taken))
+    assert await raw.xlen(w1._keys.records) == 1
+
+
+async def test_an_ack_hands_out_the_next_url_of_a_host_without_delay_through_its_slot(
+    open_worker: OpenWorker, raw: Any
+) -> None:
+    w1 = await open_worker()
+    await w1.add([req(u) for u in urls("a.test", 3)])
+    (first,) = (await w1.lease(1)).leases
+    assert await w1.ack(first, page(first))
+    # The next URL is in flight in Redis already, under the same token; to the caller it is queued
+    # until lease() hands it out, which needs no call to Redis.
+    assert await raw.hget(w1._keys.meta, "leased") == "1"
+    assert (await w1.counts()).queued == 2 and (await w1.counts()).leased == 0
+    sent = w1._scripts.pipeliner.batches
+    (second,) = (await w1.lease(1)).leases
+    assert w1._scripts.pipeliner.batches == sent
+    assert second.token == first.token and second.request.url != first.request.url
+    assert w1.is_current(second)
+    assert await w1.ack(second, page(second))
+    assert await raw.xlen(w1._keys.records) == 2
+    # Closing gives the URL handed out by the last ack back, untried and uncharged.
+    await w1.aclose()
+    assert await raw.hmget(w1._keys.meta, ["queued", "leased"]) == ["1", "0"]
+    (left,) = await raw.lrange(w1._keys.host(first.request.host)[0], 0, -1)
+    assert json.loads(left)["attempts"] == 0
+
+
+async def test_no_url_is_handed_out_by_an_ack_when_the_host_has_a_delay(open_worker: OpenWorker) -> None:
+    w1 = await open_worker(Politeness(per_host=1, delay_s=0.5))
+    await w1.add([req(u) for u in urls("a.test", 3)])
+    (first,) = (await w1.lease(1)).leases
+    assert await w1.ack(first, page(first))
+    assert not w1._next
+    assert (await w1.counts()).queued == 2
+
+
+async def test_a_url_an_ack_handed_out_to_a_worker_that_then_paused_is_reaped_and_its_ack_is_stale(
+    open_worker: OpenWorker, clock: FakeClock, raw: Any
+) -> None:
+    w1 = await open_worker(lease_ms=1000)
+    w2 = await open_worker(lease_ms=1000)
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    (first,) = (await w1.lease(1)).leases
+    assert await w1.ack(first, page(first))
+    (second,) = (await w1.lease(1)).leases  # handed out by the ack
+    clock.now += 2  # w1 paused past its lease
+    assert await w2.reap() == 1
+    (taken,) = (await w2.lease(5)).leases
+    assert taken.request.url == second.request.url and taken.request.attempts == 1
+    assert not await w1.ack(second, page(second))
     assert await w2.ack(taken, page(taken))
     assert await raw.xlen(w1._keys.records) == 2
 
@@ -333,13 +385,16 @@ async def test_status_shows_workers_and_errors(open_worker: OpenWorker) -> None:
     w1 = await open_worker(Politeness(per_host=2), name="m1-0")
     await w1.add([req(u) for u in urls("a.test", 4)])
     one, _ = (await w1.lease(2)).leases
-    await w1.ack(one, page(one, error="http_4xx: gone"))
+    await w1.ack(one, page(one, error="http_4xx: gone"))  # hands out the host's next URL (no delay)
     status = await w1.status()
-    assert (status.seen, status.queued, status.in_flight, status.done) == (4, 2, 1, 1)
+    assert (status.seen, status.queued, status.in_flight, status.done) == (4, 1, 2, 1)
     assert status.failures == {"http_4xx": 1}
     assert status.state == "running"
     assert status.politeness == Politeness(per_host=2)
-    assert status.workers == (WorkerStatus("m1-0", slots=2, in_flight=1, heartbeat_age_s=0.0),)
+    # one URL finished in the last 10 s: 0.1 a second
+    assert status.workers == (
+        WorkerStatus("m1-0", slots=2, in_flight=2, heartbeat_age_s=0.0, urls_per_s=0.1),
+    )
 
 
 async def test_an_ack_whose_reply_was_lost_counts_once(

@@ -410,3 +410,24 @@ async def test_a_state_from_before_the_robots_table_gains_it(db: Path, clock: Fa
         assert await frontier.robots("http://a.test:80") == RobotsState(None, None, 0, 60.0)
     finally:
         await frontier.aclose()
+
+
+async def test_a_resume_may_lower_the_delay_but_a_crawl_delay_stays(db: Path, clock: FakeClock) -> None:
+    frontier = await SqliteFrontier.open(db, Politeness(per_host=1, delay_s=1.0), clock)
+    await frontier.add([req(A[0]), req(B[0])])
+    await frontier.observe(host_key(A[0]), FloorRaised(0.5))  # no effect: below --delay
+    await frontier.observe(host_key(B[0]), FloorRaised(3.0))  # B's robots.txt: Crawl-delay 3
+    await frontier.aclose()
+
+    frontier = await SqliteFrontier.open(db, Politeness(per_host=1, delay_s=0.0), clock)
+    try:
+        rows = {row.host: row.pace.floor_s for row in await frontier.host_rows(10)}
+        assert rows == {host_key(A[0]): 0.0, host_key(B[0]): 3.0}
+    finally:
+        await frontier.aclose()
+    frontier = await SqliteFrontier.open(db, Politeness(per_host=1, delay_s=5.0), clock)
+    try:
+        rows = {row.host: row.pace.floor_s for row in await frontier.host_rows(10)}
+        assert rows == {host_key(A[0]): 5.0, host_key(B[0]): 5.0}
+    finally:
+        await frontier.aclose()

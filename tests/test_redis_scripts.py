@@ -272,7 +272,7 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["FREED", "a.test#0"]
     ((_, entry),) = await env.client.xrange(k.records)
     assert entry == {"fp": json.loads(rec)["fp"], "worker": "w1", "page": '{"page":1}'}
-    assert await env.client.hgetall(k.done_by) == {"ok": "1"}
+    assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
     assert await env.meta("queued", "leased", "done") == [0, 0, 1]
     assert await env.client.zscore(k.acks, f"7:{json.loads(rec)['fp']}") == NOW
     assert await env.owner("a.test#0") is None  # nothing queued: the slot was freed, and not re-scored
@@ -285,8 +285,9 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
 async def test_end_keeps_the_slot_when_the_host_may_start_again_now(env: Env) -> None:
     rec = await in_flight(env, 7, record("1"), record("2"))
     await env.client.hset(env.host("a.test")[2], "delay_ms", 0)  # no delay: next URL due at once
-    assert await end_call(env, 7, rec, "ack", "{}", "ok") == ["KEPT", "a.test#0"]
+    assert await end_call(env, 7, rec, "ack", "{}", "http_5xx") == ["KEPT", "a.test#0"]
     assert await env.owner("a.test#0") == {"w": "w1", "t": 7, "n": 1}
+    assert await env.client.hgetall(env.keys.done_by) == {"http_5xx": "1"}
 
 
 async def test_end_retry_and_release_requeue_the_url(env: Env) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from crawlpool.frontier.base import MAX_BACKOFF_SHOWN, FrontierStatus, HostBackoff, Politeness, WorkerStatus
 from crawlpool.frontier.redis_status import ALIVE_S, build_status
 
@@ -121,3 +123,14 @@ def test_backoff_lists_hosts_backed_off_or_still_blocked_most_held_first() -> No
         (f"h{i}.test", json.dumps([1.0, float(i + 1), 0.0, 1]), None) for i in range(MAX_BACKOFF_SHOWN + 2)
     ]
     assert len(status(paced=many).backoff) == MAX_BACKOFF_SHOWN
+
+
+def test_recent_rates_count_each_workers_records_over_the_window() -> None:
+    from crawlpool.frontier.redis_status import RATE_SCAN, recent_rates
+
+    now = 1_000_000
+    entries = [(f"{now - i * 100}-0", {"worker": "a" if i % 3 else "b"}) for i in range(90)]
+    assert recent_rates(entries, now) == {"a": 6.0, "b": 3.0}  # 60 and 30 records in 10 s
+    full = [(f"{now - i}-0", {"worker": "a"}) for i in range(RATE_SCAN)]  # the scan's cap: 5 s covered
+    assert recent_rates(full, now) == {"a": pytest.approx(RATE_SCAN * 1000 / (RATE_SCAN - 1))}
+    assert recent_rates([], now) == {}

@@ -305,6 +305,8 @@ def workers_of(status: FrontierStatus) -> list[dict[str, Any]]:
             "slots": w.slots,
             "in_flight": w.in_flight,
             "heartbeat_age_s": None if w.heartbeat_age_s is None else round(w.heartbeat_age_s, 1),
+            "alive": w.alive,
+            "urls_per_s": w.urls_per_s,
         }
         for w in status.workers
     ]

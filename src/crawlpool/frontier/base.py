@@ -110,13 +110,15 @@ CrawlState = Literal["running", "stopped", "finished"]
 class WorkerStatus:
     """One worker of a shared (Redis) crawl: the host slots it leases, the URLs it has in flight,
     seconds since its last heartbeat (None: never seen), and whether that heartbeat is within the
-    worker's lease (False: it stopped or was killed; its slots come back to the crawl)."""
+    worker's lease (False: it stopped or was killed; its slots come back to the crawl), and the URLs it
+    finished per second lately (None: not measured)."""
 
     worker_id: str
     slots: int
     in_flight: int
     heartbeat_age_s: float | None
     alive: bool = True
+    urls_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

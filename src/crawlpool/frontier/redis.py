@@ -22,14 +22,20 @@ gets STALE, and the method returns False — nothing changed. URLs are taken laz
 rather than K at once as REDIS-FRONTIER.md §3 suggests: the protocol hands out URLs one by one and
 spaces starts per host, so a prefetched batch would still need a server round trip per URL, and it
 would starve the host's other slots (a host with 4 URLs and 5 slots must be able to serve 4 at once).
+One exception saves a call per page: an ack that keeps its slot on a host without delay takes the
+host's next URL in the same script (end.lua's NEXT), and the worker's next `lease` hands it out without
+asking Redis. It is in flight under the slot's token like any other; `counts` shows it as queued until
+`lease` hands it out, and `aclose` gives it back uncharged.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
 the seen set. Every key sits under one hash tag per crawl, so every script touches one Cluster slot.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
-`TIME` in ms (see "Clock"). The reaper (`expired` + `reclaim`, every few seconds on every worker, no
-coordinator) re-checks each deadline inside `reclaim`, so of two racing reapers only one requeues.
+`TIME` in ms (see "Clock"). The script calls that a worker's tasks make in one turn of the event loop
+go to Redis as one pipeline (redis_pipeline.py): one round trip for many pages' steps. The reaper
+(`expired` + `reclaim`, every few seconds on every worker, no coordinator) re-checks each deadline
+inside `reclaim`, so of two racing reapers only one requeues.
 
 When a worker dies, its slots stay leased until their deadline (lease_ms) passes; the next reap by any
 worker requeues their URLs (front of the queue, one attempt charged) and frees the slots. What it
@@ -59,6 +65,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -91,7 +98,7 @@ from crawlpool.frontier.redis_keys import slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
-from crawlpool.frontier.redis_status import build_status
+from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
@@ -148,6 +155,8 @@ class RedisFrontier:
         self._urls_per_lease = urls_per_lease
         self._clock = clock
         self._slots = HeldSlots()  # the slots this worker leases, with their tokens
+        # URLs an ack handed out through the slot it kept (end.lua's NEXT), for the next lease() call
+        self._next: deque[Lease] = deque()
         self._ambiguous: set[tuple[int, int]] = set()  # (token, fp) of acks whose reply was lost
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -274,6 +283,10 @@ class RedisFrontier:
         """Up to `limit` URLs whose host may be hit now. `wait_s` is None only when nothing can come
         due by waiting and no other worker holds a slot (their lease endings are not seen here)."""
         leases: list[Lease] = []
+        while self._next and len(leases) < limit:
+            leases.append(self._next.popleft())
+        if len(leases) >= limit:
+            return LeaseBatch(leases, 0.0)
         wait_ms, leased_slots = -1, 0
         for _ in range(_LEASE_ROUNDS):
             want = limit - len(leases)
@@ -358,7 +371,11 @@ class RedisFrontier:
         seen, queued, leased, done = await self._call(
             self._client.hmget(self._keys.meta, ["seen", "queued", "leased", "done"])
         )
-        return FrontierCounts(int(seen or 0), int(queued or 0), int(leased or 0), int(done or 0))
+        # URLs handed out by an ack but not yet by lease() are still queued, as far as the caller knows.
+        waiting = len(self._next)
+        return FrontierCounts(
+            int(seen or 0), int(queued or 0) + waiting, int(leased or 0) - waiting, int(done or 0)
+        )
 
     async def host_rows(self, limit: int) -> list[HostRow]:
         now_ms = await self._now_ms()
@@ -394,6 +411,7 @@ class RedisFrontier:
             log.warning("could not give back the leases of worker %s: %s", self.worker_id, exc)
         finally:
             self._slots.clear()
+            self._next.clear()
             await self._client.aclose()
 
     # -- beyond the protocol ------------------------------------------------------------------------
@@ -442,6 +460,9 @@ class RedisFrontier:
         leases: dict[str, str] = await self._call(self._client.hgetall(keys.leases))
         last: list[tuple[str, Any]] = await self._call(self._client.xrevrange(keys.records, count=1))
         now_ms = await self._now_ms()
+        recent = await self._call(
+            self._client.xrevrange(keys.records, max="+", min=str(now_ms - RATE_WINDOW_MS), count=RATE_SCAN)
+        )
         paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
         for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
             pace, blocked = await self._call(
@@ -460,6 +481,7 @@ class RedisFrontier:
             delay_ms=self._delay_ms,
             leases=leases,
             last_record_ms=int(last[0][0].partition("-")[0]) if last else None,  # a stream id is ms-seq
+            rates=recent_rates(recent, now_ms),
         )
 
     def is_current(self, lease: Lease) -> bool:
@@ -480,6 +502,9 @@ class RedisFrontier:
         tokens = dict(pairs)
         for slot in lost:
             self._slots.forget(slot, tokens[slot])
+        if lost:
+            gone = {tokens[slot] for slot in lost}
+            self._next = deque(lease for lease in self._next if lease.token not in gone)
         if lost:
             log.warning("worker %s lost %d host slot(s) to the reaper", self.worker_id, len(lost))
         return lost
@@ -560,8 +585,8 @@ class RedisFrontier:
         return leases, (int(wait_ms), int(leased_slots))
 
     def _wait_s(self, wait_ms: int, leased_slots: int) -> float | None:
-        if self._slots.idle:
-            return 0.0  # held slots whose next URL may start now
+        if self._slots.idle or self._next:
+            return 0.0  # held slots whose next URL may start now, or was handed out already
         wait_s = None if wait_ms < 0 else wait_ms / 1000
         if leased_slots > len(self._slots.tokens):
             # Other workers hold slots: their URLs may end, or add links, at any time.
@@ -570,8 +595,11 @@ class RedisFrontier:
 
     async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
         request = lease.request
-        call = self._calls.end(self._now(), request, lease.token, mode, payload, extra)
+        call = self._calls.end(
+            self._now(), request, lease.token, mode, payload, extra, next_url=not self._closed
+        )
         attempt = (lease.token, request.fp)
+        sent_at = time.monotonic()
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
@@ -599,7 +627,10 @@ class RedisFrontier:
             return False
         self._ambiguous.discard(attempt)
         slot = str(reply[1])
-        if status == "KEPT":
+        if status == "NEXT":
+            self._slots.touch([slot], sent_at)  # its deadline was pushed
+            self._next.append(Lease(decode(reply[2]), lease.token))
+        elif status == "KEPT":
             self._slots.keep(slot, lease.token)
         else:
             self._slots.forget(slot, lease.token)

@@ -67,12 +67,16 @@ class Calls:
             args += [slot, token, hosts[host], kind]
         return script_keys, args
 
-    def end(self, now: str, request: Request, token: int, mode: str, payload: str, extra: str) -> Call:
+    def end(
+        self, now: str, request: Request, token: int, mode: str, payload: str, extra: str, *, next_url: bool
+    ) -> Call:
+        """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps."""
         keys = self.keys
         script_keys = [keys.meta, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
         script_keys += [keys.records, keys.done_by, keys.acks]
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
         args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
+        args.append("next" if next_url else "")
         return script_keys, args
 
     def extend(self, now: str, slots: Sequence[tuple[str, int]]) -> Call:

@@ -25,7 +25,7 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 | `leases`          | HASH   | worker id → its lease_ms, set when it opens (`status`: a heartbeat older     |
 |                   |        | than the worker's own lease is stale)                                        |
 | `records`         | STREAM | one entry per ack: fp, worker, page (the manifest record as JSON)            |
-| `done_by`         | HASH   | error code (or `ok`) → records acked with it                                 |
+| `done_by`         | HASH   | error code → records acked or settled with it (failures; `ok` not counted)   |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
 |                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
 | `robots:<host>`   | STRING | the host's robots.txt state, JSON {body, reason, failures, kept_ms}          |

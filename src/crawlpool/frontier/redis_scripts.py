@@ -10,14 +10,17 @@ anything reaches Redis: a missing key must not turn into a nil inside a script.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
+
+from crawlpool.frontier.redis_pipeline import Pipeliner
 
 NAMES = (
     "init",
@@ -82,30 +85,34 @@ def arity(name: str) -> Arity:
 
 
 class LuaScript:
-    """One registered script: `await script(keys=[...], args=[...])`, after the KEYS count check."""
+    """One script: `await script(keys=[...], args=[...])`, after the KEYS count check, sent as EVALSHA
+    through the client's `Pipeliner` (loaded by SCRIPT LOAD the first time a server does not know it)."""
 
-    def __init__(self, client: aioredis.Redis, name: str) -> None:
+    def __init__(self, pipeliner: Pipeliner, name: str) -> None:
         self.name = name
         self.arity = arity(name)
-        self._script: AsyncScript = client.register_script(source(name))
+        self._pipeliner = pipeliner
+        self._source = source(name)
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
-    def __call__(self, *, keys: list[str], args: list[str | int]) -> Any:
+    def __call__(self, *, keys: list[str], args: list[str | int]) -> Awaitable[Any]:
         self.arity.check(self.name, len(keys))
-        return self._script(keys=keys, args=args)
+        return self._pipeliner.call(self._sha, self._source, keys, args)
 
 
 class Scripts:
-    """Every script, registered once on one client (EVALSHA, falling back to EVAL once per server)."""
+    """Every script, for one client; the calls made in one event-loop turn share one pipeline."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self.init = LuaScript(client, "init")
-        self.add = LuaScript(client, "add")
-        self.settle = LuaScript(client, "settle")
-        self.lease_slots = LuaScript(client, "lease_slots")
-        self.take = LuaScript(client, "take")
-        self.end = LuaScript(client, "end")
-        self.extend = LuaScript(client, "extend")
-        self.expired = LuaScript(client, "expired")
-        self.reclaim = LuaScript(client, "reclaim")
-        self.pace = LuaScript(client, "pace")
-        self.is_done = LuaScript(client, "is_done")
+        self.pipeliner = pipeliner = Pipeliner(client)
+        self.init = LuaScript(pipeliner, "init")
+        self.add = LuaScript(pipeliner, "add")
+        self.settle = LuaScript(pipeliner, "settle")
+        self.lease_slots = LuaScript(pipeliner, "lease_slots")
+        self.take = LuaScript(pipeliner, "take")
+        self.end = LuaScript(pipeliner, "end")
+        self.extend = LuaScript(pipeliner, "extend")
+        self.expired = LuaScript(pipeliner, "expired")
+        self.reclaim = LuaScript(pipeliner, "reclaim")
+        self.pace = LuaScript(pipeliner, "pace")
+        self.is_done = LuaScript(pipeliner, "is_done")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from crawlpool.frontier.base import CrawlState, FrontierStatus, Politeness, WorkerStatus, backoff_rows
@@ -28,6 +28,7 @@ def build_status(
     delay_ms: int,
     leases: Mapping[str, str] | None = None,
     last_record_ms: int | None = None,
+    rates: Mapping[str, float] | None = None,
 ) -> FrontierStatus:
     """The status of crawl `crawl_id` at `now_ms` from its `meta`, `done_by` and `h:owner` hashes, its
     `workers` set as (worker, last heartbeat ms) pairs, and (host, pace, blocked_until_ms) from the
@@ -36,7 +37,8 @@ def build_status(
     `leases` hash) says how long each worker's heartbeat stays fresh (ALIVE_S when unrecorded): the
     crawl is running while one is fresh, stopped otherwise, finished when it is done or nothing is
     queued or leased. `updated` is the later of `m:updated` and the last record's time
-    (`last_record_ms`, the id of the `records` stream's last entry), so a killed worker's crawl has one."""
+    (`last_record_ms`, the id of the `records` stream's last entry), so a killed worker's crawl has one.
+    `rates`: each worker's URLs finished per second lately (`recent_rates`)."""
     leases = leases or {}
     age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
     slots: Counter[str] = Counter()
@@ -47,7 +49,14 @@ def build_status(
         in_flight[owner["w"]] += "fp" in owner
     alive = {worker for worker, age in age_s.items() if age <= _lease_s(leases.get(worker))}
     workers = tuple(
-        WorkerStatus(worker, slots[worker], in_flight[worker], age_s.get(worker), worker in alive)
+        WorkerStatus(
+            worker,
+            slots[worker],
+            in_flight[worker],
+            age_s.get(worker),
+            worker in alive,
+            None if rates is None else round(rates.get(worker, 0.0), 1),
+        )
         for worker in sorted(set(slots) | alive)
     )
     counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
@@ -95,3 +104,18 @@ def _later(a: str | None, b: str | None) -> str | None:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+RATE_WINDOW_MS = 10_000
+RATE_SCAN = 5_000  # newest records looked at: past that the window is shortened to what they cover
+
+
+def recent_rates(entries: Sequence[tuple[str, Mapping[str, str]]], now_ms: int) -> dict[str, float]:
+    """URLs finished per second by each worker over the last RATE_WINDOW_MS, from the newest entries of
+    the `records` stream (newest first, each id `<ms>-<seq>`, each with a `worker` field)."""
+    if not entries:
+        return {}
+    counts: Counter[str] = Counter(fields.get("worker", "") for _, fields in entries)
+    oldest_ms = int(entries[-1][0].partition("-")[0])
+    span_ms = RATE_WINDOW_MS if len(entries) < RATE_SCAN else max(now_ms - oldest_ms, 1)
+    return {worker: n * 1000 / span_ms for worker, n in counts.items()}

@@ -539,12 +539,20 @@ class SqliteFrontier:
             self._done = counts.get(DONE, 0)
             self._queued = self._seen - self._done
             now = self._clock()
+            # The --delay of the run that stored the paces: a floor no higher than it came from it,
+            # not from a Crawl-delay, and gives way to this run's --delay, lower or higher.
+            row = conn.execute("SELECT value FROM meta WHERE key = 'delay_s'").fetchone()
+            stored_delay_s = float(row[0]) if row is not None else None
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('delay_s', ?)",
+                (repr(self._politeness.delay_s),),
+            )
             for host_id, name, last_start, pace, blocked_until in conn.execute(
                 "SELECT id, host, last_start, pace, blocked_until FROM hosts"
-            ):
+            ).fetchall():
                 self._hosts[name] = _Host(
                     id=host_id,
-                    pace=self._stored_pace(pace),
+                    pace=self._stored_pace(pace, stored_delay_s),
                     last_start=NEVER if last_start is None else min(last_start, now),
                     blocked_until=NEVER if blocked_until is None else blocked_until,
                 )
@@ -558,12 +566,16 @@ class SqliteFrontier:
                 self._schedule(name, host)
             self._retry_due = conn.execute(f"SELECT min(due) FROM urls WHERE state = {WAITING}").fetchone()[0]
 
-    def _stored_pace(self, stored: str | None) -> HostPace:
-        """A host's pacing as stored, its floor raised to this run's `--delay` (which may have grown)."""
+    def _stored_pace(self, stored: str | None, stored_delay_s: float | None) -> HostPace:
+        """A host's pacing as stored, under this run's `--delay`: a floor the stored run's --delay set
+        becomes this run's; a higher one (a Crawl-delay) stays, raised to this run's --delay if that
+        is higher. (Without the stored run's --delay, from an older state, the floor is only raised.)"""
         floor_s = self._politeness.delay_s
         if stored is None:
             return HostPace(floor_s=floor_s)
         pace = HostPace.from_json(json.loads(stored))
+        if stored_delay_s is not None and pace.floor_s <= stored_delay_s:
+            return replace(pace, floor_s=floor_s)
         return replace(pace, floor_s=max(pace.floor_s, floor_s))
 
     def _new_host(self, conn: sqlite3.Connection, name: str) -> _Host:

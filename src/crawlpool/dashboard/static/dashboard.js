@@ -114,7 +114,8 @@ async function refreshTables() {
     const workers = await getJSON("/api/workers");
     fill($("worker_rows"), workers.workers, [
       (w) => w.worker_id, (w) => fmt(w.slots), (w) => fmt(w.in_flight),
-      (w) => (w.heartbeat_age_s === null ? "never" : w.heartbeat_age_s + " s ago"),
+      (w) => (w.urls_per_s === null ? "–" : w.urls_per_s.toFixed(1)),
+      (w) => (w.heartbeat_age_s === null ? "never" : w.heartbeat_age_s + " s ago") + (w.alive ? "" : " (stale)"),
     ]);
   } catch (err) {
     $("live").textContent = "tables: " + err.message;

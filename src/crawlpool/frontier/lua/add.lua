@@ -1,6 +1,6 @@
 --[[
   Queue every request whose fingerprint is new: SADD to its seen bucket and, only if new, RPUSH the
-  record on its host queue, in one step; then re-score the free slots of each host that got a URL.
+  record on its host queue, in one step; then re-score the free slots of each host whose queue was empty.
 
     Input:
       KEYS[1]                meta       HASH
@@ -12,7 +12,7 @@
       KEYS[base + 2]         retry:<host>  ZSET
       KEYS[base + 3]         host:<host>   HASH
 
-      ARGV[1]                now_ms     or '' for Redis TIME
+      ARGV[1]                now_ms     unused (add needs no time), kept as every script's clock
       ARGV[2]                per_host
       ARGV[3]                delay_ms   the crawl's default delay
       ARGV[4]                nb         number of seen buckets in KEYS
@@ -28,16 +28,16 @@
       the number of requests queued (0 when all were seen before: add is idempotent). meta's seen and
       queued grow by it, and a crawl in state 'done' is 'running' again.
 ]]
-local now = now_ms()
 local per_host, delay, nb, nh = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local hosts0 = 3 + nb
-local added, touched, order = 0, {}, {}
+local added, order = 0, {}
 for j = 6 + nh, #ARGV, 4 do
   local h = tonumber(ARGV[j + 1])
   if redis.call('SADD', KEYS[3 + tonumber(ARGV[j])], ARGV[j + 2]) == 1 then
-    redis.call('RPUSH', KEYS[hosts0 + (h - 1) * 3 + 1], ARGV[j + 3])
+    -- A queue that was empty before this push: its host's free slots need scores. One that was not
+    -- is already scored right (every step that empties or fills a queue re-scores its host).
+    if redis.call('RPUSH', KEYS[hosts0 + (h - 1) * 3 + 1], ARGV[j + 3]) == 1 then order[#order + 1] = h end
     added = added + 1
-    if not touched[h] then touched[h] = true; order[#order + 1] = h end
   end
 end
 for _, h in ipairs(order) do

@@ -28,9 +28,12 @@
                                 release: ''
       ARGV[11] extra            ack: error code or 'ok'; retry: delay ms; release: ''
       ARGV[12] worker           worker id
+      ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
+                                the host's next URL through it; '' (or absent): never
 
     Output:
-      {'KEPT', slot} or {'FREED', slot} when the URL ended; {'STALE'} when the token is not the
+      {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
+      the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'} when the token is not the
       slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
       (acks remembers it for 2 * lease_ms).
 ]]
@@ -50,26 +53,64 @@ local slot = host .. '#' .. idx
 local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
-redis.call('HINCRBY', KEYS[1], 'leased', -1)
+local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 if mode == 'ack' then
   redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[10], ARGV[11], 1)
+  -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
+  if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
   redis.call('ZADD', KEYS[11], now, ack_id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
+  -- Forgetting old ack ids is not urgent: done on about one ack in 32 (by the fp's last digits).
+  if tonumber(string.sub(fp, -3)) % 32 == 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
+  end
 elseif mode == 'retry' then
   redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+  queued_by = 1
 else
   redis.call('LPUSH', q, rec)
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+  queued_by = 1
 end
 o.fp = nil
-if o.n < k_max and redis.call('LLEN', q) > 0 and host_due(cfg, delay) <= now then
+local times = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+local gap, blocked = tonumber(times[2] or delay), tonumber(times[3] or '0')
+local due = math.max(times[1] and tonumber(times[1]) + gap or 0, blocked)
+local reply
+local queued_before = 0
+if o.n < k_max and due <= now then queued_before = redis.call('LLEN', q) end
+if queued_before > 0 then
+  local next_rec = false
+  if ARGV[13] == 'next' and mode == 'ack' and gap == 0 then
+    -- The host has no delay: hand its next URL out at once through this slot (what take would do),
+    -- saving the worker a call. Due retries go first, as in take.
+    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
+    for _, r in ipairs(waiting) do redis.call('LPUSH', q, r) end
+    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
+    next_rec = redis.call('LPOP', q)
+  end
+  if next_rec then
+    local next_fp = string.match(next_rec, '"fp":"(-?%d+)"')
+    redis.call('HSET', inflight, next_fp, idx .. '|' .. token .. '|' .. next_rec)
+    o.fp = next_fp
+    o.n = o.n + 1
+    redis.call('ZADD', KEYS[3], now + lease_ms, slot)
+    redis.call('HSET', cfg, 'last_start_ms', now)
+    leased_by, queued_by = leased_by + 1, queued_by - 1
+    reply = {'NEXT', slot, next_rec}
+  else
+    reply = {'KEPT', slot}
+  end
   redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-  redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-  rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
-  return {'KEPT', slot}
+  -- An ack leaves the host's work as it was, a retry or a release adds some: score the free slots
+  -- (none with one slot). A URL handed out without delay leaves the host due now, so only a queue it
+  -- emptied changes their scores.
+  if per_host > 1 and (mode ~= 'ack' or (next_rec and queued_before == 1)) then
+    rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, next_rec and math.max(now, blocked) or due)
+  end
+else
+  free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
+  reply = {'FREED', slot}
 end
-free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
-return {'FREED', slot}
+if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
+if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
+return reply

@@ -1,6 +1,6 @@
 --[[
   Lease up to n free slots that are due now: each leaves ready, enters leased with a deadline, and
-  gets an owner record {w = worker, t = token, n = 0} with a fresh fencing token (INCR tok).
+  gets an owner record {w = worker, t = token, n = 0} with a fresh fencing token (INCRBY tok).
   Also marks the worker's heartbeat.
 
     Input:
@@ -23,13 +23,23 @@ local now = now_ms()
 local out = {}
 local n = tonumber(ARGV[4])
 if n > 0 then
-  for _, slot in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)) do
-    redis.call('ZREM', KEYS[1], slot)
-    local token = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), slot)
-    redis.call('HSET', KEYS[3], slot, cjson.encode({w = ARGV[3], t = token, n = 0}))
-    out[#out + 1] = slot
-    out[#out + 1] = token
+  local slots = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)
+  if #slots > 0 then
+    -- One command per key for the whole batch: tokens last - #slots + 1 .. last, one per slot.
+    local last = redis.call('INCRBY', KEYS[4], #slots)
+    local deadlines, owners = {}, {}
+    for i, slot in ipairs(slots) do
+      local token = last - #slots + i
+      deadlines[#deadlines + 1] = now + tonumber(ARGV[2])
+      deadlines[#deadlines + 1] = slot
+      owners[#owners + 1] = slot
+      owners[#owners + 1] = cjson.encode({w = ARGV[3], t = token, n = 0})
+      out[#out + 1] = slot
+      out[#out + 1] = token
+    end
+    redis.call('ZREM', KEYS[1], unpack(slots))
+    redis.call('ZADD', KEYS[2], unpack(deadlines))
+    redis.call('HSET', KEYS[3], unpack(owners))
   end
 end
 redis.call('ZADD', KEYS[5], now, ARGV[3])

@@ -29,7 +29,8 @@
 ]]
 local now = now_ms()
 local host_key = KEYS[5]
-local raw = redis.call('HGET', host_key, 'pace')
+local held = redis.call('HMGET', host_key, 'pace', 'blocked_until_ms', 'delay_ms')
+local raw, old_blocked, old_delay = held[1], held[2], held[3]
 local pace
 if raw then pace = cjson.decode(raw) else pace = {tonumber(ARGV[3]) / 1000, 0, 0, 0} end
 local floor, extra, baseline, answers = pace[1], pace[2], pace[3], pace[4]
@@ -37,8 +38,9 @@ local event = ARGV[5]
 
 if event == 'block' then
   local blocked = now + tonumber(ARGV[6])
-  local old = redis.call('HGET', host_key, 'blocked_until_ms')
-  if not old or tonumber(old) < blocked then redis.call('HSET', host_key, 'blocked_until_ms', blocked) end
+  if not old_blocked or tonumber(old_blocked) < blocked then
+    redis.call('HSET', host_key, 'blocked_until_ms', blocked)
+  end
 elseif event == 'floor' then
   floor = math.max(floor, tonumber(ARGV[6]))
 else
@@ -67,13 +69,18 @@ else
   end
 end
 
-local blocked_until = tonumber(redis.call('HGET', host_key, 'blocked_until_ms') or '0')
+local blocked_until = tonumber(old_blocked or '0')
+if event == 'block' then blocked_until = math.max(blocked_until, now + tonumber(ARGV[6])) end
 if extra > 0 or blocked_until > now then
   redis.call('ZADD', KEYS[6], blocked_until, ARGV[4])
-else
-  redis.call('ZREM', KEYS[6], ARGV[4])
+elseif pace[2] > 0 or old_blocked then
+  redis.call('ZREM', KEYS[6], ARGV[4])  -- it may be listed: it was backed off or blocked once
 end
 local after = cjson.encode({floor, extra, baseline, answers})
-redis.call('HSET', host_key, 'pace', after, 'delay_ms', math.floor((floor + extra) * 1000 + 0.5))
-rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
+redis.call('HSET', host_key, 'pace', after, 'delay_ms', delay_ms)
+-- Only a new delay or a new block moves the host's next start: most answers change neither.
+if event == 'block' or tonumber(old_delay or '-1') ~= delay_ms then
+  rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+end
 return after

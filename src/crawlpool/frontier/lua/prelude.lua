@@ -9,8 +9,8 @@
 
     Output:
       none; defines now_ms(), host_due(cfg, default_delay), rescore(host, q, d, cfg, ready, leased,
-      per_host, default_delay), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
-      default_delay), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots} and
+      per_host, default_delay, due), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
+      default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots} and
       owner_of(owner, slot) -> the decoded owner record or false.
 ]]
 local function now_ms()
@@ -29,27 +29,35 @@ local function host_due(cfg, default_delay)
 end
 
 -- Score every slot of the host that nobody leases: in ready at the time its next URL may start,
--- or out of ready when the host has nothing queued or waiting to retry.
-local function rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
+-- or out of ready when the host has nothing queued or waiting to retry. `due` is host_due() when the
+-- caller knows it already (false: read it). One ZMSCORE and one ZADD or ZREM for all the host's slots.
+local function rescore(host, q, d, cfg, ready, leased, per_host, default_delay, due)
   local at = false
   if redis.call('LLEN', q) > 0 then
-    at = host_due(cfg, default_delay)
+    at = due or host_due(cfg, default_delay)
   else
     local first = redis.call('ZRANGE', d, 0, 0, 'WITHSCORES')
-    if first[2] then at = math.max(host_due(cfg, default_delay), tonumber(first[2])) end
+    if first[2] then at = math.max(due or host_due(cfg, default_delay), tonumber(first[2])) end
   end
-  for i = 0, per_host - 1 do
-    local slot = host .. '#' .. i
-    if not redis.call('ZSCORE', leased, slot) then
-      if at then redis.call('ZADD', ready, at, slot) else redis.call('ZREM', ready, slot) end
+  local slots = {}
+  for i = 0, per_host - 1 do slots[i + 1] = host .. '#' .. i end
+  local held = redis.call('ZMSCORE', leased, unpack(slots))
+  local args = {}
+  for i, slot in ipairs(slots) do
+    if not held[i] then
+      if at then args[#args + 1] = at end
+      args[#args + 1] = slot
     end
+  end
+  if #args > 0 then
+    if at then redis.call('ZADD', ready, unpack(args)) else redis.call('ZREM', ready, unpack(args)) end
   end
 end
 
-local function free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host, default_delay)
+local function free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host, default_delay, due)
   redis.call('HDEL', owner, slot)
   redis.call('ZREM', leased, slot)
-  rescore(host, q, d, cfg, ready, leased, per_host, default_delay)
+  rescore(host, q, d, cfg, ready, leased, per_host, default_delay, due)
 end
 
 -- ms until the earliest free slot is due (0 if one is due now), -1 if none, and how many are leased.

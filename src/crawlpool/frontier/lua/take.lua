@@ -52,12 +52,16 @@ for j = 7, #ARGV, 4 do
     local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
     for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
     if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
-    if given >= limit or o.n >= k_max or redis.call('LLEN', q) == 0 or host_due(cfg, delay) > now then
-      free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay)
+    local v = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+    local gap, blocked = tonumber(v[2] or delay), tonumber(v[3] or '0')
+    local due = math.max(v[1] and tonumber(v[1]) + gap or 0, blocked)
+    local rec = false
+    if given < limit and o.n < k_max and due <= now then rec = redis.call('LPOP', q) end
+    if not rec then
+      free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
       out[#out + 1] = 'FREED'
     else
-      local rec = redis.call('LPOP', q)
-      local fp = cjson.decode(rec).fp
+      local fp = string.match(rec, '"fp":"(-?%d+)"')  -- encode() writes it so, a string
       redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
       o.fp = fp
       o.n = o.n + 1
@@ -66,7 +70,10 @@ for j = 7, #ARGV, 4 do
       redis.call('HSET', cfg, 'last_start_ms', now)
       redis.call('HINCRBY', KEYS[1], 'queued', -1)
       redis.call('HINCRBY', KEYS[1], 'leased', 1)
-      rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay)
+      -- This start moves the host's next one: re-score its other free slots (none with one slot).
+      if per_host > 1 then
+        rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, math.max(now + gap, blocked))
+      end
       given = given + 1
       out[#out + 1] = rec
     end
