@@ -277,6 +277,18 @@ async def test_requests_keep_their_redirect_hops(make_frontier: FrontierFactory)
     assert lease.request == hopped
 
 
+async def test_requests_keep_their_kind_and_lastmod_through_a_retry(make_frontier: FrontierFactory) -> None:
+    frontier = await make_frontier(Politeness(per_host=5))
+    sitemap = Request(A[0], fingerprint(A[0]), host_key(A[0]), depth=2, kind="sitemap")
+    dated = Request(A[1], fingerprint(A[1]), host_key(A[1]), depth=0, referrer=A[0], lastmod="2024-05-01")
+    await frontier.add([sitemap, dated])
+    leases = (await frontier.lease(5)).leases
+    assert [lease.request for lease in leases] == [sitemap, dated]
+    assert await frontier.retry(leases[0], 0.0)
+    (again,) = (await frontier.lease(5)).leases
+    assert (again.request.kind, again.request.depth, again.request.attempts) == ("sitemap", 2, 1)
+
+
 async def test_a_lease_is_current_until_it_ends(make_frontier: FrontierFactory) -> None:
     frontier = await make_frontier(Politeness(per_host=5))
     await frontier.add([req(A[0])])

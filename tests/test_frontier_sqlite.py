@@ -245,7 +245,31 @@ async def test_a_version_1_state_is_upgraded_in_place(db: Path, clock: FakeClock
     try:
         (lease,) = (await frontier.lease(5)).leases
         assert (lease.request.url, lease.request.attempts, lease.request.self_redirects) == (A[0], 2, 0)
-        assert await frontier.get_meta("schema_version") == "2"
+        assert (lease.request.kind, lease.request.lastmod) == ("page", None)
+        assert await frontier.get_meta("schema_version") == "3"
+    finally:
+        await frontier.aclose()
+
+
+async def test_a_version_2_state_gains_kind_and_lastmod(db: Path, clock: FakeClock) -> None:
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.executescript(VERSION_1)
+    conn.execute("ALTER TABLE hosts ADD COLUMN pace TEXT")
+    conn.execute("ALTER TABLE urls ADD COLUMN self_redirects INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute(
+        "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, self_redirects) "
+        "VALUES (?, ?, 1, 0, NULL, 0, 0, 1, 1)",
+        (fingerprint(A[0]), A[0]),
+    )
+    conn.commit()
+    conn.close()
+    frontier = await SqliteFrontier.open(db, Politeness(per_host=2), clock)
+    try:
+        (lease,) = (await frontier.lease(5)).leases
+        assert (lease.request.self_redirects, lease.request.kind, lease.request.lastmod) == (1, "page", None)
+        assert await frontier.get_meta("schema_version") == "3"
     finally:
         await frontier.aclose()
 
@@ -254,7 +278,7 @@ async def test_a_state_of_another_schema_version_is_refused(db: Path, clock: Fak
     frontier = await SqliteFrontier.open(db, Politeness(), clock)
     await frontier.set_meta("schema_version", "99")
     await frontier.aclose()
-    with pytest.raises(FrontierError, match="has schema version 99; this crawlpool reads version 2"):
+    with pytest.raises(FrontierError, match="has schema version 99; this crawlpool reads version 3"):
         await SqliteFrontier.open(db, Politeness(), clock)
 
 

@@ -45,6 +45,7 @@ from crawlpool.outcome import ENDED_META_KEY
 from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
+from crawlpool.recrawl import Recrawl, start_update, write_changes
 from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
 from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
@@ -208,7 +209,10 @@ def prepare(
     urls = check_seed_urls(seeds)
     if is_redis(cfg.frontier) and cfg.crawl_id is None:
         cfg = cfg.replace(crawl_id=default_crawl_id(urls))
-    prepare_output(cfg.output, resume=cfg.resume, state_file=sqlite_path(cfg.frontier, cfg.output))
+    state_file = sqlite_path(cfg.frontier, cfg.output)
+    if cfg.update and not cfg.resume:
+        start_update(cfg.output, state_file)  # the crawl there becomes the previous run
+    prepare_output(cfg.output, resume=cfg.resume, state_file=state_file)
     return cfg, urls
 
 
@@ -241,6 +245,7 @@ async def run_crawl(
         await frontier.aclose()
         raise
     engine_stats: CrawlStats | None = None  # kept, so that how the crawl ended is saved with it
+    recrawl = Recrawl.open(cfg.output)  # an update run (new or resumed) has its previous run
     connector = GuardedConnector(
         address_guard(cfg, seeds),
         limit=cfg.concurrency,
@@ -282,6 +287,7 @@ async def run_crawl(
                 on_page=on_page,
                 robots=robots,
                 parser=parser,
+                recrawl=recrawl,
             )
             engine_stats = engine.stats
             if on_engine is not None:
@@ -298,6 +304,11 @@ async def run_crawl(
             await frontier.set_meta("updated", _utc_now())
             if engine_stats is not None:
                 await frontier.set_meta(ENDED_META_KEY, engine_stats.outcome)
+            if recrawl is not None:
+                counts = await frontier.counts()
+                write_changes(cfg.output, recrawl.run, finished=not (counts.queued or counts.leased))
+        if recrawl is not None:
+            recrawl.close()
         await frontier.aclose()
 
 

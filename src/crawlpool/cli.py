@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--exclude", action="append", metavar="RE", help="never follow URLs matching RE (repeatable)"
     )
+    limits.add_argument(
+        "--sitemaps",
+        action="store_true",
+        default=None,
+        help="also crawl what each in-scope host's sitemaps list (robots.txt Sitemap: lines, else "
+        "/sitemap.xml)",
+    )
     speed = cmd.add_argument_group("parsing")
     speed.add_argument(
         "--parser", choices=("bs4", "lxml"), help="link extractor: bs4 (default) or lxml (same links, faster)"
@@ -215,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     state.add_argument(
         "--resume", action="store_true", default=None, help="continue the crawl whose state is in OUTPUT"
+    )
+    state.add_argument(
+        "--update",
+        action="store_true",
+        default=None,
+        help="re-fetch the finished crawl in OUTPUT conditionally and report what changed (changes.json)",
     )
     state.add_argument(
         "--crawl-id",

@@ -54,6 +54,7 @@ class CrawlConfig:
     retry_backoff_s: float = 0.5
     user_agent: str = DEFAULT_USER_AGENT
     robots: bool = True
+    sitemaps: bool = False
     max_crawl_delay_s: float = 30.0
     max_url_chars: int = 2083
     max_segments: int = 20
@@ -64,6 +65,7 @@ class CrawlConfig:
     crawl_id: str | None = None
     lease_s: float = 60.0
     resume: bool = False
+    update: bool = False
     grace_s: float = 10.0
     dashboard: str | None = None  # [HOST:]PORT to serve the live dashboard on while crawling
     dashboard_token: str | None = None  # required by the dashboard (generated off loopback when None)
@@ -116,6 +118,8 @@ class CrawlConfig:
         _check_int(self.max_repeats, "max_repeats", minimum=1)
         if not isinstance(self.robots, bool):
             raise ConfigError("robots: expected true or false")
+        if not isinstance(self.sitemaps, bool):
+            raise ConfigError("sitemaps: expected true or false")
         if self.parser not in ("bs4", "lxml"):
             raise ConfigError(f"parser: {self.parser!r} is not one of bs4, lxml")
         if self.parse_workers is not None:
@@ -134,6 +138,10 @@ class CrawlConfig:
             raise ConfigError("resume: expected true or false")
         if self.resume and self.frontier == "memory":
             raise ConfigError("resume: a memory frontier keeps no state to resume; use sqlite (the default)")
+        if not isinstance(self.update, bool):
+            raise ConfigError("update: expected true or false")
+        if self.update and self.frontier.startswith(("redis://", "rediss://")):
+            raise ConfigError("update: --update needs a SQLite (or memory) frontier, not redis")
         _check_number(self.grace_s, "grace_s", minimum=0.0)
         if self.dashboard is not None:
             if not isinstance(self.dashboard, (str, int)) or isinstance(self.dashboard, bool):

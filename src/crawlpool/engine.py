@@ -47,10 +47,13 @@ from crawlpool.policy.actions import (
     SettleTrap,
 )
 from crawlpool.policy.rules import Rules, links_to_follow, make_request, on_link, on_response, on_robots
+from crawlpool.policy.sitemap_rules import root_sitemaps
 from crawlpool.progress import Snapshot
 from crawlpool.records import Page
-from crawlpool.robots import RobotsCache, RobotsUnavailable
+from crawlpool.recrawl import Recrawl
+from crawlpool.robots import RobotsCache, RobotsRules, RobotsUnavailable
 from crawlpool.scope import Scope
+from crawlpool.sitemap_feed import SitemapFeed
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.traps import TrapLimits
@@ -86,6 +89,7 @@ class Engine:
         parser: LinkParser | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        recrawl: Recrawl | None = None,
     ) -> None:
         self._config = config
         self._frontier = frontier
@@ -120,6 +124,10 @@ class Engine:
         self.last_errors: dict[str, tuple[str, str]] = {}
         self.due_at: float | None = None
         self.finished = False  # run() has returned or raised: stats.outcome says how it ended
+        # Hosts whose sitemaps this process queued (--sitemaps); after a resume they are queued again,
+        # and the frontier drops them as seen.
+        self._sitemap_hosts: set[str] = set()
+        self._recrawl = recrawl  # --update: the previous run, asked before each fetch and each ack
         self._started = clock()
 
     @property
@@ -246,6 +254,9 @@ class Engine:
             if self._active == 0:
                 counts = await self._frontier.counts()
                 if crawl_is_finished(counts, self.stats.pages, self._config.max_pages):
+                    # An update re-fetches the stored URLs no link or sitemap reached again, last.
+                    if self._recrawl is not None and await self._recrawl.sweep(self._queue, self._scope):
+                        continue
                     return
                 if wait_s is None:
                     raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
@@ -303,11 +314,17 @@ class Engine:
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request
-        if self._robots is not None:
+        if self._recrawl is not None and (unchanged := self._recrawl.skip(request)) is not None:
+            await self._commit(lease, unchanged)  # a sitemap dated it before its stored fetch
+            return
+        if self._robots is None:
+            await self._find_sitemaps(request.host, None)
+        else:
             first_contact = not self._robots.known(request.url)
             verdict = await self._robots.rules_for(request.url)
             if isinstance(verdict, RobotsUnavailable):
                 self._tell_robots_unavailable(request, verdict)
+            await self._find_sitemaps(request.host, verdict)
             if not await self._carry_out(
                 lease, on_robots(request, verdict, self._rules, first_contact=first_contact)
             ):
@@ -315,7 +332,16 @@ class Engine:
         if not self._frontier.is_current(lease):
             log.warning("lease of %s was lost while this process was paused; not fetching it", request.url)
             return  # another worker has the host now; the URL comes back to whoever holds it
-        response = await self._fetcher.fetch(request.url)
+        sitemap = None
+        if request.kind == "sitemap":
+            sitemap = SitemapFeed(request, self._rules, queue=self._queue, settle=self._settle_trap)
+            response = await self._fetcher.fetch(request.url, sink=sitemap.feed)
+            # Only a 2xx body was fed to the parser: a redirect or an error is no sitemap to close.
+            await sitemap.finish(complete=response.error is None and 200 <= (response.status or 0) < 300)
+        elif self._recrawl is not None:
+            response = await self._fetcher.fetch(request.url, headers=self._recrawl.headers(request.url))
+        else:
+            response = await self._fetcher.fetch(request.url)
         if response.sent:
             self.stats.requests += 1
         if response.status is None and response.error is not None and response.error.code in HOST_DOWN:
@@ -333,7 +359,7 @@ class Engine:
         actions = on_response(
             request, response, self._rules, now_epoch_s=time.time(), draw=self._rng.random()
         )
-        await self._carry_out(lease, actions, response)
+        await self._carry_out(lease, actions, response, sitemap)
 
     def _tell_robots_unavailable(self, request: Request, verdict: RobotsUnavailable) -> None:
         """Say at the default verbosity, once per host, that its robots.txt holds its URLs back and why;
@@ -360,7 +386,21 @@ class Engine:
         log.warning("%s: %s", host, message, extra={"url": url})
         return True
 
-    async def _carry_out(self, lease: Lease, actions: list[Action], response: Response | None = None) -> bool:
+    async def _find_sitemaps(self, host: str, verdict: RobotsRules | RobotsUnavailable | None) -> None:
+        """With --sitemaps, queue the sitemaps of a host met for the first time, once its robots.txt
+        (which may name them) has answered."""
+        if not self._config.sitemaps or host in self._sitemap_hosts or isinstance(verdict, RobotsUnavailable):
+            return
+        self._sitemap_hosts.add(host)
+        await self._queue(root_sitemaps(host, verdict.sitemaps if verdict is not None else (), self._rules))
+
+    async def _carry_out(
+        self,
+        lease: Lease,
+        actions: list[Action],
+        response: Response | None = None,
+        sitemap: SitemapFeed | None = None,
+    ) -> bool:
         """Do what the policy decided, in order. True when one of the actions is `Fetch`."""
         request = lease.request
         fetch = False
@@ -386,11 +426,15 @@ class Engine:
                     if response is None or not action.fetched:
                         self.stats.robots_blocked += action.robots_blocked
                         await self._commit(lease, self._unfetched(request, action.error or ""))
+                    elif sitemap is not None:
+                        await self._commit(lease, self._sitemap_record(request, response, action, sitemap))
                     else:
                         await self._commit(lease, await self._record(request, response, action))
         return fetch
 
     async def _commit(self, lease: Lease, page: Page) -> None:
+        if self._recrawl is not None:
+            page = self._recrawl.classify(page)
         if not await self._frontier.ack(lease, page):
             log.warning("lease of %s was no longer current; its record was dropped", page.url)
             return
@@ -428,6 +472,29 @@ class Engine:
             elapsed_ms=response.elapsed_ms,
             error=record.error,
             links=links,
+            etag=response.etag,
+            last_modified=response.last_modified,
+        )
+
+    def _sitemap_record(
+        self, request: Request, response: Response, record: Record, sitemap: SitemapFeed
+    ) -> Page:
+        """A sitemap's record: what was read of it and how many entries it had; its body is not kept."""
+        return Page(
+            url=request.url,
+            final_url=record.final_url or request.url,
+            status=response.status,
+            content_type=response.content_type,
+            depth=request.depth,
+            referrer=request.referrer,
+            path=None,
+            bytes=sitemap.parser.bytes,
+            sha256=None,
+            fetched_at=_utc_now(),
+            elapsed_ms=response.elapsed_ms,
+            error=record.error or sitemap.parser.problem,
+            links=sitemap.parser.entries,
+            kind="sitemap",
         )
 
     async def _add_links(self, request: Request, response: Response) -> int:
@@ -445,11 +512,23 @@ class Engine:
                 await self._settle_trap(link)
             else:
                 follow.append(link)
-        if len(known) > KNOWN_LINKS_MAX:
-            known.clear()  # a cache, not the seen set: the frontier still deduplicates
+        self._forget_known()
         if follow:
             await self._frontier.add(follow)
         return count
+
+    async def _queue(self, requests: Sequence[Request]) -> None:
+        """Hand requests to the frontier, skipping those this process handed it before."""
+        known = self._known
+        fresh = [r for r in requests if r.fp not in known]
+        known.update(r.fp for r in fresh)
+        self._forget_known()
+        if fresh:
+            await self._frontier.add(fresh)
+
+    def _forget_known(self) -> None:
+        if len(self._known) > KNOWN_LINKS_MAX:
+            self._known.clear()  # a cache, not the seen set: the frontier still deduplicates
 
     async def _settle_trap(self, trap: SettleTrap) -> None:
         """Record a trap link once (it is never queued, so never requested)."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -66,6 +66,8 @@ class Response:
     retry_after: str | None
     elapsed_ms: int
     error: FetchError | None
+    etag: str | None = None  # the validators a conditional re-fetch (--update) sends back
+    last_modified: str | None = None
 
     @property
     def sent(self) -> bool:
@@ -80,6 +82,10 @@ class Response:
         if self.status in RETRYABLE_STATUSES:
             return True
         return self.error is not None and self.error.code in RETRYABLE_CODES
+
+
+# Where a streamed body goes (`Fetcher.fetch(sink=...)`): each chunk in turn; False: stop reading.
+Sink = Callable[[bytes], Awaitable[bool]]
 
 
 class _TooLarge(Exception):
@@ -101,12 +107,20 @@ class Fetcher:
         self._max_bytes = max_bytes
         self._clock = clock
 
-    async def fetch(self, url: str) -> Response:
+    async def fetch(
+        self, url: str, *, sink: Sink | None = None, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """GET `url`, with `headers` added (--update's If-None-Match / If-Modified-Since). With a
+        `sink`, a 2xx body is not kept: each decompressed chunk is awaited into the sink as it arrives,
+        without the `max_bytes` cut (the sink bounds what it reads), until the sink answers False; the
+        response's `body` is then empty."""
         started = self._clock()
         status: int | None = None
         content_type: str | None = None
         location: str | None = None
         retry_after: str | None = None
+        etag: str | None = None
+        last_modified: str | None = None
         reason = ""
         body = b""  # stays empty unless the whole body (or a too_large prefix) was read
         error: FetchError | None = None
@@ -116,14 +130,18 @@ class Fetcher:
                 self._session.get(
                     url,
                     allow_redirects=False,
-                    headers={"Accept-Encoding": ACCEPT_ENCODING},
+                    headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
                 ) as resp,
             ):
                 status, reason = resp.status, resp.reason or ""
                 content_type = resp.headers.get("Content-Type")
                 location = resp.headers.get("Location")
                 retry_after = resp.headers.get("Retry-After")
-                if body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
+                etag = resp.headers.get("ETag")
+                last_modified = resp.headers.get("Last-Modified")
+                if sink is not None and 200 <= status < 300 and body_expected(resp.method, status):
+                    error = await self._stream_body(resp, sink)
+                elif body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
                     body, error = await self._read_body(resp)
         except TimeoutError:
             error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
@@ -136,7 +154,9 @@ class Fetcher:
         elapsed_ms = round((self._clock() - started) * 1000)
         if error is not None and error.code == "blocked_address":
             elapsed_ms = 0  # never requested, like a robots or trap record
-        return Response(status, content_type, body, location, retry_after, elapsed_ms, error)
+        return Response(
+            status, content_type, body, location, retry_after, elapsed_ms, error, etag, last_modified
+        )
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> tuple[bytes, FetchError | None]:
         """The decompressed body, cut at max_bytes; an error when it is incomplete or too large."""
@@ -174,6 +194,33 @@ class Fetcher:
         if decoder is not None and not decoder.complete:
             return b"", FetchError("truncated", f"{encoding} stream ended early")
         return b"".join(parts), None
+
+    async def _stream_body(self, resp: aiohttp.ClientResponse, sink: Sink) -> FetchError | None:
+        """Feed the decompressed body to `sink` until it ends or the sink wants no more."""
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        try:
+            decoder = _decoder(encoding)
+        except ValueError:
+            return FetchError("encoding", f"unsupported Content-Encoding {encoding!r}")
+        declared = _content_length(resp)
+        raw_bytes = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                raw_bytes += len(chunk)
+                data = decoder.feed(chunk, CHUNK_BYTES * 4) if decoder else chunk
+                while True:
+                    if data and not await sink(data):
+                        return None  # the sink has read all it wants: the rest is never downloaded
+                    if decoder is None or not decoder.pending:
+                        break
+                    data = decoder.feed(b"", CHUNK_BYTES * 4)
+        except zlib.error as exc:
+            return FetchError("encoding", f"corrupt {encoding} body: {exc}")
+        if declared is not None and raw_bytes < declared:
+            return FetchError("truncated", f"body ended after {raw_bytes} of {declared} bytes")
+        if decoder is not None and not decoder.complete:
+            return FetchError("truncated", f"{encoding} stream ended early")
+        return None
 
 
 class _Decoder:

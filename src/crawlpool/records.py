@@ -21,7 +21,14 @@ MANIFEST_FIELDS = (
     "elapsed_ms",
     "error",
     "links",
+    "kind",
+    "etag",
+    "last_modified",
+    "change",
 )
+# Fields added after the first release: a record written before them (kept by a crawl being resumed)
+# reads as these values.
+_ADDED_DEFAULTS: dict[str, Any] = {"kind": "page", "etag": None, "last_modified": None, "change": None}
 
 
 # Every code an `error` can start with, for `crawlpool failures --code` (README's "Error codes").
@@ -46,6 +53,8 @@ ERROR_CODES = frozenset(
         "trap",
         "internal",
         "blocked_address",
+        "sitemap",  # --sitemaps: a sitemap that is malformed XML, empty, or corrupt gzip
+        "sitemap_limit",  # --sitemaps: past 50,000 URLs or 50 MB; the rest was ignored
     }
 )
 # Codes meaning the host could not be reached at all (as opposed to answering badly).
@@ -76,6 +85,10 @@ class Page:
     `status` is None when no response came back (see `error`); `path` is None when no body was stored;
     `error` is None for a page stored whole, else `"<code>: <text>"` with a short code such as
     `http_4xx`, `timeout` or `too_large` (a too-large body is still stored, cut at max_bytes).
+    `kind` is `page`, or `sitemap` for a sitemap read for its URLs: its body is not stored, `bytes`
+    counts what was read of it (decompressed) and `links` its entries. `etag` and `last_modified` are
+    the response's validators, sent back by `--update`; `change` is what an update run found
+    (`unchanged`, `changed`, `new`, `gone`; None outside an update run, or for other records).
     """
 
     url: str
@@ -91,6 +104,10 @@ class Page:
     elapsed_ms: int
     error: str | None
     links: int
+    kind: str = "page"
+    etag: str | None = None
+    last_modified: str | None = None
+    change: str | None = None
 
     @property
     def error_code(self) -> str | None:
@@ -112,4 +129,9 @@ class Page:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Page:
-        return cls(**{name: data[name] for name in MANIFEST_FIELDS})
+        return cls(
+            **{
+                name: data.get(name, _ADDED_DEFAULTS[name]) if name in _ADDED_DEFAULTS else data[name]
+                for name in MANIFEST_FIELDS
+            }
+        )

@@ -60,16 +60,21 @@ class Scope:
     def allows(self, normalized_url: str) -> bool:
         """True when the crawl should follow `normalized_url`; False when it is out of scope,
         matches no include pattern (when there are some) or matches an exclude pattern."""
-        if self._mode != "any":
-            host = _bare(url_host(normalized_url))
-            if self._mode == "host":
-                if host not in self._hosts:
-                    return False
-            elif _cached_registered_domain(host) not in self._domains:
-                return False
+        if not self.covers_host(normalized_url):
+            return False
         if self._include and not any(p.search(normalized_url) for p in self._include):
             return False
         return not any(p.search(normalized_url) for p in self._exclude)
+
+    def covers_host(self, normalized_url: str) -> bool:
+        """True when `normalized_url`'s host is in scope, whatever the filters say (a sitemap is
+        fetched from every host in scope; the filters apply to the pages it lists)."""
+        if self._mode == "any":
+            return True
+        host = _bare(url_host(normalized_url))
+        if self._mode == "host":
+            return host in self._hosts
+        return _cached_registered_domain(host) in self._domains
 
 
 def registered_domain(host: str) -> str:

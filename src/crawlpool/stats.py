@@ -34,6 +34,7 @@ class CrawlStats:
     unreached: int = 0  # records that failed because their host could not be reached
     outcome: str = "stopped"  # until the engine concludes: a crawl cut short is a stopped one
     queued: int = 0
+    by_change: Counter[str] = field(default_factory=Counter)  # an update run's records by `change`
 
     @property
     def nothing_reached(self) -> bool:
@@ -50,6 +51,8 @@ class CrawlStats:
             self.pages += 1
             self.bytes += page.bytes
         self.by_status[str(page.status) if page.status is not None else "none"] += 1
+        if page.change is not None:
+            self.by_change[page.change] += 1
         codes = error_codes(page.error)
         if codes:
             self.errors += 1
@@ -80,4 +83,5 @@ class CrawlStats:
             "unreachable_hosts": dict(sorted(self.unreachable.items())),
             "outcome": self.outcome,
             "queued": self.queued,
+            "by_change": dict(sorted(self.by_change.items())),
         }

@@ -88,6 +88,9 @@ def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]
     ]
     if stats.unreachable:
         rows.insert(4, ("unreachable", _unreachable_text(stats.unreachable)))
+    if stats.by_change:  # an update run (--update): what it found, as changes.json counts it
+        order = ("unchanged", "changed", "new", "gone")
+        rows.insert(2, ("changes", _counts_text((name, stats.by_change[name]) for name in order)))
     if top_hosts:
         rows.append(("top hosts", _counts_text(top_hosts)))
     rows.append(("manifest", str(manifest)))

@@ -47,11 +47,16 @@ from typing import Literal, Protocol
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
+RequestKind = Literal["page", "sitemap"]
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
     """A URL to fetch. `url` is normalized; `fp` is its 64-bit fingerprint; seeds have depth 0; `host`
-    is the politeness key (`urls.host_key`)."""
+    is the politeness key (`urls.host_key`). `kind` is what the URL is fetched as: `page` (stored,
+    its links followed) or `sitemap` (parsed as a sitemap, its URLs queued; its `depth` is its nesting
+    level, 0 for a sitemap named by robots.txt or `/sitemap.xml`). `lastmod` is the `<lastmod>` a
+    sitemap gave for a page, as written, or None."""
 
     url: str
     fp: int
@@ -61,6 +66,8 @@ class Request:
     attempts: int = 0
     hops: int = 0  # redirects followed to reach this URL (0 for a link or a seed)
     self_redirects: int = 0  # times this URL redirected to itself and was fetched again
+    kind: RequestKind = "page"
+    lastmod: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

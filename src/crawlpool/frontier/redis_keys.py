@@ -34,7 +34,8 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 |                   |        | reads GET + PTTL in one MULTI: validity left = PTTL - kept_ms, Redis' clock  |
 
 A URL record is JSON `{"url", "fp" (a string: Lua numbers are doubles), "host", "depth", "referrer",
-"attempts"}`; page records are `Page.to_json()`. Nothing is pickled.
+"attempts", "hops", "sr" (self-redirects), and only when set "kind" (`sitemap`) and "lastmod"}`; page
+records are `Page.to_json()`. Nothing is pickled.
 
 Seen set: 2^seen_bits intset buckets (14 bits by default, fixed when the crawl is created). Measured
 on Redis 7.0 (used_memory growth, random 64-bit fingerprints): 9.2 B per URL for 1M URLs in 2^12

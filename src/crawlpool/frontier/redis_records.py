@@ -15,20 +15,22 @@ Entries = list[tuple[str, dict[str, str]]]  # (stream id, fields) as XRANGE answ
 
 
 def encode(request: Request) -> str:
-    return json.dumps(
-        {
-            "url": request.url,
-            "fp": str(request.fp),
-            "host": request.host,
-            "depth": request.depth,
-            "referrer": request.referrer,
-            "attempts": request.attempts,
-            "hops": request.hops,
-            "sr": request.self_redirects,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    data: dict[str, object] = {
+        "url": request.url,
+        "fp": str(request.fp),
+        "host": request.host,
+        "depth": request.depth,
+        "referrer": request.referrer,
+        "attempts": request.attempts,
+        "hops": request.hops,
+        "sr": request.self_redirects,
+    }
+    # Written only when set, so a page's record stays as short as before (and as older workers wrote).
+    if request.kind != "page":
+        data["kind"] = request.kind
+    if request.lastmod is not None:
+        data["lastmod"] = request.lastmod
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode(record: str) -> Request:
@@ -42,6 +44,8 @@ def decode(record: str) -> Request:
         data["attempts"],
         data.get("hops", 0),
         data.get("sr", 0),
+        data.get("kind", "page"),
+        data.get("lastmod"),
     )
 
 

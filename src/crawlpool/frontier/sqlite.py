@@ -13,7 +13,8 @@ lose the last commits but never corrupts the file, and a killed process loses no
                                           pacing; NULL is "never" / "the politeness default"; `pace`
                                           is the host's `HostPace` as JSON, `delay_s` its delay
     urls(id INTEGER PRIMARY KEY, fp, url, host → hosts.id, depth, referrer, attempts, state, seq, due,
-         hops, self_redirects)
+         hops, self_redirects, kind, lastmod)
+                                          kind NULL is a page; lastmod is a sitemap's, as written
         unique index (fp)                        the seen-set
         index (host, seq) WHERE state = QUEUED   "the next queued URL of host H"
         index (due, seq)  WHERE state = WAITING  "retries that are due"
@@ -91,11 +92,16 @@ from crawlpool.frontier.schedule import NEVER, HostPacing, ReadyHosts, host_rows
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
-SCHEMA_VERSION = 2
-# Version 1 lacked the host's pacing state and the self-redirect count; opening one adds them.
+SCHEMA_VERSION = 3
+# Version 1 lacked the host's pacing state and the self-redirect count, version 2 a URL's kind and its
+# sitemap lastmod; opening an older crawl adds what it lacks.
 _UPGRADE_FROM_1 = (
     "ALTER TABLE hosts ADD COLUMN pace TEXT",
     "ALTER TABLE urls ADD COLUMN self_redirects INTEGER NOT NULL DEFAULT 0",
+)
+_UPGRADE_FROM_2 = (
+    "ALTER TABLE urls ADD COLUMN kind TEXT",
+    "ALTER TABLE urls ADD COLUMN lastmod TEXT",
 )
 
 # URL states, as stored in urls.state.
@@ -117,7 +123,7 @@ CREATE TABLE urls(
     id INTEGER PRIMARY KEY, fp INTEGER NOT NULL, url TEXT NOT NULL, host INTEGER NOT NULL,
     depth INTEGER NOT NULL, referrer TEXT, attempts INTEGER NOT NULL, state INTEGER NOT NULL,
     seq INTEGER NOT NULL, due REAL, hops INTEGER NOT NULL DEFAULT 0,
-    self_redirects INTEGER NOT NULL DEFAULT 0
+    self_redirects INTEGER NOT NULL DEFAULT 0, kind TEXT, lastmod TEXT
 );
 CREATE UNIQUE INDEX urls_fp ON urls(fp);
 CREATE INDEX urls_queued ON urls(host, seq) WHERE state = {QUEUED};
@@ -133,13 +139,13 @@ INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('opens', '0');
 _SEEN = {1 << k: "SELECT fp FROM urls WHERE fp IN ({})".format(",".join("?" * (1 << k))) for k in range(3, 9)}
 _SEEN_MAX = 256
 _ADD = (
-    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops, self_redirects) "
-    f"VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?, ?, ?)"
+    "INSERT INTO urls(fp, url, host, depth, referrer, attempts, state, seq, hops, self_redirects, kind, "
+    f"lastmod) VALUES (?, ?, ?, ?, ?, ?, {QUEUED}, ?, ?, ?, ?, ?)"
 )
 _TAKE_NEXT = (
     f"UPDATE urls SET state = {LEASED} WHERE fp = "
     f"(SELECT fp FROM urls WHERE state = {QUEUED} AND host = ? ORDER BY seq LIMIT 1) "
-    "RETURNING fp, url, depth, referrer, attempts, hops, self_redirects"
+    "RETURNING fp, url, depth, referrer, attempts, hops, self_redirects, kind, lastmod"
 )
 _FINISH = f"UPDATE urls SET state = {DONE} WHERE fp = ? AND state = {LEASED}"
 _TO_FRONT = f"UPDATE urls SET state = {QUEUED}, seq = ? WHERE fp = ?"
@@ -239,8 +245,12 @@ class SqliteFrontier:
                 host = self._hosts.get(r.host) or self._new_host(conn, r.host)
                 host.queued += 1
                 seq += 1
+                kind = None if r.kind == "page" else r.kind
                 rows.append(
-                    (r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq, r.hops, r.self_redirects)
+                    (
+                        *(r.fp, r.url, host.id, r.depth, r.referrer, r.attempts, seq),
+                        *(r.hops, r.self_redirects, kind, r.lastmod),
+                    )
                 )
             conn.executemany(_ADD, rows)
         self._back = seq
@@ -266,13 +276,24 @@ class SqliteFrontier:
                     row = conn.execute(_TAKE_NEXT, (host.id,)).fetchall()
                     if not row:
                         raise FrontierError(f"crawl state {self._path}: host {name} has no queued URL")
-                    fp, url, depth, referrer, attempts, hops, self_redirects = row[0]
+                    fp, url, depth, referrer, attempts, hops, self_redirects, kind, lastmod = row[0]
                     host.queued -= 1
                     host.in_flight += 1
                     host.last_start = now
                     started.append((now, host.id))
                     self._token += 1
-                    request = Request(url, fp, name, depth, referrer, attempts, hops, self_redirects)
+                    request = Request(
+                        url,
+                        fp,
+                        name,
+                        depth,
+                        referrer,
+                        attempts,
+                        hops,
+                        self_redirects,
+                        kind or "page",
+                        lastmod,
+                    )
                     lease = Lease(request, self._token)
                     self._leases[lease.token] = lease
                     leases.append(lease)
@@ -485,8 +506,9 @@ class SqliteFrontier:
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is None:
                 raise FrontierError(f"crawl state {self._path} is not a crawlpool database")
-            if version[0] == "1":
-                for statement in _UPGRADE_FROM_1:
+            if version[0] in ("1", "2"):
+                upgrades = (_UPGRADE_FROM_1 if version[0] == "1" else ()) + _UPGRADE_FROM_2
+                for statement in upgrades:
                     conn.execute(statement)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             elif version[0] != str(SCHEMA_VERSION):

@@ -53,9 +53,16 @@ class Rules:
     delay_s: float = 0.0  # --delay: the floor of every host's delay
 
 
-def make_request(url: str, depth: int, referrer: str | None, hops: int = 0) -> Request:
-    """A frontier request for a normalized URL."""
-    return Request(url, fingerprint(url), host_key(url), depth, referrer, hops=hops)
+def make_request(
+    url: str, depth: int, referrer: str | None, hops: int = 0, *, like: Request | None = None
+) -> Request:
+    """A frontier request for a normalized URL; `like`: of the same kind and lastmod as that one (a
+    redirect's target is fetched as what redirected to it)."""
+    if like is None:
+        return Request(url, fingerprint(url), host_key(url), depth, referrer, hops=hops)
+    return Request(
+        url, fingerprint(url), host_key(url), depth, referrer, hops=hops, kind=like.kind, lastmod=like.lastmod
+    )
 
 
 def on_robots(
@@ -130,7 +137,7 @@ def on_redirect(request: Request, location: str, rules: Rules) -> list[Action]:
     if reason is not None:
         return [Record(f"trap: redirect target: {reason}", target)]
     return [
-        Enqueue((make_request(target, request.depth, request.url, request.hops + 1),)),
+        Enqueue((make_request(target, request.depth, request.url, request.hops + 1, like=request),)),
         Record(None, target),
     ]
 
