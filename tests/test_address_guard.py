@@ -510,7 +510,8 @@ def test_a_bad_network_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert code == 2
     assert (
-        err == "crawlpool: error: allow_address: '10.0.0.5/8' has host bits set; did you mean 10.0.0.0/8?\n"
+        err == "crawlpool: error: argument --allow-address: '10.0.0.5/8' has host bits set; "
+        "did you mean 10.0.0.0/8?\n"
     )
     assert not (tmp_path / "o").exists()
 

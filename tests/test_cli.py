@@ -175,4 +175,7 @@ def test_failures_lists_failed_records(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["failures", str(output), "--code", "timeout"]) == 0
     assert capsys.readouterr().out.splitlines() == ["http://a/3\tNone\ttimeout: no complete response"]
     code, err = run_main(["failures", str(tmp_path / "nothing")], capsys)
-    assert code == 2 and "no crawl here" in err
+    assert (
+        code == 2
+        and err == f"crawlpool: error: {tmp_path / 'nothing'} holds no crawl (manifest.jsonl not found)\n"
+    )

@@ -78,7 +78,7 @@ def test_summary_lines_show_every_number() -> None:
     rows = {line.split("  ", 2)[1].strip(): line.split("  ", 2)[2].strip() for line in lines[1:-1]}
     assert rows == {
         "pages stored": "1,234",
-        "URLs tried": "1,300 (1,350 requests)",
+        "URLs tried": "1,300 (1,350 page requests)",
         "status": "2xx 1,234, 3xx 12, 4xx 40, 5xx 4, none 10",
         "errors": "54: http_4xx 40, timeout 10, http_5xx 4",
         "retries": "50",
@@ -180,3 +180,13 @@ def test_summary_names_unreachable_hosts_and_causes() -> None:
 
 def unreachable_page(url: str, error: str) -> Page:
     return Page(url, url, None, None, 0, None, None, 0, None, "2024-01-01T00:00:00.000Z", 0, error, 0)
+
+
+def test_a_resumed_crawl_summary_says_the_whole_crawl_too() -> None:
+    stats = make_stats()
+    stats.crawl_done, stats.crawl_seen = 2_600, 3_100
+    lines = summary_lines(stats, manifest=MANIFEST)
+    assert lines[1].split(None, 2)[2] == (
+        "2,600 URLs done of 3,100 discovered; the rest of this summary counts this run"
+    )
+    assert lines[1].startswith("  whole crawl")

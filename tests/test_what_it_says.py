@@ -238,3 +238,42 @@ def test_failures_knows_every_code_readme_documents() -> None:
     documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.MULTILINE))
     documented |= set(re.findall(r"`(invalid_url|client)`", table))
     assert documented == ERROR_CODES
+
+
+def test_a_memory_crawl_output_is_not_sent_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "manifest.jsonl").write_text("")
+    assert main(["crawl", "http://127.0.0.1:9/", "-o", str(tmp_path), "--frontier", "memory"]) == 2
+    assert capsys.readouterr().err == (
+        f"crawlpool: error: output: {tmp_path} already holds a crawl; choose another directory or remove it "
+        "(a memory-frontier crawl cannot be resumed)\n"
+    )
+
+
+def test_parser_errors_point_at_the_commands_help_and_speak_json_when_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["crawl", "http://127.0.0.1:9/", "--bogus"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "crawlpool crawl: error: unrecognized arguments: --bogus (see crawlpool crawl --help)\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["crawl", "http://127.0.0.1:9/", "--log-format", "json", "--max-pages", "abc"])
+    event = json.loads(capsys.readouterr().err)
+    assert event["level"] == "error" and event["event"] == "error"
+    assert "argument --max-pages: expected a whole number, got 'abc'" in event["message"]
+
+
+def test_failures_says_when_there_are_none_and_hints_at_status_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "manifest.jsonl").write_text('{"url": "http://a/", "status": 200, "error": null}\n')
+    assert main(["failures", str(tmp_path)]) == 0
+    assert capsys.readouterr() == ("", f"crawlpool: no failed records in {tmp_path}\n")
+    assert main(["failures", str(tmp_path), "--code", "timeout"]) == 0
+    assert capsys.readouterr().err == f"crawlpool: no records with error code timeout in {tmp_path}\n"
+    assert main(["failures", str(tmp_path), "--code", "5xx"]) == 2
+    assert "try --code http_5xx" in capsys.readouterr().err

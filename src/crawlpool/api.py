@@ -212,7 +212,7 @@ def prepare(
     state_file = sqlite_path(cfg.frontier, cfg.output)
     if cfg.update and not cfg.resume:
         start_update(cfg.output, state_file)  # the crawl there becomes the previous run
-    prepare_output(cfg.output, resume=cfg.resume, state_file=state_file)
+    prepare_output(cfg.output, resume=cfg.resume, state_file=state_file, resumable=cfg.frontier != "memory")
     return cfg, urls
 
 

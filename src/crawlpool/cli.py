@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import signal
@@ -42,7 +43,6 @@ from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
 from crawlpool.store import MANIFEST_NAME
 from crawlpool.summary import headline, render_summary, stats_json, summary_lines
-from crawlpool.urls import url_host
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 log = logging.getLogger("crawlpool")
@@ -51,8 +51,25 @@ log = logging.getLogger("crawlpool")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line instead of usage text plus a line."""
 
+    argv: Sequence[str] = ()  # the command line being parsed (set by `main`), for the error's form
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        prog = self.prog
+        command = next((arg for arg in self.argv if arg in _COMMANDS), None)
+        if prog == "crawlpool" and command is not None:  # `crawl URL --bogus` is the crawl's mistake
+            prog = f"crawlpool {command}"
+        text = f"{prog}: error: {message} (see {prog} --help)"
+        if _json_requested(self.argv):
+            text = json_line("error", text, {"event": "error"})
+        self.exit(EXIT_USAGE, text + "\n")
+
+
+_COMMANDS = ("crawl", "status", "failures", "dashboard")
+
+
+def _json_requested(argv: Sequence[str]) -> bool:
+    """`--log-format json` is on the command line, even if the rest of it does not parse."""
+    return "--log-format=json" in argv or ("--log-format", "json") in itertools.pairwise(argv)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -348,7 +365,13 @@ def _config_from_args(args: argparse.Namespace) -> CrawlConfig:
     for name in ("include", "exclude", "allow_address"):
         if name in flags:
             flags[name] = tuple(flags[name])
-    return build_config(file_options, flags)
+    try:
+        return build_config(file_options, flags)
+    except ConfigError as exc:  # a flag's bad value is named by its flag, not its config key
+        key, sep, rest = str(exc).partition(": ")
+        if sep and key in flags:
+            raise ConfigError(f"argument --{key.removesuffix('_s').replace('_', '-')}: {rest}") from None
+        raise
 
 
 @dataclass(slots=True)
@@ -360,7 +383,7 @@ class _CrawlWatch:
 
     def on_page(self, page: Page) -> None:
         if page.path is not None:
-            self.hosts[url_host(page.url)] += 1
+            self.hosts[page.url.split("/")[2].rpartition("@")[2]] += 1  # host[:port], as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +406,7 @@ async def _crawl_until_signalled(
     progress: Progress | None,
     announce: Callable[[], None],
     show_dashboard: Callable[[str], None],
+    on_stop: Callable[[], None],
 ) -> bool:
     """Run the crawl; SIGINT or SIGTERM cancels it. False means it was stopped by a signal."""
 
@@ -396,8 +420,17 @@ async def _crawl_until_signalled(
         )
     )
     loop = asyncio.get_running_loop()
+    stops = 0
+
+    def stop() -> None:
+        nonlocal stops
+        stops += 1
+        if stops == 1:
+            on_stop()
+        task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         await task
     except asyncio.CancelledError:
@@ -435,8 +468,13 @@ def _run_status(args: argparse.Namespace) -> int:
 
 
 def _run_failures(args: argparse.Namespace) -> int:
+    listed = 0
     for record in failures(args.output, args.code):
         sys.stdout.write(f"{record['url']}\t{record['status']}\t{record['error']}\n")
+        listed += 1
+    if not listed:  # said on stderr: stdout stays a clean (empty) list for pipes
+        what = f"records with error code {args.code}" if args.code else "failed records"
+        sys.stderr.write(f"crawlpool: no {what} in {args.output}\n")
     return EXIT_OK
 
 
@@ -472,7 +510,18 @@ def _run_crawl(args: argparse.Namespace) -> int:
         )
     )
     watch = _CrawlWatch()
-    finished = asyncio.run(_crawl_until_signalled(urls, config, watch, progress, announce, show_dashboard))
+
+    def on_stop() -> None:
+        if not args.quiet:
+            voice.say(
+                f"stopping: requests in flight get up to {config.grace_s:g} s to finish; "
+                "press Ctrl-C again to stop at once",
+                event="stopping",
+            )
+
+    finished = asyncio.run(
+        _crawl_until_signalled(urls, config, watch, progress, announce, show_dashboard, on_stop)
+    )
     if watch.engine is None:
         return EXIT_OK if finished else EXIT_INTERRUPTED
     stats = watch.engine.stats
@@ -511,6 +560,7 @@ def _write_stats_json(path: Path, data: dict[str, object]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(verbosity=args.verbose, quiet=args.quiet, fmt=args.log_format)
     voice = _Voice(args.log_format == "json")

@@ -195,7 +195,10 @@ class Engine:
 
     async def _conclude(self) -> None:
         """How the crawl ended (`outcome.Outcome`), once nothing is in flight."""
-        self.stats.queued = queued = (await self._frontier.counts()).queued
+        counts = await self._frontier.counts()
+        self.stats.queued = queued = counts.queued
+        if self._config.resume:  # this run's counters are part of a longer crawl: say the whole
+            self.stats.crawl_done, self.stats.crawl_seen = counts.done, counts.seen
         if queued:
             self.stats.outcome = "max_pages"  # the only way the feeder ends with work queued
         elif self.stats.nothing_reached:

@@ -34,7 +34,7 @@ def read_manifest(output: Path) -> Iterator[dict[str, Any]]:
     try:
         fh = path.open(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{output}: no crawl here ({MANIFEST_NAME} not found)") from None
+        raise UsageError(f"{output} holds no crawl ({MANIFEST_NAME} not found)") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     with fh:
@@ -59,7 +59,8 @@ def failures(output: Path, code: str | None = None) -> Iterator[dict[str, Any]]:
 
 
 def _code_hint(code: str) -> str:
-    if code.isdigit() and len(code) == 3 and code[0] in "45":
+    lowered = code.lower()
+    if len(code) == 3 and code[0] in "45" and (code.isdigit() or lowered[1:] == "xx"):
         return f" (HTTP {code} is recorded as http_{code[0]}xx: try --code http_{code[0]}xx)"
     close = difflib.get_close_matches(code.lower(), sorted(ERROR_CODES), n=1)
     if close:

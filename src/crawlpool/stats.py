@@ -32,6 +32,8 @@ class CrawlStats:
     by_cause: dict[str, Counter[str]] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     unreached: int = 0  # records that failed because their host could not be reached
+    crawl_done: int | None = None  # a resumed crawl: URLs done in all its runs so far
+    crawl_seen: int | None = None  # and URLs discovered
     outcome: str = "stopped"  # until the engine concludes: a crawl cut short is a stopped one
     queued: int = 0
     by_change: Counter[str] = field(default_factory=Counter)  # an update run's records by `change`
@@ -82,6 +84,8 @@ class CrawlStats:
             "by_cause": {code: dict(sorted(c.items())) for code, c in sorted(self.by_cause.items())},
             "unreachable_hosts": dict(sorted(self.unreachable.items())),
             "outcome": self.outcome,
+            "crawl_done": self.crawl_done,
+            "crawl_seen": self.crawl_seen,
             "queued": self.queued,
             "by_change": dict(sorted(self.by_change.items())),
         }

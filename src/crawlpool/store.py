@@ -25,7 +25,9 @@ MANIFEST_NAME = "manifest.jsonl"
 STATE_DIR = ".crawlpool"
 
 
-def prepare_output(output: Path, *, resume: bool = False, state_file: Path | None = None) -> None:
+def prepare_output(
+    output: Path, *, resume: bool = False, state_file: Path | None = None, resumable: bool = True
+) -> None:
     """Create OUTPUT and check it is writable, before any request is sent.
 
     Crawls are never silently mixed: raises ConfigError when OUTPUT already holds a crawl (a manifest,
@@ -34,6 +36,11 @@ def prepare_output(output: Path, *, resume: bool = False, state_file: Path | Non
     manifest = output / MANIFEST_NAME
     has_state = state_file is not None and state_file.exists()
     if not resume and (manifest.exists() or has_state):
+        if not resumable:  # a memory frontier keeps nothing to resume: do not send the user there
+            raise ConfigError(
+                f"output: {output} already holds a crawl; choose another directory or remove it "
+                "(a memory-frontier crawl cannot be resumed)"
+            )
         raise ConfigError(
             f"output: {output} already holds a crawl; "
             "add --resume to continue it, or choose another directory"

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -76,7 +76,7 @@ def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]
     """(label, value) rows of the summary, in order; the hint to list failures only when some failed."""
     rows = [
         ("pages stored", format_count(stats.pages)),
-        ("URLs tried", f"{format_count(stats.records)} ({format_count(stats.requests)} requests)"),
+        ("URLs tried", f"{format_count(stats.records)} ({format_count(stats.requests)} page requests)"),
         ("status", _counts_text(status_classes(stats.by_status).items())),
         ("errors", _errors_text(stats) if stats.errors else "none"),
         ("retries", format_count(stats.retries)),
@@ -86,8 +86,15 @@ def _rows(stats: CrawlStats, manifest: Path, top_hosts: Sequence[tuple[str, int]
         ("elapsed", format_duration(stats.elapsed_s)),
         ("speed", f"{stats.pages_per_s:.1f} pages/s"),
     ]
+    if stats.crawl_done is not None:
+        whole = (
+            f"{format_count(stats.crawl_done)} URLs done of {format_count(stats.crawl_seen or 0)} discovered"
+        )
+        rows.insert(0, ("whole crawl", f"{whole}; the rest of this summary counts this run"))
     if stats.unreachable:
-        rows.insert(4, ("unreachable", _unreachable_text(stats.unreachable)))
+        rows.insert(
+            5 if stats.crawl_done is not None else 4, ("unreachable", _unreachable_text(stats.unreachable))
+        )
     if stats.by_change:  # an update run (--update): what it found, as changes.json counts it
         order = ("unchanged", "changed", "new", "gone")
         rows.insert(2, ("changes", _counts_text((name, stats.by_change[name]) for name in order)))
@@ -129,8 +136,10 @@ def render_summary(
         # Text, not str: a path or host must not be read as console markup.
         alarm = label in ("errors", "unreachable") and stats.errors
         grid.add_row(label, Text(value, style="red" if alarm else ""))
-    title = Text(headline(stats), style="green" if stats.outcome == "finished" else "yellow")
-    return Panel(grid, title=title, title_align="left", expand=False)
+    # The headline above the panel, not in its border: a border title is cut at the terminal's width,
+    # and the headline is where "continue it with --resume" is said.
+    title = Text(headline(stats), style="bold green" if stats.outcome == "finished" else "bold yellow")
+    return Group(title, Panel(grid, expand=False))
 
 
 def stats_json(stats: CrawlStats, *, top_hosts: Sequence[tuple[str, int]] = ()) -> dict[str, object]:
