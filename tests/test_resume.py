@@ -204,8 +204,8 @@ async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path)
         os.kill(proc.pid, signal.SIGINT)
         said = await asyncio.wait_for(proc.stderr.readline(), timeout=30)
         assert (
-            said
-            == b"crawlpool: stopping: requests in flight get up to 60 s to finish; press Ctrl-C again to stop at once\n"
+            said == b"crawlpool: stopping: requests in flight get up to 60 s to finish; "
+            b"press Ctrl-C again to stop at once\n"
         )
         while b"stopping: letting" not in await asyncio.wait_for(proc.stderr.readline(), timeout=30):
             pass
