@@ -224,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="grace_s",
         help="on SIGINT/SIGTERM, let requests in flight finish for up to S seconds (default: 10)",
     )
+    archive = cmd.add_argument_group("archive")
+    archive.add_argument(
+        "--warc",
+        action="store_true",
+        default=None,
+        help="also write every HTTP exchange to OUTPUT/warc/*.warc.gz (WARC/1.1, with CDXJ indexes)",
+    )
+    archive.add_argument(
+        "--warc-max-size",
+        type=_size,
+        metavar="SIZE",
+        help="start a new WARC file once one reaches SIZE (default: 1GB)",
+    )
     cmd.set_defaults(run=_run_crawl)
     talk = cmd.add_argument_group("what it says")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")

@@ -27,6 +27,7 @@ from crawlpool.robots import user_agent_token
 PROJECT_URL = "https://github.com/crawlpool/crawlpool"
 DEFAULT_USER_AGENT = f"crawlpool/{__version__} (+{PROJECT_URL})"
 MIB = 1024 * 1024
+GB = 1000**3
 
 ScopeMode = Literal["host", "domain", "any"]
 
@@ -62,6 +63,8 @@ class CrawlConfig:
     lease_s: float = 60.0
     resume: bool = False
     grace_s: float = 10.0
+    warc: bool = False
+    warc_max_size: int = GB
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
 
@@ -122,6 +125,9 @@ class CrawlConfig:
         if self.resume and self.frontier == "memory":
             raise ConfigError("resume: a memory frontier keeps no state to resume; use sqlite (the default)")
         _check_number(self.grace_s, "grace_s", minimum=0.0)
+        if not isinstance(self.warc, bool):
+            raise ConfigError("warc: expected true or false")
+        _check_int(self.warc_max_size, "warc_max_size", minimum=1)
         if not isinstance(self.output, (str, Path)) or not str(self.output):
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))

@@ -20,6 +20,7 @@ never a URL's error: the worker stops, and the feeder raises it, which ends the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -54,6 +55,7 @@ from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.traps import TrapLimits
 from crawlpool.urls import fingerprint
+from crawlpool.warc import WarcWriter
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class Engine:
         parser: LinkParser | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        archive: WarcWriter | None = None,
     ) -> None:
         self._config = config
         self._frontier = frontier
@@ -92,6 +95,7 @@ class Engine:
         self._scope = scope
         self._on_page = on_page
         self._robots = robots
+        self._archive = archive
         self._parser = parser or LinkParser(config.parser, 0)
         self._rules = Rules(
             scope=scope,
@@ -297,8 +301,36 @@ class Engine:
                         self.stats.robots_blocked += action.robots_blocked
                         await self._commit(lease, self._unfetched(request, action.error or ""))
                     else:
-                        await self._commit(lease, await self._record(request, response, action))
+                        page = await self._record(request, response, action)
+                        if self._archive is not None and response.exchange is not None:
+                            await self._commit_archived(lease, page, response)
+                        else:
+                            await self._commit(lease, page)
         return fetch
+
+    async def _commit_archived(self, lease: Lease, page: Page, response: Response) -> None:
+        """Archive the exchange, then commit its record: see `warc.py` for why in this order.
+
+        Shielded: a commit stopped half-way (the crawl cancelled while the WARC thread writes) would
+        leave an exchange whose record never commits ahead of others that do."""
+        task = asyncio.ensure_future(self._archive_and_commit(lease, page, response))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await asyncio.wait([task])
+            raise
+
+    async def _archive_and_commit(self, lease: Lease, page: Page, response: Response) -> None:
+        assert self._archive is not None and response.exchange is not None
+        async with self._archive.order:  # commits in the order their exchanges were written
+            where = await self._archive.write(response.exchange)
+            page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
+            if not await self._frontier.ack(lease, page):
+                await self._archive.undo(where)
+                log.warning("lease of %s was no longer current; its record was dropped", page.url)
+                return
+            await self._publish(page)
 
     async def _commit(self, lease: Lease, page: Page) -> None:
         if not await self._frontier.ack(lease, page):

@@ -20,7 +20,10 @@ MANIFEST_FIELDS = (
     "elapsed_ms",
     "error",
     "links",
+    "warc_file",
+    "warc_offset",
 )
+_ADDED_FIELDS = {"warc_file", "warc_offset"}  # absent from records committed before they existed
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class Page:
     `status` is None when no response came back (see `error`); `path` is None when no body was stored;
     `error` is None for a page stored whole, else `"<code>: <text>"` with a short code such as
     `http_4xx`, `timeout` or `too_large` (a too-large body is still stored, cut at max_bytes).
+    `warc_file` and `warc_offset` are None unless the crawl archives (`--warc`) and a response came.
     """
 
     url: str
@@ -45,6 +49,8 @@ class Page:
     elapsed_ms: int
     error: str | None
     links: int
+    warc_file: str | None = None
+    warc_offset: int | None = None
 
     @property
     def error_code(self) -> str | None:
@@ -60,4 +66,5 @@ class Page:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Page:
-        return cls(**{name: data[name] for name in MANIFEST_FIELDS})
+        names = (name for name in MANIFEST_FIELDS if name in data or name not in _ADDED_FIELDS)
+        return cls(**{name: data[name] for name in names})
