@@ -352,10 +352,10 @@ def _uris(path: Path) -> list[tuple[str, str]]:
 
 async def test_repair_keeps_committed_and_robots_exchanges_and_cuts_the_rest(tmp_path: Path) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        first = await writer.write(_exchange("http://a.test/1", b"one"))
-        committed = await writer.write(_exchange("http://a.test/2", b"two"))
-        await writer.write(_exchange("http://a.test/3", b"never committed"))
-        await writer.write(_exchange("http://a.test/robots.txt", b"User-agent: *"))
+        first = writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        committed = writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
+        writer.append(await writer.build(_exchange("http://a.test/3", b"never committed")))
+        writer.append(await writer.build(_exchange("http://a.test/robots.txt", b"User-agent: *")))
     ((_, path),) = warc_files(tmp_path / "warc")
     with path.open("ab") as fh:
         fh.write(gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\n" + b"x" * 500)[:100])  # cut by a kill
@@ -380,21 +380,21 @@ async def test_repair_empties_a_file_with_nothing_committed_and_the_next_run_sta
     tmp_path: Path,
 ) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        await writer.write(_exchange("http://a.test/1", b"one"))
+        writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
     ((_, path),) = warc_files(tmp_path / "warc")
     repair_warc_files(tmp_path / "warc", {})
     assert _uris(path) == [("warcinfo", "")]
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        where = await writer.write(_exchange("http://a.test/1", b"one"))
+        where = writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
     assert [serial for serial, _ in warc_files(tmp_path / "warc")] == [0, 1]
     assert where.file.endswith("-00001.warc.gz")
 
 
 async def test_undo_takes_back_the_last_exchange(tmp_path: Path) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        await writer.write(_exchange("http://a.test/1", b"one"))
-        where = await writer.write(_exchange("http://a.test/2", b"two"))
-        await writer.undo(where)
+        writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        where = writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
+        writer.undo(where)
     ((_, path),) = warc_files(tmp_path / "warc")
     assert path.stat().st_size == where.offset
     assert [uri for kind, uri in _uris(path) if kind == "response"] == ["http://a.test/1"]

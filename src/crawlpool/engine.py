@@ -55,7 +55,7 @@ from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.traps import TrapLimits
 from crawlpool.urls import fingerprint
-from crawlpool.warc import WarcWriter
+from crawlpool.warc import BuiltExchange, WarcWriter
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +311,12 @@ class Engine:
     async def _commit_archived(self, lease: Lease, page: Page, response: Response) -> None:
         """Archive the exchange, then commit its record: see `warc.py` for why in this order.
 
-        Shielded: a commit stopped half-way (the crawl cancelled while the WARC thread writes) would
-        leave an exchange whose record never commits ahead of others that do."""
-        task = asyncio.ensure_future(self._archive_and_commit(lease, page, response))
+        The append and the commit are shielded: stopped between the two (the crawl cancelled while a
+        Redis ack is in flight), an exchange whose record never commits would sit ahead of others that
+        do."""
+        assert self._archive is not None and response.exchange is not None
+        built = await self._archive.build(response.exchange)
+        task = asyncio.ensure_future(self._append_and_commit(lease, page, built))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -321,13 +324,13 @@ class Engine:
                 await asyncio.wait([task])
             raise
 
-    async def _archive_and_commit(self, lease: Lease, page: Page, response: Response) -> None:
-        assert self._archive is not None and response.exchange is not None
-        async with self._archive.order:  # commits in the order their exchanges were written
-            where = await self._archive.write(response.exchange)
+    async def _append_and_commit(self, lease: Lease, page: Page, built: BuiltExchange) -> None:
+        assert self._archive is not None
+        async with self._archive.order:  # commits in the order their exchanges were appended
+            where = self._archive.append(built)
             page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
             if not await self._frontier.ack(lease, page):
-                await self._archive.undo(where)
+                self._archive.undo(where)
                 log.warning("lease of %s was no longer current; its record was dropped", page.url)
                 return
             await self._publish(page)
