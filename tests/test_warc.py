@@ -124,24 +124,25 @@ def warcio_check(output: Path) -> str:
     return run.stdout
 
 
-def assert_archive_matches_manifest(output: Path) -> None:
+def assert_archive_matches_manifest(*outputs: Path) -> None:
     """Each record with a status has exactly one response record, where the record says, whose decoded
-    payload hashes to the record's sha256 (for pages stored whole); nothing else but robots.txt."""
-    records = _manifest(output)
-    responses = _responses(output)
-    per_uri = Counter(uri for _, _, uri, _, _ in responses)
-    by_place = {(file, offset): (uri, body) for file, offset, uri, body, _ in responses}
-    for record in records:
+    payload hashes to the record's sha256 (for pages stored whole); nothing else but robots.txt. With
+    several outputs (the workers of one Redis crawl), over all of them together."""
+    records = [(output, record) for output in outputs for record in _manifest(output)]
+    responses = [(output, *found) for output in outputs for found in _responses(output)]
+    per_uri = Counter(uri for _, _, _, uri, _, _ in responses)
+    by_place = {(out, file, offset): (uri, body) for out, file, offset, uri, body, _ in responses}
+    for output, record in records:
         if record["status"] is None:
             assert record["warc_file"] is None and record["warc_offset"] is None
             assert per_uri[record["url"]] == 0
             continue
         assert per_uri[record["url"]] == 1, record["url"]
-        uri, body = by_place[(record["warc_file"], record["warc_offset"])]
+        uri, body = by_place[(output, record["warc_file"], record["warc_offset"])]
         assert uri == record["url"]
         if record["path"] is not None and record["error"] is None:
             assert hashlib.sha256(body).hexdigest() == record["sha256"], record["url"]
-    recorded = {r["url"] for r in records}
+    recorded = {record["url"] for _, record in records}
     assert {uri for uri in per_uri if uri not in recorded} <= {
         uri for uri in per_uri if uri.endswith("/robots.txt")
     }
@@ -352,10 +353,10 @@ def _uris(path: Path) -> list[tuple[str, str]]:
 
 async def test_repair_keeps_committed_and_robots_exchanges_and_cuts_the_rest(tmp_path: Path) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        first = writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
-        committed = writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
-        writer.append(await writer.build(_exchange("http://a.test/3", b"never committed")))
-        writer.append(await writer.build(_exchange("http://a.test/robots.txt", b"User-agent: *")))
+        first = await writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        committed = await writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
+        await writer.append(await writer.build(_exchange("http://a.test/3", b"never committed")))
+        await writer.append(await writer.build(_exchange("http://a.test/robots.txt", b"User-agent: *")))
     ((_, path),) = warc_files(tmp_path / "warc")
     with path.open("ab") as fh:
         fh.write(gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\n" + b"x" * 500)[:100])  # cut by a kill
@@ -380,22 +381,50 @@ async def test_repair_empties_a_file_with_nothing_committed_and_the_next_run_sta
     tmp_path: Path,
 ) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        await writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
     ((_, path),) = warc_files(tmp_path / "warc")
     repair_warc_files(tmp_path / "warc", {})
     assert _uris(path) == [("warcinfo", "")]
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        where = writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        where = await writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
     assert [serial for serial, _ in warc_files(tmp_path / "warc")] == [0, 1]
     assert where.file.endswith("-00001.warc.gz")
 
 
 async def test_undo_takes_back_the_last_exchange(tmp_path: Path) -> None:
     async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
-        writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
-        where = writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
-        writer.undo(where)
+        await writer.append(await writer.build(_exchange("http://a.test/1", b"one")))
+        where = await writer.append(await writer.build(_exchange("http://a.test/2", b"two")))
+        await writer.undo(where)
     ((_, path),) = warc_files(tmp_path / "warc")
     assert path.stat().st_size == where.offset
     assert [uri for kind, uri in _uris(path) if kind == "response"] == ["http://a.test/1"]
     assert "test,a)/2" not in index_path(path).read_text()
+
+
+async def test_large_and_small_exchanges_interleave_whole(tmp_path: Path) -> None:
+    """Exchanges past INLINE_BUILD_BYTES are built and written in the writer's thread, smaller ones on
+    the loop: in either case each lands whole, in order, where `append` says."""
+    big = bytes(range(256)) * 2048  # 512 KB that gzip cannot shrink much
+    async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
+        places = [
+            await writer.append(await writer.build(_exchange(f"http://a.test/{i}", body)))
+            for i, body in enumerate([b"small", big, b"small again", big])
+        ]
+    ((_, path),) = warc_files(tmp_path / "warc")
+    with path.open("rb") as fh:
+        records = ArchiveIterator(fh)
+        found = [
+            (
+                records.get_record_offset(),
+                record.rec_headers.get_header("WARC-Target-URI"),
+                record.content_stream().read(),
+            )
+            for record in records
+            if record.rec_type == "response"
+        ]
+    assert found == [
+        (where.offset, f"http://a.test/{i}", body)
+        for i, (where, body) in enumerate(zip(places, [b"small", big, b"small again", big], strict=True))
+    ]
+    warcio_check(tmp_path)

@@ -6,18 +6,27 @@ is the stored page."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 from tests.test_resume import PAGES, Site, assert_complete_and_exactly_once, finish, serve, start_crawl
 from tests.test_warc import assert_archive_matches_manifest, warcio_check
 
 pytestmark = pytest.mark.slow  # wall-clock crawls in subprocesses
+SRC = str(Path(__file__).parents[1] / "src")
+HOSTS = 3
+PAGES_PER_HOST = 15
+LEASE_S = 1.0
 __all__ = ["serve"]  # the fixture, shared with test_resume.py
 
 
@@ -54,3 +63,89 @@ async def test_kill_9_at_random_moments_then_resume_archives_each_url_exactly_on
     warcio_check(output)
     assert_archive_matches_manifest(output)
     assert len(list((output / "warc").glob("*.warc.gz"))) >= 3  # rotated at 100k
+
+
+@pytest.mark.redis
+async def test_redis_workers_each_archive_their_own_and_a_killed_one_repairs_on_resume(
+    tmp_path: Path,
+) -> None:
+    """Two workers of one Redis crawl, each with its own -o and --warc: one is killed while it waits on a
+    response, the other is paused past its lease (its late commits are refused, and its archive takes
+    the exchange back); the killed one is resumed. Over both outputs, each URL has one record and one
+    response record."""
+    url = redis_url()
+    crawl_id = new_crawl_id()
+    workers: dict[str, asyncio.subprocess.Process] = {}
+    served = 0
+    acted: set[str] = set()
+    loop = asyncio.get_running_loop()
+    servers: list[TestServer] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal served
+        served += 1
+        agent = request.headers.get("User-Agent", "")
+        if served >= 15 and "w1" in agent and "kill" not in acted:
+            acted.add("kill")
+            os.kill(workers["w1"].pid, signal.SIGKILL)
+        if served >= 30 and "w0" in agent and "stop" not in acted:
+            acted.add("stop")
+            os.kill(workers["w0"].pid, signal.SIGSTOP)
+            loop.call_later(3 * LEASE_S, os.kill, workers["w0"].pid, signal.SIGCONT)
+        if request.path == "/robots.txt":
+            return web.Response(text="User-agent: *\nDisallow:\n")
+        i = int(request.path.rsplit("/", 1)[1])
+        links = "".join(
+            f'<a href="http://127.0.0.1:{s.port}/p/{(i * 7 + k) % PAGES_PER_HOST}">x</a>'
+            for s in servers
+            for k in (1, 2, 3)
+        )
+        return web.Response(text=f"<html><body>{links}</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    for _ in range(HOSTS):
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("".join(f"http://127.0.0.1:{s.port}/p/0\n" for s in servers))
+
+    async def start(name: str, *extra: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawlpool", "crawl", str(seeds), "-o", str(tmp_path / name),
+            "--frontier", url, "--crawl-id", crawl_id, "--lease", str(LEASE_S), "--per-host", "1",
+            "--concurrency", "4", "--retries", "0", "--user-agent", f"crawlpool-{name}/1.0", "-q",
+            "--warc", *extra,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
+        )  # fmt: skip
+
+    try:
+        workers = {name: await start(name) for name in ("w0", "w1")}
+        codes = {}
+        for name, proc in workers.items():
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+            codes[name] = (proc.returncode, err.decode())
+        resumed = await start("w1", "--resume")
+        _, err = await asyncio.wait_for(resumed.communicate(), timeout=120)
+        codes["w1 resumed"] = (resumed.returncode, err.decode())
+    finally:
+        for proc in workers.values():
+            if proc.returncode is None:
+                proc.kill()
+        for server in servers:
+            await server.close()
+        await drop_crawl(url, crawl_id)
+    assert acted == {"kill", "stop"}
+    assert codes["w1"][0] == -signal.SIGKILL
+    assert codes["w0"] == (0, "") and codes["w1 resumed"][0] == 0, codes
+    outputs = [tmp_path / "w0", tmp_path / "w1"]
+    records = [
+        r for output in outputs for r in map(json.loads, (output / "manifest.jsonl").read_text().split())
+    ]
+    assert sorted(r["url"] for r in records) == sorted(
+        f"http://127.0.0.1:{s.port}/p/{i}" for s in servers for i in range(PAGES_PER_HOST)
+    )
+    for output in outputs:
+        warcio_check(output)
+    assert_archive_matches_manifest(*outputs)

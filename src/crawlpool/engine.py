@@ -311,9 +311,9 @@ class Engine:
     async def _commit_archived(self, lease: Lease, page: Page, response: Response) -> None:
         """Archive the exchange, then commit its record: see `warc.py` for why in this order.
 
-        The append and the commit are shielded: stopped between the two (the crawl cancelled while a
-        Redis ack is in flight), an exchange whose record never commits would sit ahead of others that
-        do."""
+        The append and the commit are shielded: stopped between the two (the crawl cancelled while the
+        append or the ack is in flight), an exchange whose record never commits could sit ahead of
+        others that do."""
         assert self._archive is not None and response.exchange is not None
         built = await self._archive.build(response.exchange)
         task = asyncio.ensure_future(self._append_and_commit(lease, page, built))
@@ -327,10 +327,10 @@ class Engine:
     async def _append_and_commit(self, lease: Lease, page: Page, built: BuiltExchange) -> None:
         assert self._archive is not None
         async with self._archive.order:  # commits in the order their exchanges were appended
-            where = self._archive.append(built)
+            where = await self._archive.append(built)
             page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
             if not await self._frontier.ack(lease, page):
-                self._archive.undo(where)
+                await self._archive.undo(where)
                 log.warning("lease of %s was no longer current; its record was dropped", page.url)
                 return
             await self._publish(page)

@@ -12,14 +12,13 @@ what is stored, and a body cut short says so in `WARC-Truncated`. Non-ASCII head
 percent-encoded (warcio's rule). A file is closed, and the next serial opened, before the first exchange
 that would start past `max_bytes`; so a file passes it by at most one exchange.
 
-Exactly once. The engine holds `WarcWriter.order` from writing a page's exchange until the frontier has
-acked its record (and drops the exchange again with `undo` when the ack is refused). So the exchanges of
-committed records form a prefix of each file, and what follows the last committed one is at most one
+Exactly once. The engine holds `WarcWriter.order` from appending a page's exchange until the frontier
+has acked its record (and takes the exchange back with `undo` when the ack is refused). So the exchanges
+of committed records form a prefix of each file, and what follows the last committed one is at most one
 exchange whose record never committed, plus robots.txt exchanges: resume
-(`warc_index.repair_warc_files`) keeps
-those and cuts the rest. Writing (building the records, gzip, digests, the append) runs in one thread of
-this writer's own, in order, off the event loop; a write is one `os.write` of whole gzip members, so a
-kill leaves at most one member cut short, at the end.
+(`warc_index.repair_warc_files`) keeps those and cuts the rest. An append is one `os.write` of whole gzip
+members, so a kill leaves at most one member cut short, at the end. Building the records (warcio,
+digests, gzip) is the CPU of archiving; see `WarcWriter.build` for where it runs.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import hashlib
 import os
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -190,12 +189,11 @@ class _OpenFile:
 class WarcWriter:
     """Appends exchanges to OUTPUT/warc/, one file at a time.
 
-    Use inside `async with`. `build` makes an exchange's records in the writer's thread (warcio, digests,
-    gzip: the CPU of archiving, off the event loop); `append` writes them, and must be called holding
-    `order` until the commit it belongs to is done (see the module docstring). `append` is one
-    `os.write` of a few compressed kilobytes into the page cache, like a manifest line: cheaper than a
-    hop to a thread, and with no await in it, the append and a SQLite ack happen in one step of the
-    loop, so commits never wait for one another. Raises StorageError when the disk refuses a write."""
+    Use inside `async with`. `build` makes an exchange's records (warcio, digests, gzip); `append`
+    writes them, and must be awaited holding `order` until the commit it belongs to is done (see the
+    module docstring). Large exchanges are built and written in a thread of the writer's own, small
+    ones on the event loop (see `build` and `append` for the measurements behind that). Raises
+    StorageError when the disk refuses a write."""
 
     def __init__(self, output: Path, *, max_bytes: int, info: dict[str, str], level: int = GZIP_LEVEL):
         self._output = output
@@ -205,7 +203,6 @@ class WarcWriter:
         self._level = level
         self._builder = WARCWriter(BytesIO(), gzip=False, warc_version="WARC/1.1")
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawlpool-warc")
-        self._indexing: list[Future[None]] = []
         self._file: _OpenFile | None = None
         self._serial = 0
         self.order = asyncio.Lock()
@@ -223,17 +220,13 @@ class WarcWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             async with self.order:
-                self._guarded(self._close)
-            for indexing in self._indexing:
-                await asyncio.wrap_future(indexing)
-        except OSError as exc:
-            raise _storage_error("index", self._dir, exc) from None
+                await self._in_thread(self._close)
         finally:
             self._thread.shutdown(wait=True)
 
     async def build(self, exchange: Exchange) -> BuiltExchange:
         """`exchange`'s records, ready to append: a large one made in the writer's thread, a small one
-        here. Measured on the benchmark site (30 KB pages): a small build takes ~0.15 ms, and done in
+        here. Measured on the benchmark site (30 KB pages): a small build takes ~0.13 ms, and done in
         the thread it cost the crawl ~20% of its pages/s, not for the hop but for the GIL: every
         GIL-releasing call of the event loop (socket reads, hashing a body, SQLite) then waited for
         the thread's Python to let go of it. A large body's build is mostly gzip and hashing, which
@@ -243,11 +236,20 @@ class WarcWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, build_exchange, exchange, self._builder, self._level)
 
-    def append(self, built: BuiltExchange) -> WarcLocation:
-        """Write `built`; where its response record starts. Hold `order` around it and its commit."""
-        return self._guarded(self._append, built)
+    async def append(self, built: BuiltExchange) -> WarcLocation:
+        """Write `built`; where its response record starts. Hold `order` around it and its commit.
 
-    def undo(self, where: WarcLocation) -> None:
+        A small exchange is written here, a large one from the writer's thread. The commit lock is held
+        across the append, so a hop to the thread is paid by every commit in turn: measured on the
+        benchmark site, it made commits queue behind it and cost ~15% of pages/s. A write of a few
+        kilobytes into the page cache is what the manifest line and the SQLite commit beside it already
+        do on the loop."""
+        if len(built.response) + len(built.request) <= INLINE_BUILD_BYTES:
+            return self._guarded(self._append, built)
+        where: WarcLocation = await self._in_thread(self._append, built)
+        return where
+
+    async def undo(self, where: WarcLocation) -> None:
         """Take back the exchange just appended at `where` (its record was not committed)."""
         self._guarded(self._undo, where)
 
@@ -255,13 +257,22 @@ class WarcWriter:
         """Archive an exchange that has no manifest record of its own (a robots.txt fetch)."""
         built = await self.build(exchange)
         async with self.order:
-            self.append(built)
+            await self.append(built)
+
+    async def _in_thread(self, func: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, func, *args)
+        except OSError as exc:
+            raise _storage_error("write to", self._dir, exc) from None
 
     def _guarded(self, func: Callable[..., _T], *args: Any) -> _T:
         try:
             return func(*args)
         except OSError as exc:
             raise _storage_error("write to", self._dir, exc) from None
+
+    # The methods below touch the open file; they run one at a time (under `order`), some in the thread.
 
     def _append(self, built: BuiltExchange) -> WarcLocation:
         current = self._file
@@ -295,12 +306,11 @@ class WarcWriter:
         return self._file
 
     def _close(self) -> None:
-        """Close the current file; its index is written in the writer's thread (sorting takes a while)."""
         current, self._file = self._file, None
         if current is None:
             return
         os.close(current.fd)
-        self._indexing.append(self._thread.submit(write_cdxj, index_path(current.path), current.entries))
+        write_cdxj(index_path(current.path), current.entries)
 
 
 def warcinfo_fields(options: dict[str, object], version: str) -> dict[str, str]:
