@@ -423,7 +423,8 @@ async def test_large_and_small_exchanges_interleave_whole(tmp_path: Path) -> Non
                 uri = record.rec_headers.get_header("WARC-Target-URI")
                 found.append((records.get_record_offset(), uri, body))
     expected = [
-        (where.offset, f"http://a.test/{i}", body) for i, (where, body) in enumerate(zip(places, bodies))
+        (where.offset, f"http://a.test/{i}", body)
+        for i, (where, body) in enumerate(zip(places, bodies, strict=True))
     ]
     assert found == expected
     warcio_check(tmp_path)
