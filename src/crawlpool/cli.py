@@ -30,6 +30,7 @@ from crawlpool.engine import Engine
 from crawlpool.errors import FrontierError, StorageError, UsageError
 from crawlpool.frontier import is_redis, without_password
 from crawlpool.logs import setup_logging
+from crawlpool.mirror import build_mirror
 from crawlpool.records import Page
 from crawlpool.reports import crawl_status, failures
 from crawlpool.seeds import load_seeds
@@ -279,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
     fail.add_argument("--code", help="only this error code (timeout, http_4xx, robots, ...)")
     fail.set_defaults(run=_run_failures, quiet=False, verbose=0, log_format="text")
+
+    mirror = commands.add_parser(
+        "mirror",
+        help="make a copy of a crawl you can browse offline",
+        description="Copy OUTPUT's stored pages to DEST with .html names and links rewritten to the "
+        "local copies (wget -k -E). OUTPUT is not changed; an interrupted crawl works too.",
+    )
+    mirror.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
+    mirror.add_argument("dest", type=Path, metavar="DEST", help="a new or empty directory for the copy")
+    mirror.set_defaults(run=_run_mirror, quiet=False, verbose=0, log_format="text")
     return parser
 
 
@@ -348,6 +359,18 @@ def _run_status(args: argparse.Namespace) -> int:
 def _run_failures(args: argparse.Namespace) -> int:
     for record in failures(args.output, args.code):
         sys.stdout.write(f"{record['url']}\t{record['status']}\t{record['error']}\n")
+    return EXIT_OK
+
+
+def _run_mirror(args: argparse.Namespace) -> int:
+    try:
+        report = build_mirror(args.output, args.dest)
+    except OSError as exc:
+        raise StorageError(f"mirror: cannot write {exc.filename or args.dest}: {exc.strerror}") from None
+    sys.stderr.write(
+        f"mirrored {report.pages} pages, {report.styles} stylesheets and {report.files} other files "
+        f"into {args.dest}; open {args.dest / 'index.html'}\n"
+    )
     return EXIT_OK
 
 
