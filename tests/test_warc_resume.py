@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,19 +77,19 @@ async def test_redis_workers_each_archive_their_own_and_a_killed_one_repairs_on_
     url = redis_url()
     crawl_id = new_crawl_id()
     workers: dict[str, asyncio.subprocess.Process] = {}
-    served = 0
     acted: set[str] = set()
     loop = asyncio.get_running_loop()
     servers: list[TestServer] = []
 
+    by_worker: Counter[str] = Counter()
+
     async def handle(request: web.Request) -> web.Response:
-        nonlocal served
-        served += 1
         agent = request.headers.get("User-Agent", "")
-        if served >= 15 and "w1" in agent and "kill" not in acted:
-            acted.add("kill")
+        by_worker[agent] += 1
+        if by_worker[agent] >= 8 and "w1" in agent and "kill" not in acted:
+            acted.add("kill")  # w1 has committed pages by now, and waits on this very request
             os.kill(workers["w1"].pid, signal.SIGKILL)
-        if served >= 30 and "w0" in agent and "stop" not in acted:
+        if by_worker[agent] >= 12 and "w0" in agent and "stop" not in acted:
             acted.add("stop")
             os.kill(workers["w0"].pid, signal.SIGSTOP)
             loop.call_later(3 * LEASE_S, os.kill, workers["w0"].pid, signal.SIGCONT)
@@ -108,8 +109,9 @@ async def test_redis_workers_each_archive_their_own_and_a_killed_one_repairs_on_
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
+    ports = [server.port for server in servers]
     seeds = tmp_path / "seeds.txt"
-    seeds.write_text("".join(f"http://127.0.0.1:{s.port}/p/0\n" for s in servers))
+    seeds.write_text("".join(f"http://127.0.0.1:{port}/p/0\n" for port in ports))
 
     async def start(name: str, *extra: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -141,11 +143,12 @@ async def test_redis_workers_each_archive_their_own_and_a_killed_one_repairs_on_
     assert codes["w0"] == (0, "") and codes["w1 resumed"][0] == 0, codes
     outputs = [tmp_path / "w0", tmp_path / "w1"]
     records = [
-        r for output in outputs for r in map(json.loads, (output / "manifest.jsonl").read_text().split())
+        r for output in outputs for r in map(json.loads, (output / "manifest.jsonl").read_text().splitlines())
     ]
     assert sorted(r["url"] for r in records) == sorted(
-        f"http://127.0.0.1:{s.port}/p/{i}" for s in servers for i in range(PAGES_PER_HOST)
+        f"http://127.0.0.1:{port}/p/{i}" for port in ports for i in range(PAGES_PER_HOST)
     )
     for output in outputs:
+        assert (output / "manifest.jsonl").read_text(), f"{output.name} committed nothing"
         warcio_check(output)
     assert_archive_matches_manifest(*outputs)
