@@ -428,3 +428,19 @@ async def test_large_and_small_exchanges_interleave_whole(tmp_path: Path) -> Non
     ]
     assert found == expected
     warcio_check(tmp_path)
+
+
+async def test_the_e2e_site_with_truncated_and_failing_pages_archives_cleanly(
+    site: TestServer, tmp_path: Path
+) -> None:
+    """tests/site.py: a body cut off mid-way, a 500, a 403, redirects to pages seen before."""
+    output = tmp_path / "out"
+    result = await crawl([f"http://127.0.0.1:{site.port}/"], output=output, warc=True, retries=0)
+    warcio_check(output)
+    assert_archive_matches_manifest(output)
+    truncated = next(p for p in result.pages if p.error_code == "truncated")
+    with (output / str(truncated.warc_file)).open("rb") as fh:
+        fh.seek(int(truncated.warc_offset or 0))
+        record = next(iter(ArchiveIterator(fh)))
+        assert record.rec_headers.get_header("WARC-Truncated") == "disconnect"
+        assert record.content_stream().read() == b"<html>0123"
