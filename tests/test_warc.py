@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from warcio.archiveiterator import ArchiveIterator
 
 from crawlpool import crawl
+from crawlpool import warc as warc_module
 from crawlpool.cli import build_parser
 from crawlpool.config import CrawlConfig
 from crawlpool.errors import ConfigError
@@ -444,3 +445,20 @@ async def test_the_e2e_site_with_truncated_and_failing_pages_archives_cleanly(
         record = next(iter(ArchiveIterator(fh)))
         assert record.rec_headers.get_header("WARC-Truncated") == "disconnect"
         assert record.content_stream().read() == b"<html>0123"
+
+
+async def test_index_lines_spill_to_disk_and_come_back_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warc_module, "INDEX_LINES_KEPT", 4)  # a 1 GB file of small records: ~10^6 lines
+    async with WarcWriter(tmp_path, max_bytes=10**9, info={"software": "test"}) as writer:
+        for i in range(11):
+            where = await writer.append(await writer.build(_exchange(f"http://a.test/{i % 7}/{i}", b"x")))
+        await writer.undo(where)  # the last line is taken back, whatever was spilled before it
+    ((_, path),) = warc_files(tmp_path / "warc")
+    lines = index_path(path).read_text().splitlines()
+    assert lines == sorted(lines)
+    assert sorted(json.loads(line.split(" ", 2)[2])["url"] for line in lines) == sorted(
+        f"http://a.test/{i % 7}/{i}" for i in range(10)
+    )
+    assert [p.name for p in (tmp_path / "warc").iterdir() if p.suffix == ".unsorted"] == []

@@ -94,9 +94,9 @@ def surt(url: str) -> str:
     return key
 
 
-def write_cdxj(path: Path, entries: Iterable[IndexEntry]) -> None:
-    """Write `entries` as a sorted CDXJ file at `path` (through a temp file: never half written)."""
-    lines = sorted(entry.line() for entry in entries)
+def write_cdxj(path: Path, lines: Iterable[str]) -> None:
+    """Write CDXJ `lines` sorted at `path` (through a temp file: never half written)."""
+    lines = sorted(lines)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)
@@ -182,6 +182,8 @@ def repair_warc_files(directory: Path, committed: dict[str, int]) -> int:
     `committed` maps each file (`warc/NAME`, as in the manifest) to the offset of the last committed
     response record in it. Returns how many records were dropped."""
     dropped = 0
+    for leftover in [*directory.glob("*.cdxj.unsorted"), *directory.glob("*.cdxj.part")]:
+        leftover.unlink()  # an index the killed run was gathering: rebuilt from its file below
     for _, path in warc_files(directory):
         last = committed.get(f"{WARC_DIR}/{path.name}")
         with path.open("r+b") as fh:
@@ -216,7 +218,7 @@ def repair_warc_files(directory: Path, committed: dict[str, int]) -> int:
             index.unlink(missing_ok=True)
         elif changed or not index.exists():
             try:
-                write_cdxj(index, index_file(path))
+                write_cdxj(index, (entry.line() for entry in index_file(path)))
             except ArchiveLoadFailed as exc:
                 log.warning("%s: cannot index it: %s", path, exc)
     return dropped
