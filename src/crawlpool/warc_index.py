@@ -1,7 +1,8 @@
 """The WARC files on disk: their names, their CDXJ indexes, and their repair when a crawl resumes.
 
 A CDXJ index has one line per `response` record, sorted: `SURT-key timestamp {json}`, the json holding
-url, mime, status, digest, length, offset and filename, as pywb's and cdxj-indexer's do.
+url, mime, status, digest (base32 SHA-1, no `sha1:` prefix), length, offset and filename, as the
+indexes pywb builds (`wb-manager add`) do.
 
 Repair (`repair`, on `--resume`). The writer keeps each file's committed exchanges a prefix of it (see
 `warc.py`); after a kill, what follows the last committed exchange of a file is at most one exchange whose
@@ -12,7 +13,6 @@ rest, and re-indexes the file. So a URL whose record was lost is fetched again a
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -80,11 +80,8 @@ def surt(url: str) -> str:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     host = host.removeprefix("www.")
-    try:
-        ipaddress.ip_address(host)
-        key = host
-    except ValueError:
-        key = ",".join(reversed(host.split(".")))
+    # Names and IPv4 addresses alike are reversed label by label, as pywb writes them; IPv6 is kept.
+    key = f"[{host}]" if ":" in host else ",".join(reversed(host.split(".")))
     port = parts.port
     if port is not None and port != _DEFAULT_PORTS.get(parts.scheme):
         key += f":{port}"
@@ -123,7 +120,7 @@ def index_file(warc: Path) -> list[IndexEntry]:
                     url=url,
                     mime=mime.split(";", 1)[0].strip().lower() or "unk",
                     status=int(http.get_statuscode() or 0) if http else 0,
-                    digest=headers.get_header("WARC-Payload-Digest") or "",
+                    digest=(headers.get_header("WARC-Payload-Digest") or "").removeprefix("sha1:"),
                     length=records.get_record_length(),
                     offset=records.get_record_offset(),
                     filename=warc.name,
