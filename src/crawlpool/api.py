@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +23,13 @@ from typing import Any
 import aiohttp
 from rich.console import Console
 
+from crawlpool._version import __version__
 from crawlpool.addresses import AddressGuard, AddressPolicy
 from crawlpool.config import CrawlConfig
 from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError
-from crawlpool.fetch import Fetcher
+from crawlpool.fetch import Fetcher, Response
 from crawlpool.frontier import (
     Frontier,
     Politeness,
@@ -53,6 +55,8 @@ from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
 from crawlpool.urls import url_host
+from crawlpool.warc import WarcWriter, warcinfo_fields
+from crawlpool.warc_index import WARC_DIR, repair_warc_files
 
 DNS_CACHE_TTL_S = 300
 log = logging.getLogger(__name__)
@@ -262,13 +266,20 @@ async def run_crawl(
                 middlewares=cfg.middlewares,
             ) as session,
             Manifest(cfg.output) as manifest,
+            _archive(cfg) as archive,
         ):
-            fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes)
+            fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes, archive=cfg.warc)
             robots = (
                 RobotsCache(
-                    Fetcher(
-                        session, timeout_s=cfg.timeout_s, max_bytes=max(cfg.max_bytes, ROBOTS_MAX_BYTES)
-                    ).fetch,
+                    _archiving(
+                        Fetcher(
+                            session,
+                            timeout_s=cfg.timeout_s,
+                            max_bytes=max(cfg.max_bytes, ROBOTS_MAX_BYTES),
+                            archive=cfg.warc,
+                        ).fetch,
+                        archive,
+                    ),
                     cfg.user_agent,
                     crawl_delay_cap_s=cfg.max_crawl_delay_s,
                     store=frontier,  # the crawl's state: shared by its workers, kept across --resume
@@ -288,6 +299,7 @@ async def run_crawl(
                 robots=robots,
                 parser=parser,
                 recrawl=recrawl,
+                archive=archive,
             )
             engine_stats = engine.stats
             if on_engine is not None:
@@ -339,6 +351,32 @@ async def _dashboard(
         if on_dashboard is not None:
             on_dashboard(url)
         yield
+
+
+def _archive(cfg: CrawlConfig) -> contextlib.AbstractAsyncContextManager[WarcWriter | None]:
+    """The crawl's WARC writer with `--warc`, else None."""
+    if not cfg.warc:
+        return contextlib.nullcontext(None)
+    options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "middlewares"}
+    options["frontier"] = without_password(cfg.frontier)
+    info = warcinfo_fields(options, __version__)
+    return WarcWriter(cfg.output, max_bytes=cfg.warc_max_size, info=info)
+
+
+def _archiving(
+    fetch: Callable[[str], Awaitable[Response]], archive: WarcWriter | None
+) -> Callable[[str], Awaitable[Response]]:
+    """`fetch`, also archiving each exchange (robots.txt: it has no manifest record to order it by)."""
+    if archive is None:
+        return fetch
+
+    async def fetch_and_archive(url: str) -> Response:
+        response = await fetch(url)
+        if response.exchange is not None:
+            await archive.write_unrecorded(response.exchange)
+        return response
+
+    return fetch_and_archive
 
 
 @contextlib.asynccontextmanager
@@ -402,8 +440,20 @@ async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repa
     if stored != identity:
         raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg))
     if cfg.resume and repair:
-        repaired = await rewrite_manifest(cfg.output, frontier.committed_pages())
+        archived: dict[str, int] = {}  # per WARC file, the offset of its last committed response
+        repaired = await rewrite_manifest(cfg.output, _noting_archive(frontier.committed_pages(), archived))
         log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
+        if (cfg.output / WARC_DIR).is_dir():
+            dropped = await asyncio.to_thread(repair_warc_files, cfg.output / WARC_DIR, archived)
+            if dropped:
+                log.info("resuming: %d WARC records without a committed record were dropped", dropped)
+
+
+async def _noting_archive(pages: AsyncIterator[Page], archived: dict[str, int]) -> AsyncIterator[Page]:
+    async for page in pages:
+        if page.warc_file is not None and page.warc_offset is not None:
+            archived[page.warc_file] = max(archived.get(page.warc_file, -1), page.warc_offset)
+        yield page
 
 
 def _identity_difference(before: dict[str, Any], now: dict[str, Any], cfg: CrawlConfig) -> str:

@@ -37,6 +37,7 @@ from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError, StorageError, UsageError
 from crawlpool.frontier import is_redis, without_password
 from crawlpool.logs import json_line, setup_logging
+from crawlpool.mirror import build_mirror
 from crawlpool.records import Page
 from crawlpool.rejoin import finished_notice
 from crawlpool.reports import crawl_status, failures
@@ -266,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="grace_s",
         help="on SIGINT/SIGTERM, let requests in flight finish for up to S seconds (default: 10)",
     )
+    archive = cmd.add_argument_group("archive")
+    archive.add_argument(
+        "--warc",
+        action="store_true",
+        default=None,
+        help="also write every HTTP exchange to OUTPUT/warc/*.warc.gz (WARC/1.1, with CDXJ indexes)",
+    )
+    archive.add_argument(
+        "--warc-max-size",
+        type=_size,
+        metavar="SIZE",
+        help="start a new WARC file once one reaches SIZE (default: 1GB)",
+    )
     cmd.set_defaults(run=_run_crawl)
     talk = cmd.add_argument_group("what it says")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
@@ -335,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
     fail.add_argument("--code", help="only this error code (timeout, http_4xx, robots, ...)")
     fail.set_defaults(run=_run_failures, quiet=False, verbose=0, log_format="text")
+
+    mirror = commands.add_parser(
+        "mirror",
+        help="make a copy of a crawl you can browse offline",
+        description="Copy OUTPUT's stored pages to DEST with .html names and links rewritten to the "
+        "local copies (wget -k -E). OUTPUT is not changed; an interrupted crawl works too.",
+    )
+    mirror.add_argument("output", type=Path, metavar="OUTPUT", help="the crawl's output directory")
+    mirror.add_argument("dest", type=Path, metavar="DEST", help="a new or empty directory for the copy")
+    mirror.set_defaults(run=_run_mirror, quiet=False, verbose=0, log_format="text")
     return parser
 
 
@@ -475,6 +499,18 @@ def _run_failures(args: argparse.Namespace) -> int:
     if not listed:  # said on stderr: stdout stays a clean (empty) list for pipes
         what = f"records with error code {args.code}" if args.code else "failed records"
         sys.stderr.write(f"crawlpool: no {what} in {args.output}\n")
+    return EXIT_OK
+
+
+def _run_mirror(args: argparse.Namespace) -> int:
+    try:
+        report = build_mirror(args.output, args.dest)
+    except OSError as exc:
+        raise StorageError(f"mirror: cannot write {exc.filename or args.dest}: {exc.strerror}") from None
+    sys.stderr.write(
+        f"mirrored {report.pages} pages, {report.styles} stylesheets and {report.files} other files "
+        f"into {args.dest}; open {args.dest / 'index.html'}\n"
+    )
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ from crawlpool.robots import user_agent_token
 PROJECT_URL = "https://github.com/crawlpool/crawlpool"
 DEFAULT_USER_AGENT = f"crawlpool/{__version__} (+{PROJECT_URL})"
 MIB = 1024 * 1024
+GB = 1000**3
 
 ScopeMode = Literal["host", "domain", "any"]
 
@@ -72,6 +73,8 @@ class CrawlConfig:
     # The address guard (addresses.py): connect to private, loopback, ... addresses beyond the seeds'.
     allow_private: bool = False
     allow_address: tuple[str, ...] = ()
+    warc: bool = False
+    warc_max_size: int = GB
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
     middlewares: tuple[ClientMiddlewareType, ...] = field(default=(), compare=False)
 
@@ -152,6 +155,9 @@ class CrawlConfig:
             not isinstance(self.dashboard_token, str) or not self.dashboard_token.strip()
         ):
             raise ConfigError("dashboard_token: must be a non-empty string")
+        if not isinstance(self.warc, bool):
+            raise ConfigError("warc: expected true or false")
+        _check_int(self.warc_max_size, "warc_max_size", minimum=1)
         if not isinstance(self.output, (str, Path)) or not str(self.output):
             raise ConfigError("output: expected a directory path")
         object.__setattr__(self, "output", Path(self.output))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -58,6 +59,7 @@ from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, PageStore
 from crawlpool.traps import TrapLimits
 from crawlpool.urls import fingerprint, host_key
+from crawlpool.warc import BuiltExchange, WarcWriter
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         recrawl: Recrawl | None = None,
+        archive: WarcWriter | None = None,
     ) -> None:
         self._config = config
         self._frontier = frontier
@@ -99,6 +102,7 @@ class Engine:
         self._scope = scope
         self._on_page = on_page
         self._robots = robots
+        self._archive = archive
         self._parser = parser or LinkParser(config.parser, 0)
         self._rules = Rules(
             scope=scope,
@@ -432,8 +436,41 @@ class Engine:
                     elif sitemap is not None:
                         await self._commit(lease, self._sitemap_record(request, response, action, sitemap))
                     else:
-                        await self._commit(lease, await self._record(request, response, action))
+                        page = await self._record(request, response, action)
+                        if self._archive is not None and response.exchange is not None:
+                            await self._commit_archived(lease, page, response)
+                        else:
+                            await self._commit(lease, page)
         return fetch
+
+    async def _commit_archived(self, lease: Lease, page: Page, response: Response) -> None:
+        """Archive the exchange, then commit its record: see `warc.py` for why in this order.
+
+        The append and the commit are shielded: stopped between the two (the crawl cancelled while the
+        append or the ack is in flight), an exchange whose record never commits could sit ahead of
+        others that do."""
+        assert self._archive is not None and response.exchange is not None
+        built = await self._archive.build(response.exchange)
+        task = asyncio.ensure_future(self._append_and_commit(lease, page, built))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await asyncio.wait([task])
+            raise
+
+    async def _append_and_commit(self, lease: Lease, page: Page, built: BuiltExchange) -> None:
+        assert self._archive is not None
+        async with self._archive.order:  # commits in the order their exchanges were appended
+            where = await self._archive.append(built)
+            page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
+            if self._recrawl is not None:
+                page = self._recrawl.classify(page)
+            if not await self._frontier.ack(lease, page):
+                await self._archive.undo(where)
+                log.warning("lease of %s was no longer current; its record was dropped", page.url)
+                return
+            await self._publish(page)
 
     async def _commit(self, lease: Lease, page: Page) -> None:
         if self._recrawl is not None:

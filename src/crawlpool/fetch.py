@@ -32,9 +32,11 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiohttp
 
+from crawlpool.exchange import Exchange
 from crawlpool.guarded import BlockedAddress
 
 CHUNK_BYTES = 64 * 1024
@@ -68,6 +70,7 @@ class Response:
     error: FetchError | None
     etag: str | None = None  # the validators a conditional re-fetch (--update) sends back
     last_modified: str | None = None
+    exchange: Exchange | None = None  # the request and the raw response, when the crawl archives
 
     @property
     def sent(self) -> bool:
@@ -100,12 +103,16 @@ class Fetcher:
         timeout_s: float,
         max_bytes: int,
         clock: Callable[[], float] = time.monotonic,
+        archive: bool = False,
     ) -> None:
+        """`archive`: also keep each exchange as it went over the wire (`Response.exchange`): the
+        request's headers, the response's headers as received and its body as sent (still encoded)."""
         self._session = session
         _no_hidden_resend(session)
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._clock = clock
+        self._archive = archive
 
     async def fetch(
         self, url: str, *, sink: Sink | None = None, headers: Mapping[str, str] | None = None
@@ -124,6 +131,9 @@ class Fetcher:
         reason = ""
         body = b""  # stays empty unless the whole body (or a too_large prefix) was read
         error: FetchError | None = None
+        raw: list[bytes] | None = [] if self._archive else None  # the body as sent, for the archive
+        head: _Head | None = None
+        sent_at = datetime.now(UTC)
         try:
             async with (
                 asyncio.timeout(self._timeout_s),
@@ -139,27 +149,67 @@ class Fetcher:
                 retry_after = resp.headers.get("Retry-After")
                 etag = resp.headers.get("ETag")
                 last_modified = resp.headers.get("Last-Modified")
-                if sink is not None and 200 <= status < 300 and body_expected(resp.method, status):
+                streamed = sink is not None and 200 <= status < 300 and body_expected(resp.method, status)
+                if raw is not None and not streamed:  # a streamed sitemap is read, not archived
+                    head = _Head.of(resp, url, sent_at)
+                if streamed:
+                    assert sink is not None
                     error = await self._stream_body(resp, sink)
                 elif body_expected(resp.method, status) and not (status in REDIRECT_STATUSES and location):
-                    body, error = await self._read_body(resp)
+                    body, error = await self._read_body(resp, raw)
+                elif raw is not None and body_expected(resp.method, status):
+                    # A redirect's body is not used, but an archive keeps what its headers announce.
+                    error = await self._read_raw(resp, raw)
         except TimeoutError:
             error = FetchError("timeout", f"no complete response within {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
             error = classify_client_error(exc)
         except OSError as exc:
             error = FetchError("connect", exc.strerror or type(exc).__name__)
+        exchange = None
+        if head is not None and raw is not None and status is not None:
+            exchange = head.exchange(status, reason, b"".join(raw), _truncation(error))
+            if status in REDIRECT_STATUSES and location and error is not None:
+                error = None  # a redirect's body was read only for the archive: its failure is no error
         if error is None and status is not None:
             error = http_error(status, reason)
         elapsed_ms = round((self._clock() - started) * 1000)
         if error is not None and error.code == "blocked_address":
             elapsed_ms = 0  # never requested, like a robots or trap record
         return Response(
-            status, content_type, body, location, retry_after, elapsed_ms, error, etag, last_modified
+            status,
+            content_type,
+            body,
+            location,
+            retry_after,
+            elapsed_ms,
+            error,
+            etag,
+            last_modified,
+            exchange,
         )
 
-    async def _read_body(self, resp: aiohttp.ClientResponse) -> tuple[bytes, FetchError | None]:
-        """The decompressed body, cut at max_bytes; an error when it is incomplete or too large."""
+    async def _read_raw(self, resp: aiohttp.ClientResponse, raw: list[bytes]) -> FetchError | None:
+        """Read a body as sent, up to max_bytes, into `raw`; an error when it is cut short."""
+        kept = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                raw.append(chunk[: self._max_bytes - kept])
+                kept += len(raw[-1])
+                if kept >= self._max_bytes:
+                    return FetchError("too_large", f"body cut at max_bytes={self._max_bytes}")
+        except aiohttp.ClientPayloadError as exc:
+            return classify_client_error(exc)
+        declared = _content_length(resp)
+        if declared is not None and kept < declared:
+            return FetchError("truncated", f"body ended after {kept} of {declared} bytes")
+        return None
+
+    async def _read_body(
+        self, resp: aiohttp.ClientResponse, raw: list[bytes] | None = None
+    ) -> tuple[bytes, FetchError | None]:
+        """The decompressed body, cut at max_bytes; an error when it is incomplete or too large.
+        `raw`, when given, receives the body as sent (an identity body cut at max_bytes too)."""
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         try:
             decoder = _decoder(encoding)
@@ -173,6 +223,8 @@ class Fetcher:
         try:
             async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
                 raw_bytes += len(chunk)
+                if raw is not None:
+                    raw.append(chunk if decoder else chunk[: limit - kept])
                 data = decoder.feed(chunk, limit - kept + 1) if decoder else chunk
                 while True:
                     if kept + len(data) > limit:
@@ -221,6 +273,72 @@ class Fetcher:
         if decoder is not None and not decoder.complete:
             return FetchError("truncated", f"{encoding} stream ended early")
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What an archive keeps of an exchange besides the body, read while the connection is open."""
+
+    url: str
+    sent_at: datetime
+    request_target: str
+    request_headers: tuple[tuple[str, str], ...]
+    http_version: str
+    response_headers: tuple[tuple[str, str], ...]
+    peer_ip: str | None
+
+    @classmethod
+    def of(cls, resp: aiohttp.ClientResponse, url: str, sent_at: datetime) -> _Head:
+        info = resp.request_info
+        version = resp.version
+        return cls(
+            url=url,
+            sent_at=sent_at,
+            request_target=info.url.raw_path_qs or "/",
+            request_headers=tuple(info.headers.items()),
+            http_version=f"{version.major}.{version.minor}" if version is not None else "1.1",
+            # As received: names in their own case, every duplicate kept (latin-1 keeps any byte).
+            response_headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers),
+            peer_ip=_peer_ip(resp),
+        )
+
+    def exchange(self, status: int, reason: str, payload: bytes, truncated: str | None) -> Exchange:
+        return Exchange(
+            url=self.url,
+            started=self.sent_at,
+            request_target=self.request_target,
+            request_headers=self.request_headers,
+            http_version=self.http_version,
+            status=status,
+            reason=reason,
+            response_headers=self.response_headers,
+            payload=payload,
+            truncated=truncated,
+            peer_ip=self.peer_ip,
+        )
+
+
+def _peer_ip(resp: aiohttp.ClientResponse) -> str | None:
+    """The address the response came from (WARC-IP-Address), or None when it cannot be told.
+
+    A small body is read with the headers, and aiohttp hands the connection back to its pool at once
+    (`resp.connection` is then None); the response keeps its protocol, whose transport is the socket
+    while it stays open. aiohttp has no public accessor for it."""
+    transport = resp.connection.transport if resp.connection is not None else None
+    if transport is None:
+        transport = getattr(getattr(resp, "_protocol", None), "transport", None)
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    return str(peername[0]) if isinstance(peername, tuple) and peername else None
+
+
+_TRUNCATION = {"too_large": "length", "timeout": "time", "encoding": "unspecified"}
+
+
+def _truncation(error: FetchError | None) -> str | None:
+    """WARC-Truncated for a body that ended with `error` (None: the body is whole)."""
+    if error is None:
+        return None
+    return _TRUNCATION.get(error.code, "disconnect")
 
 
 class _Decoder:

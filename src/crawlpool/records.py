@@ -25,10 +25,19 @@ MANIFEST_FIELDS = (
     "etag",
     "last_modified",
     "change",
+    "warc_file",
+    "warc_offset",
 )
 # Fields added after the first release: a record written before them (kept by a crawl being resumed)
 # reads as these values.
-_ADDED_DEFAULTS: dict[str, Any] = {"kind": "page", "etag": None, "last_modified": None, "change": None}
+_ADDED_DEFAULTS: dict[str, Any] = {
+    "kind": "page",
+    "etag": None,
+    "last_modified": None,
+    "change": None,
+    "warc_file": None,
+    "warc_offset": None,
+}
 
 
 # Every code an `error` can start with, for `crawlpool failures --code` (README's "Error codes").
@@ -89,6 +98,7 @@ class Page:
     counts what was read of it (decompressed) and `links` its entries. `etag` and `last_modified` are
     the response's validators, sent back by `--update`; `change` is what an update run found
     (`unchanged`, `changed`, `new`, `gone`; None outside an update run, or for other records).
+    `warc_file` and `warc_offset` are None unless the crawl archives (`--warc`) and a response came.
     """
 
     url: str
@@ -108,6 +118,8 @@ class Page:
     etag: str | None = None
     last_modified: str | None = None
     change: str | None = None
+    warc_file: str | None = None
+    warc_offset: int | None = None
 
     @property
     def error_code(self) -> str | None:
