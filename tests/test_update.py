@@ -308,3 +308,49 @@ async def test_kill_9_during_an_update_then_resume_records_each_url_once(tmp_pat
         "gone": 0,
         "failed": 0,
     }
+
+
+async def test_with_warc_unchanged_answers_are_revisit_records(
+    aiohttp_server: Server, tmp_path: Path
+) -> None:
+    """A 304 is archived as a server-not-modified revisit, the same body again as an
+    identical-payload-digest one, each referring to the first run's capture; `warcio check` passes."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    from tests.test_warc import warcio_check
+
+    site = Site()
+    base = await _serve(aiohttp_server, site)
+    output = tmp_path / "out"
+    await crawl([base + "/"], output=output, retries=0, warc=True)
+    first = _records(output)
+    site.version = 2
+    await crawl([base + "/"], output=output, retries=0, update=True, warc=True)
+    second = _records(output)
+    revisits: dict[str, tuple[str, str, str]] = {}
+    responses: set[str] = set()
+    for path in sorted((output / "warc").glob("*.warc.gz")):
+        with path.open("rb") as fh:
+            for record in ArchiveIterator(fh):
+                uri = record.rec_headers.get_header("WARC-Target-URI")
+                if record.rec_type == "revisit":
+                    headers = record.rec_headers
+                    revisits[uri.removeprefix(base)] = (
+                        headers.get_header("WARC-Profile").rsplit("/", 1)[1],
+                        headers.get_header("WARC-Refers-To-Target-URI"),
+                        headers.get_header("WARC-Refers-To-Date"),
+                    )
+                elif record.rec_type == "response":
+                    responses.add(uri)
+    assert {path: profile for path, (profile, _, _) in revisits.items()} == {
+        "/a": "server-not-modified",  # ETag
+        "/b": "server-not-modified",  # Last-Modified
+        "/c": "identical-payload-digest",
+        "/orphan": "identical-payload-digest",
+    }
+    for path, (_, target, date) in revisits.items():
+        assert target == base + path
+        assert date.startswith(first[base + path]["fetched_at"][:19])  # the first run's capture
+        assert second[base + path]["warc_file"] is not None
+    warcio_check(output)
+    assert base + "/d" in responses and base + "/new" in responses

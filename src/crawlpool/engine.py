@@ -450,7 +450,11 @@ class Engine:
         append or the ack is in flight), an exchange whose record never commits could sit ahead of
         others that do."""
         assert self._archive is not None and response.exchange is not None
-        built = await self._archive.build(response.exchange)
+        exchange = response.exchange
+        if self._recrawl is not None:  # an unchanged answer is archived as a revisit of the earlier one
+            page = self._recrawl.classify(page)
+            exchange = self._recrawl.revisit(page, exchange)
+        built = await self._archive.build(exchange)
         task = asyncio.ensure_future(self._append_and_commit(lease, page, built))
         try:
             await asyncio.shield(task)
@@ -464,8 +468,6 @@ class Engine:
         async with self._archive.order:  # commits in the order their exchanges were appended
             where = await self._archive.append(built)
             page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
-            if self._recrawl is not None:
-                page = self._recrawl.classify(page)
             if not await self._frontier.ack(lease, page):
                 await self._archive.undo(where)
                 log.warning("lease of %s was no longer current; its record was dropped", page.url)

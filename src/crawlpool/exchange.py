@@ -12,6 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+SERVER_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+IDENTICAL_PAYLOAD = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+
+
+@dataclass(frozen=True, slots=True)
+class Revisit:
+    """An answer that repeats what an earlier record holds (`--update`): archived as a `revisit`
+    record of `profile` (a 304: server-not-modified; the same body again: identical-payload-digest)
+    that refers to the earlier capture of `url` at `date` (UTC)."""
+
+    profile: str
+    url: str
+    date: datetime
+
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
@@ -30,3 +44,4 @@ class Exchange:
     payload: bytes
     truncated: str | None
     peer_ip: str | None
+    revisit: Revisit | None = None

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from crawlpool.errors import ConfigError
+from crawlpool.exchange import IDENTICAL_PAYLOAD, SERVER_NOT_MODIFIED, Exchange, Revisit
 from crawlpool.frontier.base import Request
 from crawlpool.records import Page
 from crawlpool.scope import Scope
@@ -256,6 +257,16 @@ class Recrawl:
 
     def classify(self, page: Page) -> Page:
         return classify(page, self.previous(page.url))
+
+    def revisit(self, page: Page, exchange: Exchange) -> Exchange:
+        """`exchange` to archive for a classified `page`: as a revisit of the earlier capture when
+        the page is unchanged (a 304: server-not-modified; the same body: identical-payload-digest)."""
+        previous = self.previous(page.url)
+        if page.change != "unchanged" or previous is None:
+            return exchange
+        profile = SERVER_NOT_MODIFIED if page.status == 304 else IDENTICAL_PAYLOAD
+        when = datetime.fromisoformat(previous.fetched_at.replace("Z", "+00:00"))
+        return replace(exchange, revisit=Revisit(profile, previous.url, when))
 
     async def sweep(self, queue: Callable[[Sequence[Request]], Awaitable[None]], scope: Scope) -> bool:
         """Queue every stored URL of the previous run that is still in scope, once per process.

@@ -41,7 +41,7 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from crawlpool.errors import StorageError
-from crawlpool.exchange import Exchange
+from crawlpool.exchange import IDENTICAL_PAYLOAD, Exchange
 from crawlpool.fetch import body_expected
 from crawlpool.warc_index import WARC_DIR, IndexEntry, index_path, surt, warc_files, write_cdxj
 
@@ -119,15 +119,26 @@ def build_exchange(exchange: Exchange, builder: WARCWriter, level: int = GZIP_LE
         response_headers["WARC-Truncated"] = exchange.truncated
     http_response = StatusAndHeaders(
         f"{exchange.status} {exchange.reason}".strip(),
-        stored_response_headers(exchange),
+        stored_response_headers(exchange) if exchange.revisit is None else list(exchange.response_headers),
         protocol=f"HTTP/{exchange.http_version}",
     )
-    response_headers.update(_digests(http_response, exchange.payload))
+    revisit = exchange.revisit
+    # A revisit's block is the HTTP head alone: its payload is the one the earlier record holds.
+    payload = exchange.payload if revisit is None else b""
+    response_headers.update(_digests(http_response, payload))
+    if revisit is not None:
+        if revisit.profile == IDENTICAL_PAYLOAD:
+            response_headers["WARC-Payload-Digest"] = _sha1_label(hashlib.sha1(exchange.payload).digest())
+        else:
+            del response_headers["WARC-Payload-Digest"]
+        response_headers["WARC-Profile"] = revisit.profile
+        response_headers["WARC-Refers-To-Target-URI"] = revisit.url
+        response_headers["WARC-Refers-To-Date"] = _warc_date(revisit.date)
     response = builder.create_warc_record(
         exchange.url,
-        "response",
-        payload=BytesIO(exchange.payload),
-        length=len(exchange.payload),
+        "response" if revisit is None else "revisit",
+        payload=BytesIO(payload),
+        length=len(payload),
         warc_headers_dict=response_headers,
         http_headers=http_response,
     )
@@ -152,7 +163,8 @@ def build_exchange(exchange: Exchange, builder: WARCWriter, level: int = GZIP_LE
         urlkey=surt(exchange.url),
         timestamp=exchange.started.astimezone(UTC).strftime("%Y%m%d%H%M%S"),
         url=exchange.url,
-        mime=mime.split(";", 1)[0].strip().lower() or "unk",
+        # pywb's convention: a revisit's index line says so in place of a media type
+        mime="warc/revisit" if revisit is not None else mime.split(";", 1)[0].strip().lower() or "unk",
         status=exchange.status,
         digest=(response.rec_headers.get_header("WARC-Payload-Digest") or "").removeprefix("sha1:"),
         length=len(response_member),
