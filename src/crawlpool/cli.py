@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--max-bytes", type=_size, metavar="SIZE", help="largest body kept (default: 10MiB)")
     limits.add_argument(
+        "--page-requisites",
+        action="store_true",
+        default=None,
+        help="also fetch the images, stylesheets, scripts, fonts and icons stored pages use, from any host",
+    )
+    limits.add_argument(
         "--scope",
         choices=("host", "domain", "any"),
         help="follow links to the seeds' hosts (default), registered domains, or anywhere",

@@ -73,6 +73,7 @@ class CrawlConfig:
     # The address guard (addresses.py): connect to private, loopback, ... addresses beyond the seeds'.
     allow_private: bool = False
     allow_address: tuple[str, ...] = ()
+    page_requisites: bool = False  # also fetch what stored pages need to render, from any host
     warc: bool = False
     warc_max_size: int = GB
     # aiohttp client middlewares wrapped around every request the crawler sends (API only, not TOML).
@@ -155,6 +156,8 @@ class CrawlConfig:
             not isinstance(self.dashboard_token, str) or not self.dashboard_token.strip()
         ):
             raise ConfigError("dashboard_token: must be a non-empty string")
+        if not isinstance(self.page_requisites, bool):
+            raise ConfigError("page_requisites: expected true or false")
         if not isinstance(self.warc, bool):
             raise ConfigError("warc: expected true or false")
         _check_int(self.warc_max_size, "warc_max_size", minimum=1)

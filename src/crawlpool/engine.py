@@ -47,11 +47,20 @@ from crawlpool.policy.actions import (
     Retry,
     SettleTrap,
 )
-from crawlpool.policy.rules import Rules, links_to_follow, make_request, on_link, on_response, on_robots
+from crawlpool.policy.rules import (
+    Rules,
+    links_to_follow,
+    make_request,
+    on_link,
+    on_requisite,
+    on_response,
+    on_robots,
+)
 from crawlpool.policy.sitemap_rules import root_sitemaps
 from crawlpool.progress import Snapshot
 from crawlpool.records import Page
 from crawlpool.recrawl import Recrawl
+from crawlpool.requisites import css_requisites, html_requisites, is_css
 from crawlpool.robots import RobotsCache, RobotsRules, RobotsUnavailable
 from crawlpool.scope import Scope
 from crawlpool.sitemap_feed import SitemapFeed
@@ -498,8 +507,10 @@ class Engine:
         if record.store_body:
             path = page_path(request.url)
             sha256 = await self._store.write(path, response.body)
-            if is_html(response.content_type):
+            if is_html(response.content_type) and request.kind == "page":
                 links = await self._add_links(request, response)
+            if self._config.page_requisites:
+                await self._add_requisites(request, response)
         return Page(
             url=request.url,
             final_url=record.final_url or request.url,
@@ -516,6 +527,7 @@ class Engine:
             links=links,
             etag=response.etag,
             last_modified=response.last_modified,
+            kind=request.kind,
         )
 
     def _sitemap_record(
@@ -571,6 +583,28 @@ class Engine:
     def _forget_known(self) -> None:
         if len(self._known) > KNOWN_LINKS_MAX:
             self._known.clear()  # a cache, not the seen set: the frontier still deduplicates
+
+    async def _add_requisites(self, request: Request, response: Response) -> None:
+        """Queue what a stored page (or stylesheet) needs to render: from any host, at its depth."""
+        if is_html(response.content_type) and request.kind == "page":
+            found = html_requisites(response.body, request.url, response.content_type)
+        elif is_css(response.content_type):
+            found = css_requisites(response.body, request.url)
+        else:
+            return
+        queue = []
+        for url in found:
+            fp = fingerprint(url)
+            if fp in self._known:
+                continue
+            self._known.add(fp)
+            link = on_requisite(request, url, fp, self._rules)
+            if isinstance(link, SettleTrap):
+                await self._settle_trap(link)
+            else:
+                queue.append(link)
+        if queue:
+            await self._frontier.add(queue)
 
     async def _settle_trap(self, trap: SettleTrap) -> None:
         """Record a trap link once (it is never queued, so never requested)."""

@@ -34,6 +34,7 @@ from lxml import etree
 from crawlpool.errors import ConfigError
 from crawlpool.links import decode_html, is_html
 from crawlpool.mirror_paths import assign_names
+from crawlpool.requisites import CSS_URL, is_css
 from crawlpool.store import MANIFEST_NAME
 from crawlpool.urls import normalize_url
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 20
 _SAFE = "/@!$&'()*+,;=-._~"  # what a relative path may keep as it is; `%` in a name becomes `%25`
-_CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]*?)\1\s*\)|(@import\s+)(['"])([^'"]+)\4""", re.I)
+_CSS_URL = CSS_URL  # the stylesheet links the crawl fetches (`--page-requisites`) are those it rewrites
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -97,7 +98,7 @@ def build_mirror(output: Path, dest: Path) -> MirrorReport:
             body = source.read_bytes()
             path.write_bytes(rewrite_html(body, content_type, record["url"], target, resolve))
             pages += 1
-        elif _is_css(content_type):
+        elif is_css(content_type):
             body = source.read_bytes()
             path.write_bytes(rewrite_css(body, record["url"], target, resolve))
             styles += 1
@@ -204,10 +205,6 @@ def rewrite_css(body: bytes, css_url: str, here: str, resolve: Callable[[str], s
         return f"url({quote_char}{_relative_link(link, css_url, here, resolve)}{quote_char})"
 
     return _CSS_URL.sub(replace, text).encode("utf-8", errors="surrogateescape")
-
-
-def _is_css(content_type: str | None) -> bool:
-    return content_type is not None and content_type.partition(";")[0].strip().lower() == "text/css"
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

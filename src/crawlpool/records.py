@@ -94,8 +94,9 @@ class Page:
     `status` is None when no response came back (see `error`); `path` is None when no body was stored;
     `error` is None for a page stored whole, else `"<code>: <text>"` with a short code such as
     `http_4xx`, `timeout` or `too_large` (a too-large body is still stored, cut at max_bytes).
-    `kind` is `page`, or `sitemap` for a sitemap read for its URLs: its body is not stored, `bytes`
-    counts what was read of it (decompressed) and `links` its entries. `etag` and `last_modified` are
+    `kind` is `page`, `requisite` for a page requisite (`--page-requisites`: stored, never followed),
+    or `sitemap` for a sitemap read for its URLs: its body is not stored, `bytes` counts what was read
+    of it (decompressed) and `links` its entries. `etag` and `last_modified` are
     the response's validators, sent back by `--update`; `change` is what an update run found
     (`unchanged`, `changed`, `new`, `gone`; None outside an update run, or for other records).
     `warc_file` and `warc_offset` are None unless the crawl archives (`--warc`) and a response came.

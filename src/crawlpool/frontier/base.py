@@ -47,7 +47,7 @@ from typing import Literal, Protocol
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
 
-RequestKind = Literal["page", "sitemap"]
+RequestKind = Literal["page", "sitemap", "requisite"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,8 @@ class Request:
     """A URL to fetch. `url` is normalized; `fp` is its 64-bit fingerprint; seeds have depth 0; `host`
     is the politeness key (`urls.host_key`). `kind` is what the URL is fetched as: `page` (stored,
     its links followed) or `sitemap` (parsed as a sitemap, its URLs queued; its `depth` is its nesting
-    level, 0 for a sitemap named by robots.txt or `/sitemap.xml`). `lastmod` is the `<lastmod>` a
+    level, 0 for a sitemap named by robots.txt or `/sitemap.xml`) or `requisite` (`--page-requisites`:
+    stored, from any host, at its page's depth, never followed). `lastmod` is the `<lastmod>` a
     sitemap gave for a page, as written, or None."""
 
     url: str

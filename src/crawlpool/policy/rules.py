@@ -131,7 +131,8 @@ def on_redirect(request: Request, location: str, rules: Rules) -> list[Action]:
         return [Record("redirect_loop: redirects back to the URL that redirected here", target)]
     if request.hops >= MAX_REDIRECT_HOPS:
         return [Record(f"redirect: more than {MAX_REDIRECT_HOPS} redirects in a row", target)]
-    if not rules.scope.allows(target):
+    # A requisite (an image, a stylesheet) may be on any host, and so may where it moved to.
+    if request.kind != "requisite" and not rules.scope.allows(target):
         return [Record("off_scope: redirect target is outside the crawl's scope", target)]
     reason = trap_reason(target, rules.traps)
     if reason is not None:
@@ -157,3 +158,11 @@ def on_link(request: Request, url: str, fp: int, rules: Rules) -> Request | Sett
     link = Request(url, fp, host_key(url), request.depth + 1, request.url)
     reason = trap_reason(url, rules.traps)
     return link if reason is None else SettleTrap(link, reason)
+
+
+def on_requisite(request: Request, url: str, fp: int, rules: Rules) -> Request | SettleTrap:
+    """A requisite of `request`'s page (`--page-requisites`): from any host, at the page's depth (it is
+    not a hop), still trap-checked; robots.txt and politeness apply when it is fetched."""
+    requisite = Request(url, fp, host_key(url), request.depth, request.url, kind="requisite")
+    reason = trap_reason(url, rules.traps)
+    return requisite if reason is None else SettleTrap(requisite, reason)
