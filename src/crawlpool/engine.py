@@ -629,6 +629,7 @@ class Engine:
             elapsed_ms=0,
             error=error,
             links=0,
+            kind=request.kind,
         )
 
 
