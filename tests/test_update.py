@@ -354,3 +354,54 @@ async def test_with_warc_unchanged_answers_are_revisit_records(
         assert second[base + path]["warc_file"] is not None
     warcio_check(output)
     assert base + "/d" in responses and base + "/new" in responses
+
+
+async def test_links_of_an_unchanged_page_are_followed(aiohttp_server: Server, tmp_path: Path) -> None:
+    """A page answered 304 is the page stored: its links are read from the stored body, so a page it
+    links to that appeared since (a 404 in the first run) is found, as `new`."""
+    later_exists = False
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/":
+            return web.Response(text='<a href="/a">a</a>', content_type="text/html")
+        if request.path == "/a":
+            if request.headers.get("If-None-Match") == '"a1"':
+                return web.Response(status=304, headers={"ETag": '"a1"'})
+            body = '<a href="/later">later</a>'
+            return web.Response(text=body, content_type="text/html", headers={"ETag": '"a1"'})
+        if request.path == "/later" and later_exists:
+            return web.Response(text="<p>later</p>", content_type="text/html")
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    output = tmp_path / "out"
+    await crawl([base + "/"], output=output, retries=0)
+    assert _records(output)[base + "/later"]["status"] == 404
+    later_exists = True
+    await crawl([base + "/"], output=output, retries=0, update=True)
+    by_url = _records(output)
+    assert by_url[base + "/a"]["status"] == 304 and by_url[base + "/a"]["links"] == 1
+    assert by_url[base + "/later"]["change"] == "new"
+
+
+async def test_an_update_archives_responses_where_the_earlier_run_did_not_archive(
+    aiohttp_server: Server, tmp_path: Path
+) -> None:
+    """A revisit must refer to a capture in an archive: over a crawl made without --warc, an unchanged
+    answer is archived as an ordinary response."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    site = Site()
+    base = await _serve(aiohttp_server, site)
+    output = tmp_path / "out"
+    await crawl([base + "/"], output=output, retries=0)
+    site.version = 2
+    await crawl([base + "/"], output=output, retries=0, update=True, warc=True)
+    types = set()
+    for path in (output / "warc").glob("*.warc.gz"):
+        with path.open("rb") as fh:
+            types |= {record.rec_type for record in ArchiveIterator(fh)}
+    assert "revisit" not in types and "response" in types

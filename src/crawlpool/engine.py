@@ -511,6 +511,8 @@ class Engine:
                 links = await self._add_links(request, response)
             if self._config.page_requisites:
                 await self._add_requisites(request, response)
+        elif response.status == 304 and self._recrawl is not None:
+            links = await self._follow_unchanged(request, response)
         return Page(
             url=request.url,
             final_url=record.final_url or request.url,
@@ -583,6 +585,24 @@ class Engine:
     def _forget_known(self) -> None:
         if len(self._known) > KNOWN_LINKS_MAX:
             self._known.clear()  # a cache, not the seen set: the frontier still deduplicates
+
+    async def _follow_unchanged(self, request: Request, response: Response) -> int:
+        """An update's 304: the page is the one stored, so its links (and requisites) are those of the
+        stored body, followed as usual, so that what an unchanged page newly reaches is found."""
+        assert self._recrawl is not None
+        previous = self._recrawl.previous(request.url)
+        if previous is None or previous.path is None:
+            return 0
+        body = await self._store.read(previous.path)
+        if body is None:
+            return 0
+        stored = dataclasses.replace(response, body=body, content_type=previous.content_type)
+        links = 0
+        if is_html(stored.content_type) and request.kind == "page":
+            links = await self._add_links(request, stored)
+        if self._config.page_requisites:
+            await self._add_requisites(request, stored)
+        return links
 
     async def _add_requisites(self, request: Request, response: Response) -> None:
         """Queue what a stored page (or stylesheet) needs to render: from any host, at its depth."""

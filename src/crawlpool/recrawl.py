@@ -262,7 +262,9 @@ class Recrawl:
         """`exchange` to archive for a classified `page`: as a revisit of the earlier capture when
         the page is unchanged (a 304: server-not-modified; the same body: identical-payload-digest)."""
         previous = self.previous(page.url)
-        if page.change != "unchanged" or previous is None:
+        # A revisit must refer to a capture in an archive: without one (the earlier run did not
+        # archive), the answer is archived as an ordinary response.
+        if page.change != "unchanged" or previous is None or previous.warc_file is None:
             return exchange
         profile = SERVER_NOT_MODIFIED if page.status == 304 else IDENTICAL_PAYLOAD
         when = datetime.fromisoformat(previous.fetched_at.replace("Z", "+00:00"))

@@ -133,6 +133,15 @@ class PageStore:
         self._made_dirs.add(parent)
         return hashlib.sha256(body).hexdigest()
 
+    async def read(self, relpath: str) -> bytes | None:
+        """The body stored at OUTPUT/`relpath`, or None when it is gone or unreadable (a 304's page,
+        read again for its links: a missing file only means no links)."""
+        try:
+            async with aiofiles.open(self._output / relpath, "rb") as fh:
+                return await fh.read()
+        except OSError:
+            return None
+
 
 class Manifest:
     """Appends one JSON line per record to `OUTPUT/manifest.jsonl`.
