@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crawlpool.config import CrawlConfig
-from crawlpool.engine import Engine
+from crawlpool.engine import FOREIGN_LEASE_POLL_S, Engine
 from crawlpool.errors import FrontierError
 from crawlpool.fetch import FetchError, Response
-from crawlpool.frontier import Lease, Politeness
+from crawlpool.frontier import FrontierCounts, Lease, LeaseBatch, Politeness
 from crawlpool.frontier.memory import MemoryFrontier
 from crawlpool.records import Page
 from crawlpool.scope import Scope
@@ -189,3 +191,33 @@ async def test_a_graceful_stop_lets_the_request_in_flight_finish_and_gives_the_r
     assert len(lines) == 1 and SEED in lines[0]  # the request in flight finished and was recorded
     counts = await frontier.counts()
     assert (counts.done, counts.leased, counts.queued) == (1, 0, 2)  # its links wait for --resume
+
+
+class OthersHoldLeases(MemoryFrontier):
+    """A frontier whose queued URLs are, for a while, all behind leases another process holds (a shared
+    crawl's other worker, or leases this process lost while paused): nothing to lease, no time to wait
+    for, and nothing in flight here."""
+
+    def __init__(self, *args: Any, blocked_for: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.blocked_for = blocked_for
+
+    async def lease(self, limit: int) -> LeaseBatch:
+        if self.blocked_for > 0:
+            return LeaseBatch([], None)
+        return await super().lease(limit)
+
+    async def counts(self) -> FrontierCounts:
+        counts = await super().counts()
+        if self.blocked_for == 0:
+            return counts
+        self.blocked_for -= 1  # each look is a second later: the other process's lease ends in time
+        return replace(counts, leased=counts.leased + 1)
+
+
+async def test_leases_held_by_another_process_are_waited_for_not_a_stall(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    frontier = OthersHoldLeases(Politeness(), clock=clock, blocked_for=3)
+    pages, _, _ = await run(tmp_path, SITE, frontier=frontier, clock=clock)
+    assert sorted(p.url for p in pages) == sorted(SITE)
+    assert clock() >= 3 * FOREIGN_LEASE_POLL_S, "it asked again once a second, without a busy loop"

@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 # Fetch errors meaning the host itself is out of reach (said once per host while the crawl runs).
 HOST_DOWN = frozenset({"dns", "connect", "tls"})
+FOREIGN_LEASE_POLL_S = 1.0  # how often to ask again while only other processes' leases are out
 KNOWN_LINKS_MAX = 200_000  # ~12 MB of fingerprints; past it the cache starts over
 
 
@@ -275,7 +276,11 @@ class Engine:
                         continue
                     return
                 if wait_s is None:
-                    raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
+                    if not counts.leased:
+                        raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
+                    # Leases held elsewhere (another worker of a shared crawl, or one this process lost
+                    # while paused and the frontier will reap): their ends are not seen here, so ask again.
+                    wait_s = FOREIGN_LEASE_POLL_S
             await self._wait_for_change(wait_s)
 
     def _free_slots(self) -> int:
