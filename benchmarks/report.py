@@ -190,9 +190,9 @@ def markdown(report: Report) -> str:
         f"run by pages/s. crawlpool {meta['crawlpool']} at {meta['commit']}; Python {meta['python']}; "
         f"{meta['cpus']} CPUs; {meta['date']}.",
         "",
-        "| variant | frontier | extractor | parse workers | pages | status | wall s | pages/s | CPU ms/page "
-        "| peak RSS MB | vs ceiling | sqlite/memory |",
-        "|---|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|",
+        "| variant | frontier | extractor | parse workers | processes | pages | status | wall s | pages/s "
+        "| CPU ms/page | peak RSS MB | vs ceiling | sqlite/memory |",
+        "|---|---|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|",
     ]
     for row in report.rows:
         v = row.variant
@@ -204,6 +204,7 @@ def markdown(report: Report) -> str:
                     v.frontier,
                     v.extractor or ("none" if v.kind == "bare" else ""),
                     v.workers,
+                    v.processes,
                     _fmt(row.pages, ","),
                     row.status.split(":")[0],
                     _fmt(row.wall_s, ".1f"),

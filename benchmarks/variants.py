@@ -36,6 +36,7 @@ class Variant:
     frontier: str = ""
     extractor: str = ""  # bs4, lxml, or "" for none
     workers: str = ""  # parse workers: "default", "default (N)", "0", or "" when there is no such option
+    processes: str = ""  # crawl processes: "auto", "1", or "" when there is no such option
     unavailable: str | None = None  # why it cannot run here, shown in its row
     ceiling: str | None = None  # key of the bare loop it is compared with
     baseline: str | None = None  # key of the memory-frontier twin of a sqlite variant
@@ -75,13 +76,19 @@ def crawlpool_variants() -> list[Variant]:
     found = []
     for frontier in FRONTIERS:
         for extractor in EXTRACTORS:
-            for workers, workers_options in _worker_choices(fields):
+            for (workers, workers_options), (processes, process_options) in _choices(fields, frontier):
                 options: dict[str, Any] | None = None
                 parser_options, unavailable = _parser_options(extractor, fields)
                 if parser_options is not None:
-                    options = {**common, "frontier": frontier, **parser_options, **workers_options}
+                    options = {
+                        **common,
+                        "frontier": frontier,
+                        **parser_options,
+                        **workers_options,
+                        **process_options,
+                    }
                     unavailable = _refused(options)
-                suffix = "/0" if workers == "0" else "/default"
+                suffix = ("/0" if workers == "0" else "/default") + ("/p1" if processes == "1" else "")
                 found.append(
                     Variant(
                         key=f"crawlpool/{frontier}/{extractor}{suffix}",
@@ -92,6 +99,7 @@ def crawlpool_variants() -> list[Variant]:
                         frontier=frontier,
                         extractor=extractor,
                         workers=workers,
+                        processes=processes,
                         unavailable=unavailable,
                         ceiling=f"bare/{extractor}",
                         baseline=f"crawlpool/memory/{extractor}{suffix}" if frontier != "memory" else None,
@@ -118,6 +126,19 @@ def scrapy_variant(python: Path) -> Variant:
         extractor="Scrapy's own",
         unavailable=unavailable,
     )
+
+
+def _choices(
+    fields: dict[str, dataclasses.Field[Any]], frontier: str
+) -> list[tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]]:
+    """Each (parse workers, processes) setting measured: every parse_workers choice with the default
+    processes, and, with a `processes` field, the default parse workers in one process too (SQLite)."""
+    workers = _worker_choices(fields)
+    default_processes = ("auto", {}) if "processes" in fields else ("", {})
+    found = [(w, default_processes) for w in workers]
+    if "processes" in fields and frontier == "sqlite":
+        found.append((workers[0], ("1", {"processes": 1})))
+    return found
 
 
 def _worker_choices(fields: dict[str, dataclasses.Field[Any]]) -> list[tuple[str, dict[str, Any]]]:

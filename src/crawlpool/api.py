@@ -14,22 +14,20 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 
 from crawlpool._version import __version__
-from crawlpool.addresses import AddressGuard, AddressPolicy
+from crawlpool.assembly import assembled_engine
 from crawlpool.config import CrawlConfig
 from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError
-from crawlpool.fetch import Fetcher, Response
 from crawlpool.frontier import (
     Frontier,
     Politeness,
@@ -42,19 +40,15 @@ from crawlpool.frontier import (
     without_password,
     write_location,
 )
-from crawlpool.guarded import GuardedConnector
+from crawlpool.multiproc.pool import WorkerProcesses
 from crawlpool.outcome import ENDED_META_KEY
-from crawlpool.parsing import LinkParser
 from crawlpool.progress import ProgressReporter
 from crawlpool.records import Page
 from crawlpool.recrawl import Recrawl, start_update, write_changes
 from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
-from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
-from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
-from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
-from crawlpool.urls import url_host
+from crawlpool.store import Manifest, clear_temp_files, prepare_output, rewrite_manifest
 from crawlpool.warc import WarcWriter, warcinfo_fields
 from crawlpool.warc_index import WARC_DIR, repair_warc_files
 
@@ -177,6 +171,7 @@ def crawl_sync(seeds: Iterable[str], config: CrawlConfig | None = None, **option
 
 # A refusal names the CLI's flags; to a caller of the API it names the keyword arguments instead.
 _API_TERMS = (
+    ("--processes 1 (or auto)", "processes=1 (or 'auto')"),
     ("add --resume", "pass resume=True"),
     ("--resume", "resume=True"),
     ("--frontier", "frontier="),
@@ -231,7 +226,6 @@ async def run_crawl(
 ) -> CrawlStats:
     """Run one crawl (shared by the API and the CLI); `on_engine` sees the engine before it starts,
     so the CLI can still report its counters after the crawl is cancelled."""
-    scope = Scope(seeds, cfg.scope, cfg.include, cfg.exclude)
     worker_id, resumed_worker = _worker_id(cfg)
     frontier = await open_frontier(
         cfg.frontier,
@@ -250,67 +244,29 @@ async def run_crawl(
         raise
     engine_stats: CrawlStats | None = None  # kept, so that how the crawl ended is saved with it
     recrawl = Recrawl.open(cfg.output)  # an update run (new or resumed) has its previous run
-    connector = GuardedConnector(
-        address_guard(cfg, seeds),
-        limit=cfg.concurrency,
-        limit_per_host=cfg.per_host,
-        ttl_dns_cache=DNS_CACHE_TTL_S,
-    )
     try:
         async with (
-            aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": cfg.user_agent},
-                auto_decompress=False,  # the fetcher decompresses, bounded by max_bytes
-                timeout=aiohttp.ClientTimeout(total=None),  # the fetcher's own deadline covers it
-                middlewares=cfg.middlewares,
-            ) as session,
             Manifest(cfg.output) as manifest,
             _archive(cfg) as archive,
-        ):
-            fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes, archive=cfg.warc)
-            robots = (
-                RobotsCache(
-                    _archiving(
-                        Fetcher(
-                            session,
-                            timeout_s=cfg.timeout_s,
-                            max_bytes=max(cfg.max_bytes, ROBOTS_MAX_BYTES),
-                            archive=cfg.warc,
-                        ).fetch,
-                        archive,
-                    ),
-                    cfg.user_agent,
-                    crawl_delay_cap_s=cfg.max_crawl_delay_s,
-                    store=frontier,  # the crawl's state: shared by its workers, kept across --resume
-                )
-                if cfg.robots
-                else None
-            )
-            parser = LinkParser(cfg.parser, cfg.parse_processes)
-            engine = Engine(
+            assembled_engine(
                 cfg,
+                seeds,
                 frontier=frontier,
-                fetcher=fetcher,
-                store=PageStore(cfg.output),
                 manifest=manifest,
-                scope=scope,
                 on_page=on_page,
-                robots=robots,
-                parser=parser,
+                parse_processes=cfg.parse_processes,
                 recrawl=recrawl,
                 archive=archive,
-            )
+            ) as engine,
+        ):
             engine_stats = engine.stats
             if on_engine is not None:
                 on_engine(engine)
-            try:
-                async with _showing(progress, engine), _dashboard(cfg, engine, on_dashboard):
-                    return await engine.run(seeds)
-            finally:
-                await parser.aclose()
-                if robots is not None:
-                    await robots.aclose()
+            async with _showing(progress, engine), _dashboard(cfg, engine, on_dashboard):
+                processes = cfg.process_count
+                if processes > 1:
+                    return await WorkerProcesses(engine, frontier, cfg, seeds, processes).run(seeds)
+                return await engine.run(seeds)
     finally:
         with contextlib.suppress(FrontierError):  # a failed store already said why
             await frontier.set_meta("updated", _utc_now())
@@ -322,13 +278,6 @@ async def run_crawl(
         if recrawl is not None:
             recrawl.close()
         await frontier.aclose()
-
-
-def address_guard(cfg: CrawlConfig, seeds: Iterable[str]) -> AddressGuard:
-    """The crawl's address guard: the seeds' hosts may be anywhere, other hosts only where the config
-    allows (see addresses.py)."""
-    policy = AddressPolicy.from_options(cfg.allow_private, cfg.allow_address)
-    return AddressGuard.for_seeds((url_host(url) for url in seeds), policy)
 
 
 @contextlib.asynccontextmanager
@@ -361,22 +310,6 @@ def _archive(cfg: CrawlConfig) -> contextlib.AbstractAsyncContextManager[WarcWri
     options["frontier"] = without_password(cfg.frontier)
     info = warcinfo_fields(options, __version__)
     return WarcWriter(cfg.output, max_bytes=cfg.warc_max_size, info=info)
-
-
-def _archiving(
-    fetch: Callable[[str], Awaitable[Response]], archive: WarcWriter | None
-) -> Callable[[str], Awaitable[Response]]:
-    """`fetch`, also archiving each exchange (robots.txt: it has no manifest record to order it by)."""
-    if archive is None:
-        return fetch
-
-    async def fetch_and_archive(url: str) -> Response:
-        response = await fetch(url)
-        if response.exchange is not None:
-            await archive.write_unrecorded(response.exchange)
-        return response
-
-    return fetch_and_archive
 
 
 @contextlib.asynccontextmanager

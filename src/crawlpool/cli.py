@@ -90,6 +90,15 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _processes(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes or auto, got {text!r}") from None
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -175,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         metavar="N",
         help="link-extraction processes (default: one per CPU beyond the first two, at most 4; 0: inline)",
+    )
+    speed.add_argument(
+        "--processes",
+        type=_processes,
+        metavar="N",
+        help="crawl processes sharing the crawl (default: auto, one per core; 1: this process only)",
     )
     polite = cmd.add_argument_group("speed and politeness")
     polite.add_argument(

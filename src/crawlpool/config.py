@@ -62,6 +62,7 @@ class CrawlConfig:
     max_repeats: int = 2
     parser: Literal["bs4", "lxml"] = "bs4"
     parse_workers: int | None = None
+    processes: int | Literal["auto"] = "auto"  # crawl processes on this machine (see `process_count`)
     frontier: str = "sqlite"
     crawl_id: str | None = None
     lease_s: float = 60.0
@@ -128,6 +129,7 @@ class CrawlConfig:
             raise ConfigError(f"parser: {self.parser!r} is not one of bs4, lxml")
         if self.parse_workers is not None:
             _check_int(self.parse_workers, "parse_workers", minimum=0)
+        _check_processes(self)
         if not isinstance(self.frontier, str):
             raise ConfigError("frontier: expected a string such as sqlite or redis://localhost:6379/0")
         check_frontier_spec(self.frontier)
@@ -177,9 +179,56 @@ class CrawlConfig:
             return self.parse_workers
         return max(0, min(4, (os.cpu_count() or 1) - 2))
 
+    @property
+    def process_count(self) -> int:
+        """Crawl processes: `processes`, or with `auto` one per core this process may run on, except
+        where the crawl must stay in one process (`single_process_reason`)."""
+        if self.processes != "auto":
+            return self.processes
+        if single_process_reason(self) is not None:
+            return 1
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, self.concurrency))
+
     def replace(self, **changes: Any) -> CrawlConfig:
         """A copy with `changes` applied (and validated); unknown names raise ConfigError."""
         return dataclasses.replace(self, **_known_options(changes, source="option"))
+
+
+def single_process_reason(cfg: CrawlConfig) -> str | None:
+    """Why this crawl runs in one process whatever `processes` says, or None."""
+    if cfg.frontier.startswith(("redis://", "rediss://")):
+        return (
+            "a Redis crawl grows by starting more `crawlpool crawl --frontier redis://...` processes, "
+            "each its own worker"
+        )
+    if cfg.update:
+        return "--update runs in one process"
+    if cfg.warc:
+        return "--warc is written by one process"
+    if cfg.middlewares:
+        return "middlewares are Python callables of this process"
+    return None
+
+
+def _check_processes(cfg: CrawlConfig) -> None:
+    if cfg.processes == "auto":
+        return
+    if isinstance(cfg.processes, str) and cfg.processes.isdigit():  # "4" on the command line
+        object.__setattr__(cfg, "processes", int(cfg.processes))
+    if isinstance(cfg.processes, str):
+        raise ConfigError(f"processes: expected a number of processes or auto, got {cfg.processes!r}")
+    _check_int(cfg.processes, "processes", minimum=1)
+    if cfg.processes > cfg.concurrency:
+        raise ConfigError(
+            f"processes: {cfg.processes} processes need a concurrency of at least {cfg.processes}, "
+            f"got {cfg.concurrency}"
+        )
+    if cfg.processes > 1 and (reason := single_process_reason(cfg)) is not None:
+        raise ConfigError(f"processes: {reason}; use --processes 1 (or auto) with it")
 
 
 TOML_KEYS = frozenset(f.name for f in dataclasses.fields(CrawlConfig)) - {"middlewares"}

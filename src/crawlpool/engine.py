@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from crawlpool.config import CrawlConfig
 from crawlpool.errors import FrontierError, StorageError
@@ -103,6 +104,7 @@ class Engine:
         rng: random.Random | None = None,
         recrawl: Recrawl | None = None,
         archive: WarcWriter | None = None,
+        finished: Callable[[FrontierCounts], bool] | None = None,
     ) -> None:
         self._config = config
         self._frontier = frontier
@@ -143,6 +145,13 @@ class Engine:
         self._sitemap_hosts: set[str] = set()
         self._recrawl = recrawl  # --update: the previous run, asked before each fetch and each ack
         self._started = clock()
+        # Work done by other processes of this crawl (`multiproc`): their leases count against the
+        # crawl's limits here, they are told when a lease ends here, and this process's share of the
+        # crawl's request slots (`slots`) shrinks when they start. A worker process is given the
+        # `finished` rule of the first process, which alone knows every page stored.
+        self.slots = config.concurrency
+        self.elsewhere: Elsewhere | None = None
+        self._finished = finished
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -170,10 +179,14 @@ class Engine:
             records=self.stats.records,
             discovered=counts.seen,
             queued=counts.queued,
-            in_flight=self._active,
+            in_flight=self._active + (self.elsewhere.in_flight if self.elsewhere is not None else 0),
             bytes=self.stats.bytes,
             errors=dict(self.stats.by_error),
-            hosts_active=len(self._hosts_in_flight),
+            hosts_active=len(
+                self._hosts_in_flight.keys() | self.elsewhere.hosts.keys()
+                if self.elsewhere is not None
+                else self._hosts_in_flight
+            ),
             hosts_waiting=hosts_waiting,
             # A host whose robots.txt was given up on stays in the cache but has no URL left waiting.
             hosts_robots=min(robots_waiting, hosts_waiting),
@@ -270,24 +283,37 @@ class Engine:
                     self.due_at = self._clock() + wait_s
             if self._active == 0:
                 counts = await self._frontier.counts()
-                if crawl_is_finished(counts, self.stats.pages, self._config.max_pages):
+                if self.is_finished(counts):
                     # An update re-fetches the stored URLs no link or sitemap reached again, last.
                     if self._recrawl is not None and await self._recrawl.sweep(self._queue, self._scope):
                         continue
                     return
                 if wait_s is None:
-                    if not counts.leased:
+                    if not counts.leased and free > 0:  # (with no slot here, other processes lease)
                         raise RuntimeError(f"frontier stalled: {counts} with nothing in flight")
                     # Leases held elsewhere (another worker of a shared crawl, or one this process lost
                     # while paused and the frontier will reap): their ends are not seen here, so ask again.
                     wait_s = FOREIGN_LEASE_POLL_S
             await self._wait_for_change(wait_s)
 
+    def is_finished(self, counts: FrontierCounts) -> bool:
+        if self._finished is not None:
+            return self._finished(counts)
+        return crawl_is_finished(counts, self.stats.pages, self._config.max_pages)
+
     def _free_slots(self) -> int:
-        free = self._config.concurrency - self._active
-        if self._config.max_pages is not None:
-            free = min(free, self._config.max_pages - self.stats.pages - self._active)
-        return free
+        return min(self.slots - self._active, self.pages_left())
+
+    def pages_left(self) -> int:
+        """How many more URLs may be leased before `max_pages` is reached, if every one stored a page."""
+        if self._config.max_pages is None:
+            return self._config.concurrency
+        elsewhere = self.elsewhere.in_flight if self.elsewhere is not None else 0
+        return self._config.max_pages - self.stats.pages - self._active - elsewhere
+
+    def wake(self) -> None:
+        """Something changed elsewhere (another process ended a lease or added URLs): lease again."""
+        self._changed.set()
 
     async def _wait_for_change(self, timeout_s: float | None) -> None:
         if timeout_s is None:
@@ -332,6 +358,8 @@ class Engine:
         if not self._hosts_in_flight[host]:
             del self._hosts_in_flight[host]
         self._changed.set()
+        if self.elsewhere is not None:
+            self.elsewhere.changed()
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request
@@ -487,6 +515,24 @@ class Engine:
                 log.warning("lease of %s was no longer current; its record was dropped", page.url)
                 return
             await self._publish(page)
+
+    async def commit(self, lease: Lease, page: Page) -> bool:
+        """Commit a record another process made for a lease it holds: classified, acked, published."""
+        if self._recrawl is not None:
+            page = self._recrawl.classify(page)
+        if not await self._frontier.ack(lease, page):
+            return False
+        await self._publish(page)
+        return True
+
+    async def settle(self, request: Request, page: Page) -> bool:
+        """Record a URL another process found must never be fetched (a trap), once."""
+        if not await self._frontier.settle(request, page):
+            return False
+        if page.error is not None and page.error.startswith("trap:"):
+            self.stats.traps += 1
+        await self._publish(page)
+        return True
 
     async def _commit(self, lease: Lease, page: Page) -> None:
         if self._recrawl is not None:
@@ -656,6 +702,16 @@ class Engine:
             links=0,
             kind=request.kind,
         )
+
+
+class Elsewhere(Protocol):
+    """The leases other processes of this crawl hold (`multiproc.pool`), as the engine counts them."""
+
+    in_flight: int
+    hosts: Counter[str]
+
+    def changed(self) -> None:
+        """A lease ended in this process: a lease another process waits for may be free now."""
 
 
 def _netloc(url: str) -> str:

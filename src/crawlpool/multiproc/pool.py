@@ -1,0 +1,340 @@
+"""The crawl's first process, serving its worker processes: it starts them once the crawl has proved
+large, answers their frontier calls against the one frontier it holds, writes the records they commit,
+and gives back the leases of one that dies.
+
+    first process: engine ──▶ frontier (SQLite/memory), manifest, progress, summary
+                     ▲ calls over a socket pair (wire.py)
+    worker × N:    engine ──▶ RemoteFrontier: fetch, robots.txt, parse, store pages
+
+Every guarantee of one process holds because every decision still happens in one place: the frontier
+hands out leases (per-host limits and delays are exact, as with one process), the first process acks
+each record and appends its manifest line in that order (exactly once, and `--resume` repairs the
+manifest from the committed records as before), and `max_pages` caps the leases of all processes
+together (`Engine.pages_left`). A worker that dies (kill -9, a crash) loses only its leases, which go
+back to the queue untried; another worker takes its place, up to N times. If the first process dies,
+its workers see their socket close and end at once; the frontier reclaims their leases on `--resume`.
+
+A worker that asks for leases while it holds none and none is due waits here, not in a poll: its call is
+answered when a lease ends or URLs arrive anywhere, or when the next host is due. The crawl is over
+when the first process's engine says so; then every waiting call is answered empty, with `over`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crawlpool.config import CrawlConfig
+from crawlpool.engine import FOREIGN_LEASE_POLL_S, Engine
+from crawlpool.errors import FrontierError
+from crawlpool.frontier import Frontier, Lease, LeaseBatch
+from crawlpool.multiproc.wire import Channel, ChannelClosed
+from crawlpool.stats import CrawlStats
+
+log = logging.getLogger(__name__)
+
+START_AFTER_PAGES = 200  # worker processes cost ~0.5 s of start-up each: a small crawl does without
+START_CHECK_S = 0.25
+EXIT_WAIT_S = 5.0  # after "over", a worker has nothing in flight: it ends at once
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: asyncio.subprocess.Process
+    channel: Channel
+    leases: dict[int, Lease] = field(default_factory=dict)  # by token
+    said_bye: bool = False
+    joined: bool = False  # it made its first call: started, and crawling
+    served: asyncio.Task[None] | None = None
+
+
+class WorkerProcesses:
+    """`count` worker processes beside `engine` (the first process's), sharing its frontier. Until the
+    crawl has proved large the first process crawls alone; once a worker crawls, it only serves."""
+
+    def __init__(self, engine: Engine, frontier: Frontier, cfg: CrawlConfig, seeds: list[str], count: int):
+        self._engine = engine
+        self._frontier = frontier
+        self._cfg = cfg
+        self._seeds = seeds
+        self._extra = count
+        self._restarts_left = count
+        self._workers: list[_Worker] = []
+        self._ending = False
+        self._event = asyncio.Event()
+        self.in_flight = 0
+        self.hosts: Counter[str] = Counter()
+        self.committed = 0  # records committed for worker processes
+
+    # Elsewhere, as the engine counts it
+    def changed(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def run(self, seeds: list[str]) -> CrawlStats:
+        engine = self._engine
+        engine.elsewhere = self
+        crawl = asyncio.create_task(engine.run(seeds), name="crawlpool crawl")
+        grow = asyncio.create_task(self._start_when_large(), name="crawlpool worker start")
+        try:
+            try:
+                await asyncio.wait([crawl])
+            except asyncio.CancelledError:
+                await self._stop(crawl)
+                raise
+            self._end()
+            await self._wait_for_exits(EXIT_WAIT_S)
+            stats = crawl.result()
+            if self._workers:
+                log.info("worker processes committed %d of the %d records", self.committed, stats.records)
+            return stats
+        finally:
+            grow.cancel()
+            self._kill_all()
+            for worker in self._workers:
+                if worker.served is not None:
+                    worker.served.cancel()
+            await asyncio.gather(grow, *(w.served for w in self._workers if w.served), return_exceptions=True)
+
+    async def _stop(self, crawl: asyncio.Task[CrawlStats]) -> None:
+        """Stop every process gracefully: the engines give back what they did not start and let what is
+        in flight finish (up to grace_s); a second cancellation ends them at once."""
+        crawl.cancel()
+        self._ending = True
+        self.changed()
+        for worker in self._workers:
+            with contextlib.suppress(ChannelClosed):
+                worker.channel.send(("stop",))
+        try:
+            await asyncio.wait([crawl, *self._exits()])
+        except asyncio.CancelledError:
+            crawl.cancel()
+            self._kill_all()
+            await asyncio.wait([crawl])
+            raise
+
+    def _end(self) -> None:
+        self._ending = True
+        self.changed()
+
+    def _exits(self) -> list[asyncio.Task[Any]]:
+        return [w.served for w in self._workers if w.served is not None and not w.served.done()]
+
+    async def _wait_for_exits(self, timeout_s: float) -> None:
+        exits = self._exits()
+        if exits:
+            await asyncio.wait(exits, timeout=timeout_s)
+
+    def _kill_all(self) -> None:
+        for worker in self._workers:
+            if worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+
+    async def _start_when_large(self) -> None:
+        """Start the workers once the crawl stored START_AFTER_PAGES pages and has more queued than
+        the first process can have in flight."""
+        while True:
+            if self._engine.stats.pages >= START_AFTER_PAGES:
+                counts = await self._frontier.counts()
+                if counts.queued > self._cfg.concurrency:
+                    break
+            await asyncio.sleep(START_CHECK_S)
+        log.info("crawling with %d worker processes", self._extra)
+        for _ in range(self._extra):
+            await self._start_one()
+
+    def _share_slots(self) -> None:
+        """While workers crawl, the first process only serves them: its event loop answering at once is
+        what keeps theirs busy. If every worker is gone, it crawls on alone."""
+        working = any(w.joined and w.process.returncode is None and not w.said_bye for w in self._workers)
+        self._engine.slots = 0 if working else self._cfg.concurrency
+
+    def _worker_config(self) -> CrawlConfig:
+        share = max(1, self._cfg.concurrency // self._extra)
+        return replace(self._cfg, concurrency=share, max_pages=None, parse_workers=0, dashboard=None)
+
+    async def _start_one(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "crawlpool.multiproc.worker",
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the first process only, which stops the rest
+            )
+        finally:
+            theirs.close()
+        channel = await Channel.over(ours)
+        level = logging.getLogger("crawlpool").getEffectiveLevel()
+        channel.send(("init", self._worker_config(), self._seeds, level))
+        worker = _Worker(process, channel)
+        worker.served = asyncio.create_task(self._serve(worker), name=f"crawlpool worker {process.pid}")
+        self._workers.append(worker)
+
+    async def _serve(self, worker: _Worker) -> None:
+        held: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                message = await worker.channel.receive()
+                kind = message[0]
+                if kind == "call":
+                    _, call_id, method, args = message
+                    if not worker.joined:
+                        worker.joined = True
+                        log.info("worker process %d is crawling", worker.process.pid)
+                        self._share_slots()
+                    if method == "lease":
+                        task = asyncio.create_task(self._answer_lease(worker, call_id, args[0]))
+                        held.add(task)
+                        task.add_done_callback(held.discard)
+                    else:
+                        await self._answer(worker, call_id, method, args)
+                elif kind == "log":
+                    _, level, name, text, extra = message
+                    logging.getLogger(name).log(level, "%s", text, extra=extra)
+                elif kind == "bye":
+                    worker.said_bye = True
+                    for name, value in message[1].items():
+                        setattr(self._engine.stats, name, getattr(self._engine.stats, name) + value)
+        except ChannelClosed:
+            pass
+        finally:
+            for task in held:
+                task.cancel()
+            worker.channel.close()
+        await self._gone(worker)
+
+    async def _gone(self, worker: _Worker) -> None:
+        """A worker's socket closed: what it still held goes back to the queue untried."""
+        with contextlib.suppress(ProcessLookupError):
+            if worker.process.returncode is None and not worker.said_bye:
+                worker.process.kill()
+        code = await worker.process.wait()
+        leases = list(worker.leases.values())
+        worker.leases.clear()
+        for lease in leases:
+            self._ended(lease)
+            with contextlib.suppress(FrontierError):
+                await self._frontier.release(lease)
+        self._engine.wake()
+        self.changed()
+        self._share_slots()
+        if worker.said_bye or self._ending:
+            return
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if self._restarts_left > 0:
+            self._restarts_left -= 1
+            log.warning(
+                "worker process %d %s; its %d URLs in flight go back to the queue; starting another",
+                worker.process.pid,
+                how,
+                len(leases),
+            )
+            await self._start_one()
+        else:
+            log.warning(
+                "worker process %d %s; its %d URLs in flight go back to the queue; the crawl goes on "
+                "with the processes left",
+                worker.process.pid,
+                how,
+                len(leases),
+            )
+
+    def _ended(self, lease: Lease) -> None:
+        self.in_flight -= 1
+        host = lease.request.host
+        self.hosts[host] -= 1
+        if not self.hosts[host]:
+            del self.hosts[host]
+
+    async def _answer_lease(self, worker: _Worker, call_id: int, limit: int) -> None:
+        try:
+            batch = await self._lease(worker, limit)
+        except FrontierError as exc:
+            worker.channel.send(("reply", call_id, False, str(exc)))
+            return
+        with contextlib.suppress(ChannelClosed):
+            worker.channel.send(("reply", call_id, True, batch))
+            return
+        for lease in batch.leases:  # the worker is gone: these were never sent
+            worker.leases.pop(lease.token, None)
+            self._ended(lease)
+            await self._frontier.release(lease)
+
+    async def _lease(self, worker: _Worker, limit: int) -> LeaseBatch:
+        while not self._ending:
+            allowed = min(limit, self._engine.pages_left())
+            batch = await self._frontier.lease(allowed) if allowed > 0 else LeaseBatch([], None)
+            if batch.leases:
+                for lease in batch.leases:
+                    worker.leases[lease.token] = lease
+                    self.in_flight += 1
+                    self.hosts[lease.request.host] += 1
+                return batch
+            if worker.leases:  # its own leases ending will make it ask again
+                return LeaseBatch([], batch.wait_s if batch.wait_s is not None else FOREIGN_LEASE_POLL_S)
+            event = self._event
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(batch.wait_s):
+                    await event.wait()
+        return LeaseBatch([], None)
+
+    async def _answer(self, worker: _Worker, call_id: int, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            value = await self._call(worker, method, args)
+        except FrontierError as exc:
+            if call_id >= 0:
+                worker.channel.send(("reply", call_id, False, str(exc)))
+            return
+        if call_id >= 0:
+            worker.channel.send(("reply", call_id, True, value))
+
+    async def _call(self, worker: _Worker, method: str, args: tuple[Any, ...]) -> Any:
+        frontier = self._frontier
+        if method in ("ack", "retry", "release"):
+            lease: Lease = args[0]
+            if worker.leases.pop(lease.token, None) is not None:
+                self._ended(lease)
+            if method == "ack":
+                done = await self._engine.commit(lease, args[1])
+                self.committed += done
+            elif method == "retry":
+                done = await frontier.retry(lease, args[1], self_redirect=args[2])
+            else:
+                done = await frontier.release(lease)
+            self._engine.wake()
+            self.changed()
+            return done
+        if method == "add":
+            added = await frontier.add(args[0])
+            if added:
+                self._engine.wake()
+                self.changed()
+            return added
+        if method == "settle":
+            settled = await self._engine.settle(args[0], args[1])
+            self.committed += settled
+            return settled
+        if method == "counts":
+            return await frontier.counts(), self._ending
+        return await getattr(frontier, method)(*args)
+
+
+def default_processes() -> int:
+    """One process per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
