@@ -13,6 +13,7 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from tests import loopback_only
+from tests.generated_site import serve  # noqa: F401  (a fixture: subprocess crawls of a generated site)
 from tests.site import make_app
 
 loopback_only.install()  # at import, before any test or fixture can open a socket

@@ -7,97 +7,30 @@ the signal when it has answered a chosen number of requests, so no test sleeps t
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from benchmarks.sitegen import page_name, render_page
+
+from tests.generated_site import (
+    SRC,
+    Site,
+    assert_complete_and_exactly_once,
+    finish,
+    single_route_app,
+    start_crawl,
+)
 
 pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
 
-SRC = str(Path(__file__).parents[1] / "src")
 PAGES = 300
-
-
-@dataclass
-class Site:
-    """`PAGES` generated pages; calls `on_request(count)` after each answer it starts."""
-
-    pages: int = PAGES
-    delay_s: float = 0.0
-    requests: int = 0
-    starts: list[float] = field(default_factory=list)
-    on_request: Callable[[int], None] = lambda count: None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests += 1
-        self.starts.append(time.monotonic())
-        self.on_request(self.requests)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)  # the server being slow, not the test waiting
-        path = request.path.lstrip("/") or "index.html"
-        if path == "robots.txt":
-            return web.Response(status=404)
-        index = 0 if path == "index.html" else int(path.rsplit("/", 1)[1].removesuffix(".html"))
-        body = render_page(index, self.pages, page_bytes=1500, links=8)
-        return web.Response(text=body, content_type="text/html")
-
-    def app(self) -> web.Application:
-        return _single_route_app(self.handle)
-
-    def urls(self, base: str) -> set[str]:
-        return {base + "/"} | {f"{base}/{page_name(i)}" for i in range(1, self.pages)}
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Site], asyncio.Future[str]]]:
-    servers: list[TestServer] = []
-
-    async def start(site: Site) -> str:
-        server = TestServer(site.app(), host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
-
-    yield start  # type: ignore[misc]
-    for server in servers:
-        await server.close()
-
-
-async def start_crawl(base: str, output: Path, *extra: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output), "--concurrency", "8",
-        "--per-host", "4", "--retries", "0", "-q", *extra,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
-    )  # fmt: skip
-
-
-async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
-
-
-def assert_complete_and_exactly_once(output: Path, expected: set[str]) -> None:
-    lines = (output / "manifest.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    urls = [r["url"] for r in records]
-    assert len(urls) == len(set(urls)), "a URL has two manifest records"
-    assert set(urls) == expected
-    for record in records:
-        body = (output / record["path"]).read_bytes()
-        assert hashlib.sha256(body).hexdigest() == record["sha256"]
-    assert not list((output / ".crawlpool" / "tmp").glob("*.part")), "temp files left behind"
 
 
 async def test_kill_9_at_random_moments_then_resume_stores_everything_exactly_once(
@@ -191,7 +124,7 @@ async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path)
             await asyncio.Event().wait()  # never answers: only a second SIGINT ends the first run
         return await site.handle(request)
 
-    async with TestServer(_single_route_app(handler), host="127.0.0.1") as server:
+    async with TestServer(single_route_app(handler), host="127.0.0.1") as server:
         base = f"http://127.0.0.1:{server.port}"
         output = tmp_path / "out"
         proc = await asyncio.create_subprocess_exec(
@@ -222,12 +155,6 @@ async def test_a_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path)
         proc = await start_crawl(base, output, "--resume")
         assert (await finish(proc))[0] == 0
         assert_complete_and_exactly_once(output, site.urls(base))
-
-
-def _single_route_app(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
-    return app
 
 
 async def _run_cli(*args: str) -> tuple[int, str, str]:
