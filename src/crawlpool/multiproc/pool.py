@@ -295,8 +295,8 @@ class WorkerProcesses:
         try:
             value = await self._call(worker, method, args)
         except FrontierError as exc:
-            if call_id >= 0:
-                worker.channel.send(("reply", call_id, False, str(exc)))
+            # A cast's failure has no call to answer: every later call of the worker fails instead.
+            worker.channel.send(("reply", call_id, False, str(exc)) if call_id >= 0 else ("lost", str(exc)))
             return
         if call_id >= 0:
             worker.channel.send(("reply", call_id, True, value))

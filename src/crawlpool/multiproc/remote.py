@@ -67,9 +67,19 @@ class RemoteFrontier:
                 future.set_exception(FrontierError(reason))
         self._calls.clear()
 
+    def _cast(self, method: str, *args: Any) -> None:
+        """A call whose answer no one reads: sent, not waited for. The first process handles a worker's
+        messages in order, so what it casts is done before anything the worker sends after it (links
+        are added before the ack that follows them); if a cast fails, the first process says so and
+        every later call fails (`lost`)."""
+        if self._gone is not None:
+            raise FrontierError(self._gone)
+        self._channel.send(("call", -1, method, args))
+
     async def add(self, requests: Sequence[Request]) -> int:
-        added: int = await self._call("add", list(requests))
-        return added
+        """Sent without waiting: the engine never reads how many were new (0 is returned)."""
+        self._cast("add", list(requests))
+        return 0
 
     async def lease(self, limit: int) -> LeaseBatch:
         batch: LeaseBatch = await self._call("lease", limit)
@@ -95,8 +105,9 @@ class RemoteFrontier:
         return True  # the first process refuses an ack of a lease that ended
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
-        pace: HostPace = await self._call("observe", host, event)
-        return pace
+        """Sent without waiting: the engine never reads the new pacing (a default is returned)."""
+        self._cast("observe", host, event)
+        return HostPace()
 
     async def robots(self, host: str) -> RobotsState | None:
         state: RobotsState | None = await self._call("robots", host)

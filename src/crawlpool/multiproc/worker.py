@@ -113,6 +113,8 @@ async def _read(channel: Channel, remote: RemoteFrontier, crawl: asyncio.Task[An
             if message[0] == "reply":
                 _, call_id, ok, value = message
                 remote.answered(call_id, ok, value)
+            elif message[0] == "lost":
+                remote.lost(message[1])
             elif message[0] == "stop":
                 crawl.cancel()  # the engine's graceful stop: in-flight requests get grace_s
     except ChannelClosed:
