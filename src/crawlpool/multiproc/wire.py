@@ -9,12 +9,40 @@ one write, so a worker's lease, add, pace and ack of the same moment cost one sy
 from __future__ import annotations
 
 import asyncio
+import copyreg
 import pickle
 import struct
 from typing import Any
 
+from crawlpool.frontier.base import FrontierCounts, Lease, LeaseBatch, Request, RobotsState
+from crawlpool.policy.pacing import Answered, Blocked, FloorRaised, HostPace
+from crawlpool.records import Page
+
 HEADER = struct.Struct("!I")
 MAX_FRAME = 1 << 30  # a frame this large is a bug (the largest is a batch of seeds), never a message
+
+
+def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
+    """Pickle a slots dataclass as its class and field values: the dataclasses module's own way
+    (`__getstate__` over `fields()`) cost more than the frontier's work per page in a profile."""
+    cls = type(obj)
+    return cls, tuple([getattr(obj, name) for name in cls.__slots__])
+
+
+# The messages' own types, every field an __init__ argument in __slots__ order.
+for _cls in (
+    Request,
+    Lease,
+    LeaseBatch,
+    Page,
+    FrontierCounts,
+    RobotsState,
+    HostPace,
+    Answered,
+    Blocked,
+    FloorRaised,
+):
+    copyreg.pickle(_cls, _by_fields)
 
 
 class ChannelClosed(Exception):
