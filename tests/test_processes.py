@@ -184,6 +184,15 @@ async def test_max_pages_counts_the_pages_of_every_process(
     assert result.stats.outcome == "max_pages"
 
 
+def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() -> None:
+    large = (pool.START_AFTER_PAGES, 33, 32)
+    assert pool.worth_starting(*large, busy=0.9, processes="auto")
+    assert not pool.worth_starting(*large, busy=0.2, processes="auto")  # the sites are the limit
+    assert pool.worth_starting(*large, busy=0.2, processes=2)  # asked for: started on size alone
+    assert not pool.worth_starting(pool.START_AFTER_PAGES - 1, 33, 32, busy=1.0, processes=2)
+    assert not pool.worth_starting(pool.START_AFTER_PAGES, 32, 32, busy=1.0, processes=2)
+
+
 def test_processes_is_checked_before_any_request() -> None:
     assert CrawlConfig(processes="3", concurrency=8).processes == 3  # type: ignore[arg-type]  # as TOML may
     assert CrawlConfig(processes=1, frontier="redis://127.0.0.1:1/0").process_count == 1

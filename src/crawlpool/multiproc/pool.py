@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import subprocess
 import sys
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 START_AFTER_PAGES = 200  # worker processes cost ~0.5 s of start-up each: a small crawl does without
 START_CHECK_S = 0.25
+BUSY_WINDOW_S = 1.0
+BUSY_SHARE = 0.6  # of one core, over BUSY_WINDOW_S
 EXIT_WAIT_S = 5.0  # after "over", a worker has nothing in flight: it ends at once
 
 
@@ -140,12 +142,17 @@ class WorkerProcesses:
                     worker.process.kill()
 
     async def _start_when_large(self) -> None:
-        """Start the workers once the crawl stored START_AFTER_PAGES pages and has more queued than
-        the first process can have in flight."""
+        """Start the workers once `worth_starting` says so, asking every START_CHECK_S."""
+        samples: deque[tuple[float, float]] = deque(maxlen=round(BUSY_WINDOW_S / START_CHECK_S) + 1)
         while True:
-            if self._engine.stats.pages >= START_AFTER_PAGES:
+            samples.append((time.monotonic(), time.process_time()))
+            if self._engine.stats.pages >= START_AFTER_PAGES and len(samples) == samples.maxlen:
+                (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
+                busy = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
                 counts = await self._frontier.counts()
-                if counts.queued > self._cfg.concurrency:
+                if worth_starting(
+                    self._engine.stats.pages, counts.queued, self._cfg.concurrency, busy, self._cfg.processes
+                ):
                     break
             await asyncio.sleep(START_CHECK_S)
         log.info("crawling with %d worker processes", self._extra)
@@ -332,9 +339,11 @@ class WorkerProcesses:
         return await getattr(frontier, method)(*args)
 
 
-def default_processes() -> int:
-    """One process per core this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+def worth_starting(stored: int, queued: int, concurrency: int, busy: float, processes: int | str) -> bool:
+    """Whether to start the workers now: the crawl is large (it stored START_AFTER_PAGES pages and has
+    more queued than it may have in flight) and, with `processes` auto, this process is what holds it
+    back (it kept `busy` share of a core busy over the last BUSY_WINDOW_S): a crawl held back by its
+    sites' speed or its per-host limits would only pay the workers' start-up and messages. A number of
+    processes the user asked for is started on size alone."""
+    large = stored >= START_AFTER_PAGES and queued > concurrency
+    return large and (processes != "auto" or busy >= BUSY_SHARE)
