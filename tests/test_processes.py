@@ -21,6 +21,7 @@ from crawlpool.config import CrawlConfig
 from crawlpool.errors import ConfigError
 from crawlpool.multiproc import pool
 from tests.generated_site import SRC, Site, assert_complete_and_exactly_once, finish
+from tests.test_warc import assert_archive_matches_manifest, warcio_check
 
 pytestmark = pytest.mark.slow  # wall-clock crawls with real processes
 
@@ -120,6 +121,32 @@ async def test_a_killed_worker_loses_nothing_and_another_takes_its_place(
     assert_complete_and_exactly_once(output, site.urls(base))
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["all-end-well", "a-worker-killed"])
+async def test_warc_files_of_every_process_hold_each_committed_exchange_once(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, kill: bool
+) -> None:
+    site = Site(pages=PAGES, delay_s=0.005)
+    base = await serve(site)
+    output = tmp_path / "out"
+    armed: list[int] = []
+    victim: list[int] = []
+    if kill:
+        act_after(site, armed, lambda: os.kill(victim[0], signal.SIGKILL))
+    proc = await start(base, output, "--warc", "--warc-max-size", "300k")
+    seen: list[str] = []
+    victim.append(await read_until_a_worker_crawls(proc, seen))
+    armed.append(site.requests)
+    code, err = await rest_of(proc, seen)
+    assert code == 0, err
+    assert ("was killed by signal 9" in err) == kill
+    assert_complete_and_exactly_once(output, site.urls(base))
+    warcio_check(output)
+    assert_archive_matches_manifest(output)  # each committed exchange once, over every process's files
+    names = [path.name for path in (output / "warc").glob("*.warc.gz")]
+    assert len(names) == len(set(names)) >= 3  # the first process's and each worker's, rotated
+    assert all((output / "warc" / name.replace(".warc.gz", ".cdxj")).exists() for name in names)
+
+
 async def test_when_the_first_process_is_killed_its_workers_end_and_resume_completes(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
@@ -197,7 +224,6 @@ def test_processes_is_checked_before_any_request() -> None:
     assert CrawlConfig(processes="3", concurrency=8).processes == 3  # type: ignore[arg-type]  # as TOML may
     assert CrawlConfig(processes=1, frontier="redis://127.0.0.1:1/0").process_count == 1
     assert CrawlConfig(frontier="redis://127.0.0.1:1/0").process_count == 1  # auto keeps one
-    assert CrawlConfig(warc=True).process_count == 1
     assert CrawlConfig(concurrency=1).process_count == 1
     bad: object
     for bad, says in [
@@ -208,7 +234,7 @@ def test_processes_is_checked_before_any_request() -> None:
             CrawlConfig(processes=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="processes: a Redis crawl grows by starting more"):
         CrawlConfig(processes=2, frontier="redis://127.0.0.1:1/0")
-    with pytest.raises(ConfigError, match="processes: --warc is written by one process"):
-        CrawlConfig(processes=2, warc=True)
+    with pytest.raises(ConfigError, match="processes: --update runs in one process"):
+        CrawlConfig(processes=2, update=True)
     with pytest.raises(ConfigError, match="processes: 4 processes need a concurrency of at least 4, got 2"):
         CrawlConfig(processes=4, concurrency=2)

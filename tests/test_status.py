@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from crawlpool.frontier import read_location, write_location
+from tests.generated_site import Site, finish, start_crawl
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
-from tests.test_resume import Site, _run_cli, finish, serve, start_crawl
-
-__all__ = ["serve"]  # the fixture, shared with test_resume
+from tests.test_resume import _run_cli
 
 Serve = Callable[[Site], asyncio.Future[str]]
 

@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.generated_site import PAGES, Site, assert_complete_and_exactly_once, finish, start_crawl
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
-from tests.test_resume import PAGES, Site, assert_complete_and_exactly_once, finish, serve, start_crawl
 from tests.test_warc import assert_archive_matches_manifest, warcio_check
 
 pytestmark = pytest.mark.slow  # wall-clock crawls in subprocesses
@@ -28,7 +28,6 @@ SRC = str(Path(__file__).parents[1] / "src")
 HOSTS = 6  # more than one worker's --concurrency: both workers get hosts
 PAGES_PER_HOST = 10
 LEASE_S = 1.0
-__all__ = ["serve"]  # the fixture, shared with test_resume.py
 
 
 async def test_kill_9_at_random_moments_then_resume_archives_each_url_exactly_once(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -22,8 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from crawlpool._version import __version__
-from crawlpool.assembly import assembled_engine
+from crawlpool.assembly import archive_writer, assembled_engine
 from crawlpool.config import CrawlConfig
 from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
@@ -49,7 +47,6 @@ from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest, clear_temp_files, prepare_output, rewrite_manifest
-from crawlpool.warc import WarcWriter, warcinfo_fields
 from crawlpool.warc_index import WARC_DIR, repair_warc_files
 
 DNS_CACHE_TTL_S = 300
@@ -247,7 +244,7 @@ async def run_crawl(
     try:
         async with (
             Manifest(cfg.output) as manifest,
-            _archive(cfg) as archive,
+            archive_writer(cfg) as archive,
             assembled_engine(
                 cfg,
                 seeds,
@@ -265,7 +262,8 @@ async def run_crawl(
             async with _showing(progress, engine), _dashboard(cfg, engine, on_dashboard):
                 processes = cfg.process_count
                 if processes > 1:
-                    return await WorkerProcesses(engine, frontier, cfg, seeds, processes).run(seeds)
+                    workers = WorkerProcesses(engine, frontier, cfg, seeds, processes, archive=archive)
+                    return await workers.run(seeds)
                 return await engine.run(seeds)
     finally:
         with contextlib.suppress(FrontierError):  # a failed store already said why
@@ -300,16 +298,6 @@ async def _dashboard(
         if on_dashboard is not None:
             on_dashboard(url)
         yield
-
-
-def _archive(cfg: CrawlConfig) -> contextlib.AbstractAsyncContextManager[WarcWriter | None]:
-    """The crawl's WARC writer with `--warc`, else None."""
-    if not cfg.warc:
-        return contextlib.nullcontext(None)
-    options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "middlewares"}
-    options["frontier"] = without_password(cfg.frontier)
-    info = warcinfo_fields(options, __version__)
-    return WarcWriter(cfg.output, max_bytes=cfg.warc_max_size, info=info)
 
 
 @contextlib.asynccontextmanager

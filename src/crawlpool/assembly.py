@@ -5,15 +5,17 @@ processes (`multiproc`) assemble theirs the same way; only the frontier and the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import aiohttp
 
+from crawlpool._version import __version__
 from crawlpool.addresses import AddressGuard, AddressPolicy
 from crawlpool.config import CrawlConfig
 from crawlpool.engine import Engine
 from crawlpool.fetch import Fetcher, Response
-from crawlpool.frontier import Frontier, FrontierCounts
+from crawlpool.frontier import Frontier, FrontierCounts, without_password
 from crawlpool.guarded import GuardedConnector
 from crawlpool.parsing import LinkParser
 from crawlpool.records import Page
@@ -22,7 +24,7 @@ from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.store import Manifest, PageStore
 from crawlpool.urls import url_host
-from crawlpool.warc import WarcWriter
+from crawlpool.warc import WarcWriter, warcinfo_fields
 
 DNS_CACHE_TTL_S = 300  # aiohttp's default is 10 s: a long crawl would look each host up again and again
 
@@ -99,6 +101,16 @@ async def assembled_engine(
             await parser.aclose()
             if robots is not None:
                 await robots.aclose()
+
+
+def archive_writer(cfg: CrawlConfig) -> contextlib.AbstractAsyncContextManager[WarcWriter | None]:
+    """The crawl's WARC writer with `--warc`, else None (one per process: each writes its own files)."""
+    if not cfg.warc:
+        return contextlib.nullcontext(None)
+    options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "middlewares"}
+    options["frontier"] = without_password(cfg.frontier)
+    info = warcinfo_fields(options, __version__)
+    return WarcWriter(cfg.output, max_bytes=cfg.warc_max_size, info=info)
 
 
 def _archiving(

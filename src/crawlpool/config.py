@@ -207,8 +207,6 @@ def single_process_reason(cfg: CrawlConfig) -> str | None:
         )
     if cfg.update:
         return "--update runs in one process"
-    if cfg.warc:
-        return "--warc is written by one process"
     if cfg.middlewares:
         return "middlewares are Python callables of this process"
     return None

@@ -226,6 +226,7 @@ class WarcWriter:
         self._file: _OpenFile | None = None
         self._serial = 0
         self.order = asyncio.Lock()
+        self.files: list[str] = []  # the files this writer opened, as `warc/NAME`
 
     async def __aenter__(self) -> WarcWriter:
         try:
@@ -318,9 +319,15 @@ class WarcWriter:
     def _rotate(self) -> _OpenFile:
         self._close()
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        path = self._dir / f"crawlpool-{stamp}-{self._serial:05d}.warc.gz"
-        self._serial += 1
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        while True:  # the worker processes of a crawl (multiproc) write files side by side
+            path = self._dir / f"crawlpool-{stamp}-{self._serial:05d}.warc.gz"
+            self._serial += 1
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                continue
+            break
+        self.files.append(f"{WARC_DIR}/{path.name}")
         info = self._builder.create_warcinfo_record(path.name, self._info)
         head = gzip_member(_record_bytes(info), self._level)
         _write_all(fd, head)

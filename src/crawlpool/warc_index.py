@@ -178,10 +178,19 @@ def repair_warc_files(directory: Path, committed: dict[str, int]) -> int:
 
     `committed` maps each file (`warc/NAME`, as in the manifest) to the offset of the last committed
     response record in it. Returns how many records were dropped."""
-    dropped = 0
     for leftover in [*directory.glob("*.cdxj.unsorted"), *directory.glob("*.cdxj.part")]:
         leftover.unlink()  # an index the killed run was gathering: rebuilt from its file below
-    for _, path in warc_files(directory):
+    return repair_some_warc_files([path for _, path in warc_files(directory)], committed)
+
+
+def repair_some_warc_files(paths: list[Path], committed: dict[str, int]) -> int:
+    """`repair_warc_files` for `paths` only: the files of a crawl's worker processes that ended, while
+    other processes still write theirs (multiproc)."""
+    dropped = 0
+    for path in paths:
+        index = index_path(path)
+        for leftover in (index.with_name(index.name + ".unsorted"), index.with_name(index.name + ".part")):
+            leftover.unlink(missing_ok=True)  # an index its killed writer was gathering: rebuilt below
         last = committed.get(f"{WARC_DIR}/{path.name}")
         with path.open("r+b") as fh:
             start = last or 0

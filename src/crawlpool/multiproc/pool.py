@@ -38,6 +38,8 @@ from crawlpool.errors import FrontierError
 from crawlpool.frontier import Frontier, Lease, LeaseBatch
 from crawlpool.multiproc.wire import Channel, ChannelClosed
 from crawlpool.stats import CrawlStats
+from crawlpool.warc import WarcWriter
+from crawlpool.warc_index import WARC_DIR, repair_some_warc_files, warc_files
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,16 @@ class WorkerProcesses:
     """`count` worker processes beside `engine` (the first process's), sharing its frontier. Until the
     crawl has proved large the first process crawls alone; once a worker crawls, it only serves."""
 
-    def __init__(self, engine: Engine, frontier: Frontier, cfg: CrawlConfig, seeds: list[str], count: int):
+    def __init__(
+        self,
+        engine: Engine,
+        frontier: Frontier,
+        cfg: CrawlConfig,
+        seeds: list[str],
+        count: int,
+        *,
+        archive: WarcWriter | None = None,
+    ):
         self._engine = engine
         self._frontier = frontier
         self._cfg = cfg
@@ -75,6 +86,11 @@ class WorkerProcesses:
         self.in_flight = 0
         self.hosts: Counter[str] = Counter()
         self.committed = 0  # records committed for worker processes
+        # --warc: each worker writes its own files; what they committed, to cut what they did not
+        # (a killed worker's last exchanges) once they have ended.
+        self._archive = archive
+        self._archived: dict[str, int] = {}
+        self._warc_before = self._warc_names()
 
     # Elsewhere, as the engine counts it
     def changed(self) -> None:
@@ -94,6 +110,7 @@ class WorkerProcesses:
                 raise
             self._end()
             await self._wait_for_exits(EXIT_WAIT_S)
+            await self._repair_worker_archives()
             stats = crawl.result()
             if self._workers:
                 log.info("worker processes committed %d of the %d records", self.committed, stats.records)
@@ -122,6 +139,23 @@ class WorkerProcesses:
             self._kill_all()
             await asyncio.wait([crawl])
             raise
+        await self._repair_worker_archives()
+
+    def _warc_names(self) -> set[str]:
+        if self._archive is None:
+            return set()
+        return {f"{WARC_DIR}/{path.name}" for _, path in warc_files(self._cfg.output / WARC_DIR)}
+
+    async def _repair_worker_archives(self) -> None:
+        """Once every worker has ended, cut from the files they wrote the exchanges whose records did
+        not commit (a killed worker's last ones: their URLs were fetched again elsewhere)."""
+        if self._archive is None or any(w.process.returncode is None for w in self._workers):
+            return  # without --warc, or a worker still writes (a resume repairs every file)
+        theirs = self._warc_names() - self._warc_before - set(self._archive.files)
+        paths = [self._cfg.output / name for name in sorted(theirs)]
+        dropped = await asyncio.to_thread(repair_some_warc_files, paths, self._archived)
+        if dropped:
+            log.info("%d WARC records of worker processes without a committed record were dropped", dropped)
 
     def _end(self) -> None:
         self._ending = True
@@ -185,7 +219,7 @@ class WorkerProcesses:
             theirs.close()
         channel = await Channel.over(ours)
         level = logging.getLogger("crawlpool").getEffectiveLevel()
-        channel.send(("init", self._worker_config(), self._seeds, level))
+        channel.send(("init", self._worker_config(), self._cfg, self._seeds, level))
         worker = _Worker(process, channel)
         worker.served = asyncio.create_task(self._serve(worker), name=f"crawlpool worker {process.pid}")
         self._workers.append(worker)
@@ -315,8 +349,13 @@ class WorkerProcesses:
             if worker.leases.pop(lease.token, None) is not None:
                 self._ended(lease)
             if method == "ack":
-                done = await self._engine.commit(lease, args[1])
+                page = args[1]
+                done = await self._engine.commit(lease, page)
                 self.committed += done
+                if done and page.warc_file is not None and page.warc_offset is not None:
+                    self._archived[page.warc_file] = max(
+                        self._archived.get(page.warc_file, -1), page.warc_offset
+                    )
             elif method == "retry":
                 done = await frontier.retry(lease, args[1], self_redirect=args[2])
             else:

@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from crawlpool.assembly import assembled_engine
+from crawlpool.assembly import archive_writer, assembled_engine
 from crawlpool.config import CrawlConfig
 from crawlpool.frontier import FrontierCounts
 from crawlpool.multiproc.remote import RemoteFrontier
@@ -68,23 +68,27 @@ def counters(stats: CrawlStats) -> dict[str, int]:
 
 async def serve(channel: Channel) -> int:
     init = await channel.receive()
-    _, cfg, seeds, log_level = init
-    assert isinstance(cfg, CrawlConfig)
+    _, cfg, crawl_cfg, seeds, log_level = init
+    assert isinstance(cfg, CrawlConfig) and isinstance(crawl_cfg, CrawlConfig)
     logger = logging.getLogger("crawlpool")
     logger.handlers[:] = [_Forward(channel)]
     logger.setLevel(log_level)
     logger.propagate = False
     remote = RemoteFrontier(channel)
     stats: CrawlStats | None = None
-    async with assembled_engine(
-        cfg,
-        seeds,
-        frontier=remote,
-        manifest=_NoManifest(cfg.output),
-        on_page=lambda page: None,
-        parse_processes=0,
-        finished=lambda counts: _over(remote, counts),
-    ) as engine:
+    async with (
+        archive_writer(crawl_cfg) as archive,  # its own files, described by the crawl's options
+        assembled_engine(
+            cfg,
+            seeds,
+            frontier=remote,
+            manifest=_NoManifest(cfg.output),
+            on_page=lambda page: None,
+            parse_processes=0,
+            archive=archive,
+            finished=lambda counts: _over(remote, counts),
+        ) as engine,
+    ):
         stats = engine.stats
         crawl = asyncio.create_task(engine.run([]))
         reader = asyncio.create_task(_read(channel, remote, crawl))
