@@ -51,7 +51,7 @@ def test_every_page_of_either_mix_is_reachable_from_its_hosts_root_and_nothing_e
                 continue
             seen.add(url)
             parts = urlsplit(url)
-            host = [host_address(h) for h in range(site.hosts)].index(parts.hostname)
+            host = [host_address(h) for h in range(site.hosts)].index(parts.hostname or "")
             assert site.answer(host, parts.path).startswith(b"HTTP/1.1 200 OK")
             todo += [urljoin(url, h).split("#")[0] for h in site.links(host, int(parts.path[3:]))]
         assert seen == site.expected_urls()
