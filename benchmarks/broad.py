@@ -77,7 +77,7 @@ def crawlpool_rows(parsers: list[str], frontier: str | None, config: type[Any] |
 
         config = CrawlConfig
     fields = {f.name for f in dataclasses.fields(config)}
-    base = {"robots": False, "per_host": 2} | ({"frontier": frontier} if frontier else {})
+    base = {"robots": False} | ({"frontier": frontier} if frontier else {})
     rows = []
     for parser in parsers:
         for n in PROCESSES:

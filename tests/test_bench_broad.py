@@ -82,14 +82,12 @@ def test_the_bound_is_every_allowed_slot_busy_one_latency_per_page() -> None:
 class WithoutProcesses:
     parser: str = "bs4"
     robots: bool = True
-    per_host: int = 2
 
 
 @dataclass(frozen=True)
 class WithProcesses:
     parser: str = "bs4"
     robots: bool = True
-    per_host: int = 2
     frontier: str = "sqlite"
     processes: int | str = "auto"
 
