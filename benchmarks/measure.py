@@ -39,7 +39,7 @@ class Measurement:
     cpu_s: float  # user + sys
     peak_rss_mb: float
     processes: int  # most processes seen at once in the child's tree
-    result: ChildResult | None  # None: the child wrote none
+    result: ChildResult | None  # None: the child wrote none (or was not asked to)
     stderr_tail: str
 
 
@@ -71,10 +71,16 @@ def become_subreaper() -> bool:
 
 
 def measure(
-    command: Sequence[str], result_path: Path, *, timeout_s: float, cwd: Path, env: dict[str, str]
+    command: Sequence[str],
+    result_path: Path | None,
+    *,
+    timeout_s: float,
+    cwd: Path,
+    env: dict[str, str],
 ) -> Measurement:
-    """Run `command` (which writes a ChildResult to `result_path`) and measure it. A child still running
-    after `timeout_s` is killed with its whole process group.
+    """Run `command` (which writes a ChildResult to `result_path`, unless that is None: the caller reads
+    what the child wrote itself) and measure it. A child still running after `timeout_s` is killed with
+    its whole process group.
 
     CPU is the growth of this process's RUSAGE_CHILDREN over the run: the child, and every descendant
     reaped by it or (see `become_subreaper`) by `_reap_group` here once the child has exited."""
@@ -120,7 +126,7 @@ def measure(
         cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         peak_rss_mb=max(usage.ru_maxrss, sampler.peak_kib) / 1024,
         processes=max(1, sampler.most_processes),
-        result=ChildResult.read(result_path),
+        result=ChildResult.read(result_path) if result_path is not None else None,
         stderr_tail=tail,
     )
 

@@ -87,7 +87,7 @@ def crawlpool_variants() -> list[Variant]:
                         **workers_options,
                         **process_options,
                     }
-                    unavailable = _refused(options)
+                    unavailable = refused(options)
                 suffix = ("/0" if workers == "0" else "/default") + ("/p1" if processes == "1" else "")
                 found.append(
                     Variant(
@@ -162,18 +162,18 @@ def _parser_options(
     field = fields.get("parser")
     if field is None:
         return ({}, None) if extractor == "bs4" else (None, f"{NOT_BUILT}: CrawlConfig has no `parser`")
-    refused = _refused({"parser": extractor})
-    if refused is None:
+    why = refused({"parser": extractor})
+    if why is None:
         return {"parser": extractor}, None
     if extractor == "bs4" and field.default != "lxml":
         return {}, None  # the default parser is Beautiful Soup under another name
-    return None, refused
+    return None, why
 
 
-def _refused(options: dict[str, Any]) -> str | None:
-    """None if the installed CrawlConfig accepts `options`, else why not."""
+def refused(options: dict[str, Any], config: type[Any] = CrawlConfig) -> str | None:
+    """None if the installed CrawlConfig (or `config`) accepts `options`, else why not."""
     try:
-        CrawlConfig(**options)
+        config(**options)
     except (UsageError, TypeError, ValueError) as exc:
         return f"{NOT_BUILT}: {exc}"
     return None
