@@ -1,6 +1,7 @@
-"""One crawl shared by three crawlpool processes through a real redis-server: one is SIGKILLed while it
-holds leases, one is SIGSTOPped for longer than its lease; the union of their manifests must still hold
-every page exactly once, per-host politeness must hold across all of them, and every survivor exits 0."""
+"""One crawl shared by three crawlpool processes through a real redis-server, and again through a local
+3-master Redis Cluster (its keys in host buckets over the masters): one is SIGKILLed while it holds
+leases, one is SIGSTOPped for longer than its lease; the union of their manifests must still hold every
+page exactly once, per-host politeness must hold across all of them, and every survivor exits 0."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.redis_cluster import cluster_url
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
 pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
@@ -33,8 +35,9 @@ LEASE_S = 1.0
 
 
 @pytest.mark.redis
-async def test_three_workers_one_killed_one_paused(tmp_path: Path) -> None:
-    url = redis_url()
+@pytest.mark.parametrize("server", ["redis", "cluster"])
+async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) -> None:
+    url = redis_url() if server == "redis" else cluster_url()
     crawl_id = new_crawl_id()
     log: list[tuple[int, str, float, float]] = []  # (host port, path, start, end)
     workers: dict[str, asyncio.subprocess.Process] = {}
