@@ -58,6 +58,11 @@ async def test_each_master_of_a_cluster_carries_a_share_of_a_crawl() -> None:
         assert sorted(done) == sorted(urls)  # every URL once
         assert (counts.seen, counts.queued, counts.leased, counts.done) == (120, 0, 0, 120)
         assert (await frontier.status()).state == "finished"
+        # `crawlpool status --frontier redis+cluster://...` finds it on its master and sums its buckets.
+        from crawlpool.frontier.redis_crawls import list_crawls
+
+        (listed,) = [status for status in await list_crawls(url) if status.crawl_id == crawl_id]
+        assert (listed.state, listed.done, listed.seen, listed.queued) == ("finished", 120, 120, 0)
     finally:
         await frontier.aclose()
         await drop_crawl(url, crawl_id)

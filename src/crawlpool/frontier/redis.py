@@ -341,7 +341,7 @@ class RedisFrontier:
             if not held and not new:
                 break
             leases.extend(await self._take(held, new, want))
-            if len(leases) >= limit or not self._views.candidates(self._view_clock()):
+            if len(leases) >= limit or not self._views.any_due(self._view_clock()):
                 break
         return LeaseBatch(leases, await self._wait_s(started))
 

@@ -57,6 +57,10 @@ class BucketViews:
         due = self.due[bucket]
         return due is not None and due <= now
 
+    def any_due(self, now: float) -> bool:
+        """Some bucket may have a slot due now, as far as this worker knows."""
+        return any(self._stale(b, now) or self._due_by(b, now) for b in range(self.n))
+
     def unasked_since(self, since: float) -> list[int]:
         return [b for b in range(self.n) if self.asked[b] < since]
 
