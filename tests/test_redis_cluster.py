@@ -148,3 +148,30 @@ async def test_tokens_of_different_buckets_never_meet(bucketed: Any) -> None:
         assert await frontier.ack(lease, page(lease.request.url))
     assert (await frontier.counts()).done == 40
     assert await frontier.is_done()
+
+
+async def test_a_bucket_failing_mid_lease_leaves_the_others_urls_to_the_next_lease(bucketed: Any) -> None:
+    """Buckets answer separately: when one bucket's take fails, the URLs the others handed out are in
+    flight under this worker, so the next lease must serve them (not leave them to the reaper)."""
+    from crawlpool.errors import FrontierError
+
+    frontier = bucketed
+    host_a, host_b = hosts_in_two_buckets(frontier)
+    url_a = f"http://{host_a}/"
+    await frontier.add([req(url_a), req(f"http://{host_b}/")])
+    failing_counts = frontier._layout.of(host_key(f"http://{host_b}/")).counts
+    run = frontier._run
+
+    async def one_bucket_fails(script: Any, keys: list[str], args: list[Any], on_retry: Any = None) -> Any:
+        if script.name == "take" and keys[0] == failing_counts:
+            raise FrontierError("redis frontier: lost a node")
+        return await run(script, keys, args, on_retry)
+
+    frontier._run = one_bucket_fails
+    with pytest.raises(FrontierError, match="lost a node"):
+        await frontier.lease(2)
+    frontier._run = run
+    (lease,) = (await frontier.lease(1)).leases
+    assert lease.request.url == url_a
+    assert await frontier.ack(lease, page(url_a))
+    assert (await frontier.counts()).done == 1

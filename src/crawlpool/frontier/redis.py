@@ -582,14 +582,19 @@ class RedisFrontier:
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
         pairs = list(self._slots.tokens.items())
         sent_at = time.monotonic()
+        groups = self._by_bucket(pairs)
         steps = [
             self._run(self._scripts.extend, *self._calls.extend(self._layout.buckets[b], self._now(), group))
-            for b, group in self._by_bucket(pairs).items()
+            for b, group in groups.items()
         ]
         steps.append(self._run(self._scripts.beat, *self._calls.beat(self._now())))
-        replies = await asyncio.gather(*steps)
-        lost: list[str] = [slot for reply in replies[:-1] for slot in reply]
-        self._slots.touch((slot for slot, _ in pairs), sent_at)
+        replies = await asyncio.gather(*steps, return_exceptions=True)
+        # Buckets are separate steps: the slots of a bucket whose extend failed are left as they were.
+        lost: list[str] = []
+        for group, reply in zip(groups.values(), replies, strict=False):
+            if not isinstance(reply, BaseException):
+                lost += reply
+                self._slots.touch((slot for slot, _ in group), sent_at)
         tokens = dict(pairs)
         for slot in lost:
             self._slots.forget(slot, tokens[slot])
@@ -598,6 +603,7 @@ class RedisFrontier:
             self._next = deque(lease for lease in self._next if lease.token not in gone)
         if lost:
             log.warning("worker %s lost %d host slot(s) to the reaper", self.worker_id, len(lost))
+        raise_first(replies)
         return lost
 
     async def reap(self) -> int:
@@ -674,13 +680,21 @@ class RedisFrontier:
                 self._calls.lease_slots(b, self._now(), min(share, want - i * share))
                 for i, b in enumerate(asked)
             ]
-            replies = await asyncio.gather(*(self._run(self._scripts.lease_slots, *call) for call in calls))
+            replies = await asyncio.gather(
+                *(self._run(self._scripts.lease_slots, *call) for call in calls), return_exceptions=True
+            )
             got: list[tuple[str, int]] = []
-            for b, (pairs, (wait_ms, leased_slots)) in zip(asked, replies, strict=True):
+            for b, reply in zip(asked, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue
+                pairs, (wait_ms, leased_slots) = reply
                 self._views.seen(b, int(wait_ms), int(leased_slots), seen_at)
                 got += [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
-            self._slots.hold(got, sent_at)
+            self._slots.hold(got, sent_at)  # held even if another bucket failed: released or extended
             slots += got
+            if any(isinstance(reply, BaseException) for reply in replies):
+                self._slots.idle.update(dict.fromkeys(slot for slot, _ in slots))  # served by a later lease
+                raise_first(replies)
         return slots
 
     async def _take(self, held: list[tuple[str, int]], new: list[tuple[str, int]], limit: int) -> list[Lease]:
@@ -703,11 +717,11 @@ class RedisFrontier:
         replies = await asyncio.gather(
             *(self._take_in(b, group, call) for b, group, call in calls), return_exceptions=True
         )
-        leases: list[Lease] = []
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-            leases += reply
+        leases = [lease for reply in replies if not isinstance(reply, BaseException) for lease in reply]
+        if any(isinstance(reply, BaseException) for reply in replies):
+            # URLs other buckets handed out are in flight under this worker: the next lease serves them.
+            self._next.extend(leases)
+            raise_first(replies)
         return leases
 
     async def _take_in(self, bucket: int, slots: list[tuple[str, int, str]], call: Any) -> list[Lease]:
@@ -826,3 +840,10 @@ class RedisFrontier:
     def _start_background(self) -> None:
         self._tasks.append(start_every("heartbeat", self._lease_ms / 3000, self.heartbeat))
         self._tasks.append(start_every("reaper", min(5.0, self._lease_ms / 2000), self.reap))
+
+
+def raise_first(replies: Sequence[object]) -> None:
+    """Raise the first exception among the replies of steps sent together, if any."""
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
