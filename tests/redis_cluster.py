@@ -131,3 +131,15 @@ def _start(server: str, cli: str) -> str:
     wait_until(lambda: all("cluster_state:ok" in _cluster_state(port) for port in ports), "forming")
     atexit.register(stop)
     return f"redis+cluster://127.0.0.1:{ports[0]}"
+
+
+async def evalsha_calls(port: int) -> int:
+    """EVALSHA calls the node at `port` has run so far (INFO commandstats)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

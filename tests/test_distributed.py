@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.redis_cluster import cluster_url
+from tests import redis_cluster
+from tests.redis_cluster import cluster_url, evalsha_calls
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
 pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
@@ -39,6 +40,9 @@ LEASE_S = 1.0
 async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) -> None:
     url = redis_url() if server == "redis" else cluster_url()
     crawl_id = new_crawl_id()
+    scripts_before = (
+        [await evalsha_calls(port) for port in redis_cluster.ports] if server == "cluster" else []
+    )
     log: list[tuple[int, str, float, float]] = []  # (host port, path, start, end)
     workers: dict[str, asyncio.subprocess.Process] = {}
     served = 0
@@ -133,4 +137,9 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
     assert out.decode().splitlines()[0] == f"crawl {crawl_id}: finished"
+    if server == "cluster":  # the crawl's hosts spread over the masters: each ran some of its scripts
+        shares = [
+            await evalsha_calls(port) - n for port, n in zip(redis_cluster.ports, scripts_before, strict=True)
+        ]
+        assert all(share > 0 for share in shares), shares
     await drop_crawl(url, crawl_id)

@@ -5,6 +5,7 @@ tokens, counts) hold across buckets. The contract suite runs on both too (tests/
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from crawlpool.frontier import Politeness, Request
 from crawlpool.records import Page
 from crawlpool.urls import fingerprint, host_key
+from tests.redis_cluster import evalsha_calls
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
 pytestmark = pytest.mark.redis
@@ -24,17 +26,6 @@ def req(url: str) -> Request:
 
 def page(url: str) -> Page:
     return Page(url, url, 200, "text/html", 0, None, None, 0, None, "2026-01-01T00:00:00Z", 1, None, 0)
-
-
-async def evalsha_calls(port: int) -> int:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True)
-    try:
-        stats = await client.info("commandstats")
-    finally:
-        await client.aclose()
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def test_each_master_of_a_cluster_carries_a_share_of_a_crawl() -> None:
@@ -175,3 +166,43 @@ async def test_a_bucket_failing_mid_lease_leaves_the_others_urls_to_the_next_lea
     assert lease.request.url == url_a
     assert await frontier.ack(lease, page(url_a))
     assert (await frontier.counts()).done == 1
+
+
+async def test_a_bad_or_unreachable_cluster_url_is_one_clear_error() -> None:
+    from crawlpool.errors import ConfigError, FrontierError
+    from crawlpool.frontier.redis import RedisFrontier
+    from tests.redis_server import _free_port
+
+    with pytest.raises(ConfigError, match=r"bad URL redis\+cluster://127\.0\.0\.1:7000/3: .*db.* must be 0"):
+        await RedisFrontier.open("redis+cluster://127.0.0.1:7000/3", "c", Politeness())
+    nobody = f"redis+cluster://127.0.0.1:{_free_port()}"
+    with pytest.raises(FrontierError, match=rf"cannot use {re.escape(nobody)}: .*cannot be connected"):
+        await RedisFrontier.open(nobody, "c", Politeness())
+
+
+async def test_a_crawl_from_before_buckets_keeps_its_one_bucket() -> None:
+    """A crawl's meta without `buckets` was made with every key under one tag: it opens as one bucket
+    whatever the opener asks for, and the bucket count of a new crawl is fixed by its first worker."""
+    import redis.asyncio as aioredis
+
+    from crawlpool.frontier.redis import RedisFrontier
+
+    url, old, new = redis_url(), new_crawl_id(), new_crawl_id()
+    client = aioredis.from_url(url, decode_responses=True)
+    await client.hset(
+        f"crawlpool:{{{old}}}:meta",
+        mapping={"schema": 1, "per_host": 1, "delay_ms": 0, "seen_bits": 14, "state": "running"},
+    )
+    await client.aclose()
+    try:
+        frontier = await RedisFrontier.open(url, old, Politeness(per_host=1, delay_s=0), buckets=4)
+        assert frontier._layout.n == 1
+        await frontier.aclose()
+        first = await RedisFrontier.open(url, new, Politeness(), buckets=4)
+        second = await RedisFrontier.open(url, new, Politeness(), buckets=8)
+        assert (first._layout.n, second._layout.n) == (4, 4)
+        await first.aclose()
+        await second.aclose()
+    finally:
+        await drop_crawl(url, old)
+        await drop_crawl(url, new)

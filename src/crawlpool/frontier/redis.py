@@ -83,8 +83,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
     MAX_BACKOFF_SHOWN,
@@ -101,6 +99,7 @@ from crawlpool.frontier.base import (
 from crawlpool.frontier.redis_buckets import BucketViews, merged_meta, stream_ms, summed, summed_hashes
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import (
+    REDIS_ERRORS,
     Client,
     connect,
     frontier_error,
@@ -255,7 +254,7 @@ class RedisFrontier:
                     buckets,
                 ]
                 stored = await init(keys=[keys.meta], args=init_args)
-        except (RedisError, OSError) as exc:
+        except (*REDIS_ERRORS, OSError) as exc:
             await client.aclose()
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise FrontierError(f"redis frontier: cannot use {safe}: {reason}") from None
@@ -649,7 +648,7 @@ class RedisFrontier:
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise frontier_error(self._url, exc) from exc
 
     def _by_bucket(self, slots: Sequence[tuple[str, int]]) -> dict[int, list[tuple[str, int]]]:

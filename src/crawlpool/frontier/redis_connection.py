@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawlpool.errors import FrontierError
@@ -24,6 +24,8 @@ log = logging.getLogger("crawlpool.frontier.redis")  # the frontier's own logger
 
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# redis-py's cluster errors (no node reachable, a bad argument) are not RedisErrors: caught as both.
+REDIS_ERRORS = (RedisError, RedisClusterException)
 Client = aioredis.Redis | RedisCluster
 
 
@@ -41,7 +43,10 @@ def connect(url: str, *, retry: bool = True) -> Client:
         if not retry:
             # MOVED/ASK redirections are still followed: they mean the command did not run there.
             timeouts["retry"] = Retry(NoBackoff(), 0)
-        return RedisCluster.from_url(plain, decode_responses=True, **timeouts)
+        try:
+            return RedisCluster.from_url(plain, decode_responses=True, **timeouts)
+        except RedisClusterException as exc:  # e.g. a database other than 0: a cluster has one
+            raise ValueError(str(exc)) from None
     if not retry:
         timeouts["retry"] = Retry(NoBackoff(), 0)
     return aioredis.from_url(url, decode_responses=True, **timeouts)
@@ -70,7 +75,7 @@ def safe_url(url: str) -> str:
     return parts._replace(netloc=user + netloc).geturl()
 
 
-def frontier_error(safe: str, exc: RedisError) -> FrontierError:
+def frontier_error(safe: str, exc: Exception) -> FrontierError:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     return FrontierError(f"redis frontier at {safe}: {reason}")
 
@@ -102,5 +107,5 @@ async def with_retries(
             await asyncio.sleep(pause_s)  # backing off from a failing server, not waiting for an event
             waited_s += pause_s
             pause_s = min(pause_s * 2, 5.0)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise frontier_error(safe, exc) from exc

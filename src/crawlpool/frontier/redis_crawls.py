@@ -6,12 +6,12 @@ heartbeats are read in one pipeline (a crawl of several key buckets: their count
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierStatus
 from crawlpool.frontier.redis_buckets import COUNTERS, merged_meta, summed, summed_hashes
-from crawlpool.frontier.redis_connection import connect, safe_url
+from crawlpool.frontier.redis_connection import REDIS_ERRORS, connect, safe_url
 from crawlpool.frontier.redis_keys import META_PATTERN, Layout, crawl_id_of
 from crawlpool.frontier.redis_status import build_status
 
@@ -67,7 +67,7 @@ async def list_crawls(url: str) -> list[FrontierStatus]:
             )
             statuses.append(status)
         return statuses
-    except (RedisError, OSError) as exc:
+    except (*REDIS_ERRORS, OSError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise FrontierError(f"redis frontier: cannot use {safe}: {reason}") from None
     finally:

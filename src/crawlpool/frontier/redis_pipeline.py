@@ -24,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Pipeliner:
                 again = await self._execute([batch[i] for i in unknown])
                 for i, reply in zip(unknown, again, strict=True):
                     replies[i] = reply
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             return [exc] * len(batch)
         return replies
 
