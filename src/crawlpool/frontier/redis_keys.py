@@ -1,7 +1,8 @@
 """Key names of one crawl in Redis and slot names (how the frontier uses them: frontier/redis.py).
 
-Key schema. Every key sits under one hash tag per crawl, `crawlpool:{C}:` (C = crawl id), so every
-script touches one Cluster slot; per-host key names are built in Python and passed in KEYS.
+Key schema. The keys of a crawl of one bucket all sit under one hash tag, `crawlpool:{C}:` (C = crawl
+id); a crawl of several buckets splits them as "Buckets" below says. Either way every script touches
+the keys of one tag, so one Cluster slot; per-host key names are built in Python and passed in KEYS.
 
 | key               | type   | contents                                                                     |
 |-------------------|--------|------------------------------------------------------------------------------|
