@@ -1,6 +1,6 @@
 """What one page costs Redis: the Redis frontier driven at full speed by N simulated workers.
 
-    python -m benchmarks.redis_frontier [--pages 20000] [--hosts 400] [--workers 1,2,4]
+    python -m benchmarks.redis_frontier [--pages 20000] [--hosts 400] [--workers 1,2,4] [--cluster]
 
 No HTTP: each worker is a separate process that runs the frontier calls the engine makes for a page
 (engine.py: `lease` for free slots, then per URL `observe` of the answer, `add` of the links its
@@ -21,6 +21,10 @@ each worker count the crawl runs from scratch and the table reports, per committ
 | round trips/page | writes to the socket by the workers' Redis clients (`send_packed_command`: one per call |
 |  | or per pipeline), heartbeat and reaper included, ÷ pages |
 | pages/s | pages ÷ wall time of the slowest worker (bounded here by the workers' own CPU: 2 cores) |
+
+With `--cluster`, the server is a local Redis Cluster of 3 masters (loopback ports, no persistence,
+created with `redis-cli --cluster create`) and the crawl's keys are in its default 16 host buckets: CPU
+and commands are summed over the masters, and a last column gives each master's share of the commands.
 
 Each run checks completion and exactly-once: the crawl's `done` equals `--pages`, and the workers acked
 `--pages` pages in all, each URL once.
@@ -267,32 +271,96 @@ async def child(mode: str, spec: str, site: Site, src: str | None) -> bytes:
     return out
 
 
+def start_cluster(tmp: str, masters: int = 3) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """`masters` cluster-enabled redis-servers on loopback ports (each with its bus port +10000 free),
+    joined into one cluster; returns once every node says cluster_state:ok."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        sys.exit("benchmarks.redis_frontier: --cluster needs redis-server and redis-cli on PATH")
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    rng = random.Random()
+    while len(ports) < masters:
+        port = rng.randrange(20_000, 55_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        node = os.path.join(tmp, f"node{port}")
+        os.mkdir(node)
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", os.path.join(node, "nodes.conf")]
+        procs.append(subprocess.Popen([*args, "--dir", node], stdout=subprocess.DEVNULL))
+        ports.append(port)
+    for port in ports:
+        wait_for(lambda port=port: subprocess.run([cli, "-p", str(port), "ping"], capture_output=True).stdout)
+    nodes = [f"127.0.0.1:{port}" for port in ports]
+    subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    for port in ports:
+        wait_for(
+            lambda port=port: (
+                b"cluster_state:ok"
+                in subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True).stdout
+            )
+        )
+    return procs, ports
+
+
+def wait_for(ready: Any) -> None:
+    deadline = time.monotonic() + 20
+    while not ready():
+        if time.monotonic() > deadline:
+            sys.exit("benchmarks.redis_frontier: the cluster did not come up")
+        time.sleep(0.05)  # polling a server that is starting
+
+
 async def measure(
-    port: int, site: Site, workers: int, concurrency: int, src: str | None
+    ports: list[int], site: Site, workers: int, concurrency: int, src: str | None
 ) -> dict[str, object]:
-    """One crawl of the site by `workers` processes, crawlpool imported from `src` (None: this one)."""
+    """One crawl of the site by `workers` processes, crawlpool imported from `src` (None: this one);
+    `ports`: one redis-server, or a cluster's masters."""
     import redis.asyncio as aioredis
 
-    url = f"redis://127.0.0.1:{port}/0"
+    cluster = len(ports) > 1
+    url = f"redis+cluster://127.0.0.1:{ports[0]}" if cluster else f"redis://127.0.0.1:{ports[0]}/0"
     crawl_id = f"bench-{uuid.uuid4().hex[:8]}"
     await child("seed", f"{url} {crawl_id}", site, src)
-    client = aioredis.from_url(url, decode_responses=True)
-    await client.config_resetstat()
-    cpu0, _, calls0 = await server_figures(client)
+    clients = [aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True) for port in ports]
+    for node in clients:
+        await node.config_resetstat()
+    before = [await server_figures(node) for node in clients]
     started = time.monotonic()
     runs = [child("worker", f"{url} {crawl_id} {w} {concurrency}", site, src) for w in range(workers)]
     outputs = [json.loads(out) for out in await asyncio.gather(*runs)]
     wall = time.monotonic() - started
-    cpu1, commands, calls = await server_figures(client)
-    commands -= 2  # this function's own INFO calls after the reset (the reset itself is not counted)
-    calls["info"] = calls.get("info", 0) - 2
-    calls["usec_sys_total"] -= calls0["usec_sys_total"]
-    done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
-    records = f"crawlpool:{{{crawl_id}}}:records"
-    record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, done)
-    used_mb = int((await client.info("memory"))["used_memory"]) / 2**20
-    await client.flushall()  # the next run starts from an empty server
-    await client.aclose()
+    after = [await server_figures(node) for node in clients]
+    cpu0, cpu1 = sum(b[0] for b in before), sum(a[0] for a in after)
+    # this function's own INFO calls after the reset (the reset itself is not counted)
+    per_node = [a[1] - 2 for a in after]
+    commands = sum(per_node)
+    calls: dict[str, int] = {}
+    for (_, _, node_calls), (_, _, node_calls0) in zip(after, before, strict=True):
+        node_calls["info"] = node_calls.get("info", 0) - 2
+        node_calls["usec_sys_total"] -= node_calls0["usec_sys_total"]
+        for name, n in node_calls.items():
+            calls[name] = calls.get(name, 0) + n
+    client = clients[0]
+    if cluster:
+        done, record_bytes = await cluster_done(url, crawl_id), 0.0
+    else:
+        done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
+        records = f"crawlpool:{{{crawl_id}}}:records"
+        record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, done)
+    used_mb = sum([int((await node.info("memory"))["used_memory"]) for node in clients]) / 2**20
+    for node in clients:
+        await node.flushall()  # the next run starts from an empty server
+        await node.aclose()
     acked = [u for out in outputs for u in out["acked"]]
     pages = len(acked)
     expected = sum(site.sizes)
@@ -309,17 +377,34 @@ async def measure(
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
         "bytes_per_record": round(record_bytes),  # the records stream's MEMORY USAGE ÷ its entries
-        "used_memory_mb": round(used_mb, 1),  # the whole server after the crawl
+        "used_memory_mb": round(used_mb, 1),  # the whole server (every master) after the crawl
+        "commands_by_node": per_node,
         "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
         "problems": problems,
     }
 
 
+async def cluster_done(url: str, crawl_id: str) -> int:
+    from crawlpool.frontier.base import Politeness
+    from crawlpool.frontier.redis import RedisFrontier
+
+    observer = await RedisFrontier.open(url, crawl_id, Politeness(), observe=True)
+    try:
+        return (await observer.counts()).done
+    finally:
+        await observer.aclose()
+
+
 def row(r: dict[str, Any]) -> str:
-    return (
+    line = (
         f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
         f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} |"
     )
+    by_node = r["commands_by_node"]
+    if len(by_node) > 1:
+        total = sum(by_node)
+        line += " " + " / ".join(f"{n / total:.0%}" for n in by_node) + " |"
+    return line
 
 
 def main() -> None:
@@ -333,6 +418,9 @@ def main() -> None:
         "--compare", metavar="SRC", help="also measure the crawlpool in SRC (a src/ dir), runs interleaved"
     )
     parser.add_argument("--json", action="store_true", help="also print each row's raw figures as JSON")
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a local 3-master Redis Cluster (crawl in 16 key buckets)"
+    )
     parser.add_argument(
         "--fetch-ms", type=float, default=0.0, help="time each fake fetch takes (0: full speed, CPU-bound)"
     )
@@ -357,21 +445,34 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     results: dict[tuple[str | None, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_redis(tmp)
+        if args.cluster:
+            procs, ports = start_cluster(tmp)
+        else:
+            proc, port = start_redis(tmp)
+            procs, ports = [proc], [port]
         try:
             for _ in range(args.repeat):
                 for n in counts:
                     for src in sources:  # interleaved, so that a busy machine weighs on both alike
                         results.setdefault((src, n), []).append(
-                            asyncio.run(measure(port, site, n, args.concurrency, src))
+                            asyncio.run(measure(ports, site, n, args.concurrency, src))
                         )
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)
     for src in sources:
-        print(f"\ncrawlpool from {src or 'this checkout'}:\n")
-        print("| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |")
-        print("|--:|--:|--:|--:|--:|--:|")
+        print(
+            f"\ncrawlpool from {src or 'this checkout'}"
+            + (", 3-master cluster" if args.cluster else "")
+            + ":\n"
+        )
+        head = "| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |"
+        rule = "|--:|--:|--:|--:|--:|--:|"
+        if args.cluster:
+            head, rule = head + " commands per master |", rule + "--:|"
+        print(head)
+        print(rule)
         for n in counts:
             runs = sorted(results[src, n], key=lambda r: float(r["cpu_us_per_page"]))
             median = runs[(len(runs) - 1) // 2]

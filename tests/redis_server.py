@@ -50,14 +50,15 @@ def new_crawl_id() -> str:
 
 
 async def drop_crawl(url: str, crawl_id: str) -> None:
-    """Delete every key of one crawl (they all share the prefix `crawlpool:{crawl_id}:`)."""
-    import redis.asyncio as aioredis
+    """Delete every key of one crawl: those under `crawlpool:{crawl_id}:` and its buckets'
+    `crawlpool:b:{crawl_id:<b>}:` (on a cluster URL, on every node)."""
+    from crawlpool.frontier.redis_connection import connect
 
-    client = aioredis.from_url(url)
+    client = connect(url)
     try:
-        batch = [key async for key in client.scan_iter(match=f"crawlpool:{{{crawl_id}}}:*", count=500)]
-        if batch:
-            await client.delete(*batch)
+        for pattern in (f"crawlpool:{{{crawl_id}}}:*", f"crawlpool:b:{{{crawl_id}:*"):
+            async for key in client.scan_iter(match=pattern, count=500):
+                await client.delete(key)  # one by one: a cluster refuses a DEL across slots
     finally:
         await client.aclose()
 

@@ -1,6 +1,7 @@
-"""One crawl shared by three crawlpool processes through a real redis-server: one is SIGKILLed while it
-holds leases, one is SIGSTOPped for longer than its lease; the union of their manifests must still hold
-every page exactly once, per-host politeness must hold across all of them, and every survivor exits 0."""
+"""One crawl shared by three crawlpool processes through a real redis-server, and again through a local
+3-master Redis Cluster (its keys in host buckets over the masters): one is SIGKILLed while it holds
+leases, one is SIGSTOPped for longer than its lease; the union of their manifests must still hold every
+page exactly once, per-host politeness must hold across all of them, and every survivor exits 0."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests import redis_cluster
+from tests.redis_cluster import cluster_url, evalsha_calls
 from tests.redis_server import drop_crawl, new_crawl_id, redis_url
 
 pytestmark = pytest.mark.slow  # wall-clock crawls over real sockets: the smoke tests
@@ -33,9 +36,13 @@ LEASE_S = 1.0
 
 
 @pytest.mark.redis
-async def test_three_workers_one_killed_one_paused(tmp_path: Path) -> None:
-    url = redis_url()
+@pytest.mark.parametrize("server", ["redis", "cluster"])
+async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) -> None:
+    url = redis_url() if server == "redis" else cluster_url()
     crawl_id = new_crawl_id()
+    scripts_before = (
+        [await evalsha_calls(port) for port in redis_cluster.ports] if server == "cluster" else []
+    )
     log: list[tuple[int, str, float, float]] = []  # (host port, path, start, end)
     workers: dict[str, asyncio.subprocess.Process] = {}
     served = 0
@@ -130,4 +137,9 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path) -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
     assert out.decode().splitlines()[0] == f"crawl {crawl_id}: finished"
+    if server == "cluster":  # the crawl's hosts spread over the masters: each ran some of its scripts
+        shares = [
+            await evalsha_calls(port) - n for port, n in zip(redis_cluster.ports, scripts_before, strict=True)
+        ]
+        assert all(share > 0 for share in shares), shares
     await drop_crawl(url, crawl_id)

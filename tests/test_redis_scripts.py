@@ -109,9 +109,21 @@ def end_call(env: Env, token: int, rec: str, mode: str, payload: str = "", extra
 
 async def test_init_writes_the_config_once_and_returns_the_stored_one(env: Env) -> None:
     k = env.keys
-    assert await env.scripts.init(keys=[k.meta], args=[NOW, 1, 2, 1000, 14]) == ["1", "2", "1000", "14"]
+    assert await env.scripts.init(keys=[k.meta], args=[NOW, 1, 2, 1000, 14, 1]) == [
+        "1",
+        "2",
+        "1000",
+        "14",
+        "1",
+    ]
     # A later worker with other values gets the first worker's.
-    assert await env.scripts.init(keys=[k.meta], args=[NOW + 5, 1, 8, 50, 4]) == ["1", "2", "1000", "14"]
+    assert await env.scripts.init(keys=[k.meta], args=[NOW + 5, 1, 8, 50, 4, 16]) == [
+        "1",
+        "2",
+        "1000",
+        "14",
+        "1",
+    ]
     meta = await env.client.hgetall(k.meta)
     assert meta["created_ms"] == str(NOW) and meta["state"] == "running"
     assert [meta[c] for c in ("seen", "queued", "leased", "done")] == ["0", "0", "0", "0"]
@@ -172,8 +184,8 @@ async def test_settle_records_an_unseen_url_once(env: Env) -> None:
 async def test_lease_slots_moves_due_slots_to_leased_with_fresh_tokens(env: Env) -> None:
     k = env.keys
     await env.client.zadd(k.ready, {"a.test#0": NOW - 5, "b.test#0": NOW, "c.test#0": NOW + 300})
-    keys = [k.ready, k.leased, k.owner, k.tok, k.workers]
-    pairs, (wait_ms, leased) = await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 5])
+    keys = [k.ready, k.leased, k.owner, k.tok]
+    pairs, (wait_ms, leased) = await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 5, 1, 0])
     assert pairs == ["a.test#0", 1, "b.test#0", 2]
     assert (wait_ms, leased) == (300, 2)  # c.test#0 is due in 300 ms
     assert await env.client.zrange(k.leased, 0, -1, withscores=True) == [
@@ -182,19 +194,19 @@ async def test_lease_slots_moves_due_slots_to_leased_with_fresh_tokens(env: Env)
     ]
     assert await env.owner("a.test#0") == {"w": "w1", "t": 1, "n": 0}
     assert await env.client.zrange(k.ready, 0, -1) == ["c.test#0"]
-    assert await env.client.zscore(k.workers, "w1") == NOW
+    assert await env.client.exists(k.workers) == 0  # the heartbeat is beat.lua's
     # n = 0 leases nothing and only answers the wait; an empty ready answers -1.
-    assert await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 0]) == [[], [300, 2]]
+    assert await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 0, 1, 0]) == [[], [300, 2]]
     await env.client.delete(k.ready)
-    assert await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 3]) == [[], [-1, 2]]
+    assert await env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, "w1", 3, 1, 0]) == [[], [-1, 2]]
 
 
 async def test_lease_slots_never_hands_out_the_same_slot_twice_under_concurrency(env: Env) -> None:
     k = env.keys
     await env.client.zadd(k.ready, {f"h{i}.test#0": NOW for i in range(20)})
-    keys = [k.ready, k.leased, k.owner, k.tok, k.workers]
+    keys = [k.ready, k.leased, k.owner, k.tok]
     replies = await asyncio.gather(
-        *(env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, f"w{i}", 1]) for i in range(50))
+        *(env.scripts.lease_slots(keys=keys, args=[NOW, LEASE_MS, f"w{i}", 1, 1, 0]) for i in range(50))
     )
     handed = [slot for pairs, _ in replies for slot in pairs[0::2]]
     tokens = [token for pairs, _ in replies for token in pairs[1::2]]
@@ -313,9 +325,7 @@ async def test_a_stale_token_gets_stale_from_take_end_and_extend(env: Env) -> No
     assert await take_one(env, "a.test#0", 7) == "STALE"
     for mode in ("ack", "retry", "release"):
         assert await end_call(env, 7, rec, mode, "{}", "0") == ["STALE"]
-    lost = await env.scripts.extend(
-        keys=[k.leased, k.owner, k.workers], args=[NOW + 10, LEASE_MS, "w1", "a.test#0", 7]
-    )
+    lost = await env.scripts.extend(keys=[k.leased, k.owner], args=[NOW + 10, LEASE_MS, "w1", "a.test#0", 7])
     assert lost == ["a.test#0"]
     assert await env.client.xlen(k.records) == 0
     assert await env.client.zscore(k.leased, "a.test#0") == NOW + LEASE_MS  # not pushed
@@ -328,15 +338,14 @@ async def test_extend_pushes_the_deadlines_of_owned_slots_and_returns_the_lost(e
     k = env.keys
     await lease_slot(env, "a.test#0", 7)
     lost = await env.scripts.extend(
-        keys=[k.leased, k.owner, k.workers],
+        keys=[k.leased, k.owner],
         args=[NOW + 100, LEASE_MS, "w1", "a.test#0", 7, "b.test#0", 3],
     )
     assert lost == ["b.test#0"]
     assert await env.client.zscore(k.leased, "a.test#0") == NOW + 100 + LEASE_MS
     assert await env.client.zscore(k.leased, "b.test#0") is None  # never added by extend
-    assert await env.client.zscore(k.workers, "w1") == NOW + 100
     # A deadline is never moved back.
-    await env.scripts.extend(keys=[k.leased, k.owner, k.workers], args=[NOW, LEASE_MS, "w1", "a.test#0", 7])
+    await env.scripts.extend(keys=[k.leased, k.owner], args=[NOW, LEASE_MS, "w1", "a.test#0", 7])
     assert await env.client.zscore(k.leased, "a.test#0") == NOW + 100 + LEASE_MS
 
 
@@ -468,9 +477,9 @@ async def test_is_done_sets_the_state_once_nothing_is_queued_or_leased(env: Env)
 
 async def test_a_wrong_number_of_keys_fails_before_reaching_redis(env: Env) -> None:
     k = env.keys
-    lease_keys = [k.ready, k.leased, k.owner, k.tok, k.workers]
-    with pytest.raises(ValueError, match=r"lease_slots takes 5 KEYS .* got 4"):
-        env.scripts.lease_slots(keys=lease_keys[:4], args=[NOW, LEASE_MS, "w1", 1])
+    lease_keys = [k.ready, k.leased, k.owner, k.tok]
+    with pytest.raises(ValueError, match=r"lease_slots takes 4 KEYS .* got 3"):
+        env.scripts.lease_slots(keys=lease_keys[:3], args=[NOW, LEASE_MS, "w1", 1, 1, 0])
     with pytest.raises(ValueError, match=r"is_done takes 1 KEYS .* got 2"):
         env.scripts.is_done(keys=[k.meta, k.ready], args=[NOW])  # an extra key is refused too
     with pytest.raises(ValueError, match=r"take takes at least 4 KEYS .* got 3"):
@@ -487,11 +496,15 @@ async def test_the_raw_script_with_a_key_missing_is_a_redis_error_not_a_silent_n
     from crawlpool.frontier.redis_scripts import source
 
     k = env.keys
-    await env.client.zadd(k.ready, {"a.test#0": 0})
-    raw = env.client.register_script(source("lease_slots"))
-    with pytest.raises(ResponseError):
-        await raw(keys=[k.ready, k.leased, k.owner, k.tok], args=[NOW, LEASE_MS, "w1", 1])
-    assert await env.client.zcard(k.leased) == 1  # half done: leased, never reported to anyone
+    rec = await in_flight(env, 7, record("1"))
+    raw = env.client.register_script(source("end"))
+    fp = json.loads(rec)["fp"]
+    with pytest.raises(ResponseError):  # acks (KEYS[11]) is missing: its ZADD fails, after the XADD
+        await raw(
+            keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records, k.done_by],
+            args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, 7, "ack", "{}", "ok", "w1"],
+        )
+    assert await env.client.xlen(k.records) == 1  # half done: a record, its URL still in flight
 
 
 LUA_DIR = files("crawlpool.frontier") / "lua"

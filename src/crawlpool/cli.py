@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--frontier",
         metavar="URL",
         help="where the crawl's state lives: sqlite (default, in OUTPUT), sqlite:///PATH, memory, "
-        "or redis://HOST:PORT/DB to share one crawl between processes and machines",
+        "or redis://HOST:PORT/DB to share one crawl between processes and machines "
+        "(redis+cluster://HOST:PORT: over a Redis Cluster)",
     )
     state.add_argument(
         "--resume", action="store_true", default=None, help="continue the crawl whose state is in OUTPUT"

@@ -4,6 +4,7 @@ memory              in this process only (tests, throwaway crawls)
 sqlite              OUTPUT/.crawlpool/frontier.db (the default: resumable)
 sqlite:///PATH      that file instead
 redis://HOST:PORT/DB, rediss://...   one crawl shared by many processes (needs crawlpool[redis])
+redis+cluster://HOST:PORT            the same over a Redis Cluster (any node; rediss+cluster:// for TLS)
 
 Code outside this package reaches a backend only through the `Frontier` protocol and the functions
 here: `open_frontier` to work on a crawl, `read_status` to look at one without joining it.
@@ -78,7 +79,7 @@ HIDDEN_PASSWORD = "***"
 
 
 def is_redis(spec: str) -> bool:
-    return spec.startswith(("redis://", "rediss://"))
+    return spec.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://"))
 
 
 def sqlite_path(spec: str, output: Path) -> Path | None:
@@ -157,7 +158,8 @@ def check_frontier_spec(spec: str) -> None:
             raise ConfigError("frontier: sqlite:// needs a path, as in sqlite:///var/crawls/state.db")
         return
     raise ConfigError(
-        f"frontier: {spec!r} is not one of memory, sqlite, sqlite:///PATH, redis://HOST:PORT/DB"
+        f"frontier: {spec!r} is not one of memory, sqlite, sqlite:///PATH, redis://HOST:PORT/DB, "
+        "redis+cluster://HOST:PORT"
     )
 
 

@@ -28,7 +28,20 @@ asking Redis. It is in flight under the slot's token like any other; `counts` sh
 `lease` hands it out, and `aclose` gives it back uncharged.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
-the seen set. Every key sits under one hash tag per crawl, so every script touches one Cluster slot.
+the seen set. A crawl has B key buckets, fixed when it is created (1 by default on one server, 16 on a
+Redis Cluster): a host and everything of its URLs live in one bucket, whose keys share one hash tag,
+so every script touches one Cluster slot and the buckets spread over the cluster's nodes. Adding a
+page's links is one `add` per bucket its links' hosts fall in, all sent before the page's ack; a
+worker leases from the buckets in turn (skipping those it recently found with nothing due), and the
+heartbeat and the reaper visit each bucket. With B = 1 every key is under the one tag `{crawl_id}`.
+
+Done, across buckets: each bucket counts its queued and leased URLs in its own hash, and a URL moves
+between buckets only by `add` (a page of bucket A adding links in bucket B), which counts in B's
+`seen`. `is_done` reads every bucket's (seen, queued, leased) twice (each read is one atomic HMGET);
+the crawl is done when all queued and leased are 0 in both passes and no `seen` moved between them:
+then no bucket received work between its two reads, so at the moment the first pass ended every
+bucket was empty at once. A page's links are added before its ack, so the crawl cannot look empty
+while they are on their way.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
@@ -66,14 +79,9 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
@@ -88,13 +96,22 @@ from crawlpool.frontier.base import (
     Request,
     RobotsState,
 )
+from crawlpool.frontier.redis_buckets import BucketViews, merged_meta, stream_ms, summed, summed_hashes
 from crawlpool.frontier.redis_calls import Calls
-from crawlpool.frontier.redis_connection import frontier_error, with_retries
+from crawlpool.frontier.redis_connection import (
+    REDIS_ERRORS,
+    Client,
+    connect,
+    frontier_error,
+    is_cluster,
+    server_version,
+    with_retries,
+)
 from crawlpool.frontier.redis_connection import safe_url as _safe_url
 from crawlpool.frontier.redis_hosts import redis_host_rows
 from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
-from crawlpool.frontier.redis_keys import slot_host
+from crawlpool.frontier.redis_keys import Layout, slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
@@ -115,6 +132,7 @@ _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 WAITING_SCAN = 10_000  # free slots hosts_waiting looks at
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
+CLUSTER_BUCKETS = 16  # key buckets of a crawl created on a Redis Cluster: a few per node
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
 _LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
@@ -129,7 +147,7 @@ class RedisFrontier:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         url: str,
         crawl_id: str,
@@ -140,12 +158,16 @@ class RedisFrontier:
         lease_ms: int,
         urls_per_lease: int,
         clock: Callable[[], float] | None,
+        buckets: int = 1,
     ) -> None:
         self._client = client
         self._scripts = Scripts(client)
         self._url = _safe_url(url)
-        self._keys = _Keys(crawl_id)
-        self._calls = Calls(self._keys, worker_id, per_host, delay_ms, seen_bits, lease_ms, urls_per_lease)
+        self._layout = layout = Layout(crawl_id, buckets)
+        self._keys = layout.crawl  # the crawl-wide keys (with one bucket, that bucket's too)
+        self._calls = Calls(worker_id, per_host, delay_ms, seen_bits, lease_ms, urls_per_lease, layout)
+        self._views = BucketViews(buckets, _POLL_S)
+        self._view_clock = clock or time.monotonic  # the views' time: the crawl's clock when injected
         self.crawl_id = crawl_id
         self.worker_id = worker_id
         self._per_host = per_host
@@ -175,11 +197,15 @@ class RedisFrontier:
         clock: Callable[[], float] | None = None,
         seen_bucket_bits: int = 14,
         observe: bool = False,
+        buckets: int | None = None,
     ) -> RedisFrontier:
-        """Join crawl `crawl_id` in the Redis at `url` (redis:// or rediss://), creating it if new.
+        """Join crawl `crawl_id` in the Redis at `url` (redis:// or rediss://, or a Redis Cluster at
+        redis+cluster:// or rediss+cluster://, naming any one of its nodes), creating it if new.
 
         The crawl's politeness and `seen_bucket_bits` are fixed by the first worker that opens it;
         later workers use the stored values (a different `politeness` is logged and ignored).
+        `buckets` (key buckets, see the module docstring) is fixed by the first worker too; None gives
+        1 on one server and CLUSTER_BUCKETS on a cluster.
         `worker_id` defaults to hostname:pid; give a stable one (machine + process slot) so that a
         restarted worker reclaims its old leases at once instead of after their expiry.
         `clock` (seconds) replaces Redis TIME — for tests only; every worker must then share it.
@@ -194,44 +220,49 @@ class RedisFrontier:
             raise ConfigError("redis frontier: per_host, lease_ms and urls_per_lease must be at least 1")
         if not 0 <= seen_bucket_bits <= 24:
             raise ConfigError("redis frontier: seen_bucket_bits must be between 0 and 24")
+        if buckets is None:
+            buckets = CLUSTER_BUCKETS if is_cluster(url) else 1
+        if not 1 <= buckets <= 1024:
+            raise ConfigError("redis frontier: buckets must be between 1 and 1024")
         safe = _safe_url(url)
         try:
-            client = aioredis.from_url(
-                url,
-                decode_responses=True,
-                retry=Retry(NoBackoff(), 0),  # see the module docstring: a lost reply is not resent
-                socket_connect_timeout=10,
-                socket_timeout=30,  # a silent network turns into FrontierError, not a hang
-            )
+            client = connect(url, retry=False)  # see the module docstring: a lost reply is not resent
         except ValueError as exc:
             raise ConfigError(f"redis frontier: bad URL {safe}: {exc}") from None
         try:
-            info = await client.info("server")
-            version = tuple(int(part) for part in str(info["redis_version"]).split(".")[:2])
+            version, version_text = await server_version(client)
             if version < MIN_SERVER_VERSION:
                 raise FrontierError(
-                    f"redis frontier: {safe} runs Redis {info['redis_version']}; 6.2 or later is needed"
+                    f"redis frontier: {safe} runs Redis {version_text}; 6.2 or later is needed"
                 )
             keys = _Keys(crawl_id)
             delay_ms = round(politeness.delay_s * 1000)
+            fields = ["schema", "per_host", "delay_ms", "seen_bits", "buckets"]
             if observe:  # read only: the crawl's config is read back, never written
                 if not await client.exists(keys.meta):
                     raise FrontierError(f"redis frontier: {safe} holds no crawl {crawl_id!r}")
-                stored = await client.hmget(keys.meta, ["schema", "per_host", "delay_ms", "seen_bits"])
+                stored = await client.hmget(keys.meta, fields)
             else:
                 now = "" if clock is None else str(round(clock() * 1000))
                 init = client.register_script(_LUA_PRELUDE + _INIT)
-                stored = await init(
-                    keys=[keys.meta], args=[now, SCHEMA, politeness.per_host, delay_ms, seen_bucket_bits]
-                )
-        except (RedisError, OSError) as exc:
+                init_args: list[str | int] = [
+                    now,
+                    SCHEMA,
+                    politeness.per_host,
+                    delay_ms,
+                    seen_bucket_bits,
+                    buckets,
+                ]
+                stored = await init(keys=[keys.meta], args=init_args)
+        except (*REDIS_ERRORS, OSError) as exc:
             await client.aclose()
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise FrontierError(f"redis frontier: cannot use {safe}: {reason}") from None
         except FrontierError:
             await client.aclose()
             raise
-        schema, per_host, stored_delay_ms, seen_bits = (int(v or 0) for v in stored)
+        schema, per_host, stored_delay_ms, seen_bits = (int(v or 0) for v in stored[:4])
+        stored_buckets = int(stored[4] or 1)  # a crawl from before buckets has none: one
         if schema != SCHEMA:
             await client.aclose()
             raise FrontierError(f"redis frontier: crawl {crawl_id!r} has schema {schema}, expected {SCHEMA}")
@@ -253,6 +284,7 @@ class RedisFrontier:
             lease_ms=lease_ms,
             urls_per_lease=urls_per_lease,
             clock=clock,
+            buckets=stored_buckets,
         )
         if observe:
             frontier._observer = True
@@ -260,6 +292,7 @@ class RedisFrontier:
         try:
             # How long this worker's heartbeat stays fresh, for `status`.
             await frontier._call(client.hset(keys.leases, frontier.worker_id, str(lease_ms)))
+            await frontier._run(frontier._scripts.beat, *frontier._calls.beat(frontier._now()))
             if worker_id is not None:
                 await frontier._reclaim_mine()
         except FrontierError:
@@ -272,11 +305,21 @@ class RedisFrontier:
 
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue each request whose fingerprint was never seen in this crawl (by any worker); return
-        how many were new. Each chunk of 500 is one atomic step, and add is idempotent."""
-        added = 0
-        for start in range(0, len(requests), _ADD_CHUNK):
-            call = self._calls.add(self._now(), requests[start : start + _ADD_CHUNK])
-            added += int(await self._run(self._scripts.add, *call))
+        how many were new. Each chunk of 500 of one bucket's requests is one atomic step (the chunks
+        are sent together), and add is idempotent."""
+        groups: dict[int, list[Request]] = {}
+        for request in requests:
+            groups.setdefault(self._layout.bucket_of(request.host), []).append(request)
+        calls = []
+        for bucket, group in groups.items():
+            keys = self._layout.buckets[bucket]
+            for start in range(0, len(group), _ADD_CHUNK):
+                call = self._calls.add(keys, self._now(), group[start : start + _ADD_CHUNK])
+                calls.append(self._run(self._scripts.add, *call))
+        added = sum(int(n) for n in await asyncio.gather(*calls))
+        if added:
+            for bucket in groups:
+                self._views.added(bucket, self._view_clock())
         return added
 
     async def lease(self, limit: int) -> LeaseBatch:
@@ -287,20 +330,19 @@ class RedisFrontier:
             leases.append(self._next.popleft())
         if len(leases) >= limit:
             return LeaseBatch(leases, 0.0)
-        wait_ms, leased_slots = -1, 0
+        started = self._view_clock()
         for _ in range(_LEASE_ROUNDS):
             want = limit - len(leases)
             held = self._slots.claim_idle(want)
             new: list[tuple[str, int]] = []
             if want > len(held) or not held:
-                new, (wait_ms, leased_slots) = await self._lease_slots(max(0, want - len(held)))
+                new = await self._lease_slots(max(0, want - len(held)))
             if not held and not new:
                 break
-            taken, (wait_ms, leased_slots) = await self._take(held, new, want)
-            leases.extend(taken)
-            if len(leases) >= limit or wait_ms != 0:
+            leases.extend(await self._take(held, new, want))
+            if len(leases) >= limit or not self._views.any_due(self._view_clock()):
                 break
-        return LeaseBatch(leases, self._wait_s(wait_ms, leased_slots))
+        return LeaseBatch(leases, await self._wait_s(started))
 
     async def ack(self, lease: Lease, page: Page) -> bool:
         """Commit `page` as the URL's record. False: the lease was not current and nothing was
@@ -323,13 +365,15 @@ class RedisFrontier:
 
     async def settle(self, request: Request, page: Page) -> bool:
         """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
-        call = self._calls.settle(request, page.to_json(), page.error_code or "ok")
+        call = self._calls.settle(
+            self._layout.of(request.host), request, page.to_json(), page.error_code or "ok"
+        )
         return bool(await self._run(self._scripts.settle, *call))
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
         """Apply `event` to the host's pacing in one script (lua/pace.lua, `next_pace` in Lua): one
         state for every worker of the crawl, so two workers' backoffs add up."""
-        keys = self._keys
+        keys = self._layout.of(host)
         q, d, cfg, _ = keys.host(host)
         args: list[str | int] = [self._now(), self._per_host, self._delay_ms, host]
         if isinstance(event, Blocked):
@@ -347,7 +391,7 @@ class RedisFrontier:
         """The host's robots.txt state: one STRING key of JSON that Redis expires by itself (PX), so the
         time left (PTTL) is measured on the server's clock, the same for every worker. An unavailable
         state lives `ROBOTS_FAILURES_KEPT_S` longer than its retry time (JSON `kept_ms`), for its count."""
-        key = self._keys.robots(host)
+        key = self._layout.of(host).robots(host)
         pipe = self._client.pipeline(transaction=True)
         pipe.get(key)
         pipe.pttl(key)
@@ -364,32 +408,43 @@ class RedisFrontier:
             {"body": state.body, "reason": state.reason, "failures": state.failures, "kept_ms": kept_ms}
         )
         px = max(1, round(state.valid_for_s * 1000)) + kept_ms
-        await self._call(self._client.set(self._keys.robots(host), value, px=px))
+        await self._call(self._client.set(self._layout.of(host).robots(host), value, px=px))
 
     async def counts(self) -> FrontierCounts:
         """The crawl's numbers across all workers; `queued` includes retries waiting for their time."""
-        seen, queued, leased, done = await self._call(
-            self._client.hmget(self._keys.meta, ["seen", "queued", "leased", "done"])
-        )
+        total = summed(await self._bucket_counts())
         # URLs handed out by an ack but not yet by lease() are still queued, as far as the caller knows.
         waiting = len(self._next)
         return FrontierCounts(
-            int(seen or 0), int(queued or 0) + waiting, int(leased or 0) - waiting, int(done or 0)
+            total["seen"], total["queued"] + waiting, total["leased"] - waiting, total["done"]
         )
 
     async def host_rows(self, limit: int) -> list[HostRow]:
         now_ms = await self._now_ms()
         default = HostPace(floor_s=self._delay_ms / 1000)
-        return await redis_host_rows(self._client, self._keys, self._call, now_ms, limit, default)
+        rows = await asyncio.gather(
+            *(
+                redis_host_rows(self._client, keys, self._call, now_ms, limit, default)
+                for keys in self._layout.buckets
+            )
+        )
+        merged = [row for bucket_rows in rows for row in bucket_rows]
+        merged.sort(key=lambda row: (-(row.queued + row.in_flight), row.host))
+        return merged[:limit]
 
     async def hosts_waiting(self) -> int:
         """Hosts whose free slots are scored later than now on Redis' clock (at most the first
         `WAITING_SCAN` slots are looked at: a display figure, not worth a long scan)."""
         now_ms = await self._now_ms()
-        slots = await self._call(
-            self._client.zrangebyscore(self._keys.ready, f"({now_ms}", "+inf", start=0, num=WAITING_SCAN)
+        found = await asyncio.gather(
+            *(
+                self._call(
+                    self._client.zrangebyscore(keys.ready, f"({now_ms}", "+inf", start=0, num=WAITING_SCAN)
+                )
+                for keys in self._layout.buckets
+            )
         )
-        return len({slot_host(slot) for slot in slots})
+        return len({slot_host(slot) for slots in found for slot in slots})
 
     async def aclose(self, *, release: bool = True) -> None:
         """Stop the heartbeat and the reaper, give this worker's slots back (URLs still out go back
@@ -418,7 +473,16 @@ class RedisFrontier:
 
     async def is_done(self) -> bool:
         """True when nothing is queued and no URL is leased by any worker; the first caller to see it
-        moves the crawl's state from running to done. Adding a new URL later makes it running again."""
+        moves the crawl's state from running to done. Adding a new URL later makes it running again.
+        With several buckets, see "Done, across buckets" in the module docstring."""
+        if self._layout.n > 1:
+            first = await self._bucket_counts(["seen", "queued", "leased"])
+            if any(int(queued or 0) or int(leased or 0) for _, queued, leased in first):
+                return False
+            if await self._bucket_counts(["seen", "queued", "leased"]) != first:
+                return False
+        # One bucket: its counters are in meta, read with the state's compare-and-set. Several: meta's
+        # counters stay 0, so this only sets the state.
         return bool(await self._run(self._scripts.is_done, [self._keys.meta], [self._now()]))
 
     async def get_meta(self, key: str) -> str | None:
@@ -438,35 +502,55 @@ class RedisFrontier:
         return held
 
     def committed_pages(self) -> AsyncIterator[Page]:
-        """The records this worker (its worker id) committed, in commit order, from the `records`
-        stream; read in batches, so the whole stream is never held at once."""
-        records = self._keys.records
-        return worker_pages(
-            lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n)),
-            self.worker_id,
-        )
+        """The records this worker (its worker id) committed, in commit order within each bucket, from
+        the `records` streams; read in batches, so the whole stream is never held at once."""
+        return self._committed_pages()
+
+    async def _committed_pages(self) -> AsyncIterator[Page]:
+        # Bucket after bucket: commit order holds within a bucket (a host's pages are in one).
+        for keys in self._layout.buckets:
+            async for page in worker_pages(self._records_reader(keys.records), self.worker_id):
+                yield page
+
+    def _records_reader(self, records: str) -> Callable[[str, int], Awaitable[Any]]:
+        return lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n))
 
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
         holding slots, with their slots, URLs in flight and seconds since their last heartbeat. The crawl
         is running while a worker's heartbeat is fresh (within that worker's lease), stopped otherwise."""
-        keys = self._keys
-        meta: dict[str, str] = await self._call(self._client.hgetall(keys.meta))
-        done_by: dict[str, str] = await self._call(self._client.hgetall(keys.done_by))
-        owners: dict[str, str] = await self._call(self._client.hgetall(keys.owner))
-        beats: list[tuple[str, float]] = await self._call(
-            self._client.zrange(keys.workers, 0, -1, withscores=True)
-        )
-        leases: dict[str, str] = await self._call(self._client.hgetall(keys.leases))
-        last: list[tuple[str, Any]] = await self._call(self._client.xrevrange(keys.records, count=1))
+        keys, client = self._keys, self._client
+        meta: dict[str, str] = await self._call(client.hgetall(keys.meta))
+        if self._layout.n > 1:
+            meta = merged_meta(meta, summed(await self._bucket_counts()))
+        done_by = summed_hashes(await self._each(lambda k: client.hgetall(k.done_by)))
+        owners = {
+            slot: o
+            for part in await self._each(lambda k: client.hgetall(k.owner))
+            for slot, o in part.items()
+        }
+        beats: list[tuple[str, float]] = await self._call(client.zrange(keys.workers, 0, -1, withscores=True))
+        leases: dict[str, str] = await self._call(client.hgetall(keys.leases))
+        lasts = [e[0][0] for e in await self._each(lambda k: client.xrevrange(k.records, count=1)) if e]
         now_ms = await self._now_ms()
-        recent = await self._call(
-            self._client.xrevrange(keys.records, max="+", min=str(now_ms - RATE_WINDOW_MS), count=RATE_SCAN)
+        since = str(now_ms - RATE_WINDOW_MS)
+        recent = [
+            entry
+            for part in await self._each(
+                lambda k: client.xrevrange(k.records, max="+", min=since, count=RATE_SCAN)
+            )
+            for entry in part
+        ]
+        recent.sort(key=lambda entry: stream_ms(entry[0]), reverse=True)  # newest first, as one stream
+        # The hosts pace.lua indexes as held back, latest block first over all buckets.
+        held_back = await self._each(
+            lambda k: client.zrevrange(k.paced, 0, MAX_BACKOFF_SHOWN - 1, withscores=True)
         )
-        paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
-        for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
+        ranked = sorted(((score, host) for part in held_back for host, score in part), reverse=True)
+        paced: list[tuple[str, str | None, str | None]] = []
+        for _, host in ranked[:MAX_BACKOFF_SHOWN]:
             pace, blocked = await self._call(
-                self._client.hmget(keys.host(host)[2], ["pace", "blocked_until_ms"])
+                client.hmget(self._layout.of(host).host(host)[2], ["pace", "blocked_until_ms"])
             )
             paced.append((host, pace, blocked))
         return build_status(
@@ -480,7 +564,7 @@ class RedisFrontier:
             per_host=self._per_host,
             delay_ms=self._delay_ms,
             leases=leases,
-            last_record_ms=int(last[0][0].partition("-")[0]) if last else None,  # a stream id is ms-seq
+            last_record_ms=max(map(stream_ms, lasts)) if lasts else None,
             rates=recent_rates(recent, now_ms),
         )
 
@@ -497,8 +581,19 @@ class RedisFrontier:
         which it forgets: their URLs' acks will return False. Runs every lease_ms/3 in the background."""
         pairs = list(self._slots.tokens.items())
         sent_at = time.monotonic()
-        lost: list[str] = await self._run(self._scripts.extend, *self._calls.extend(self._now(), pairs))
-        self._slots.touch((slot for slot, _ in pairs), sent_at)
+        groups = self._by_bucket(pairs)
+        steps = [
+            self._run(self._scripts.extend, *self._calls.extend(self._layout.buckets[b], self._now(), group))
+            for b, group in groups.items()
+        ]
+        steps.append(self._run(self._scripts.beat, *self._calls.beat(self._now())))
+        replies = await asyncio.gather(*steps, return_exceptions=True)
+        # Buckets are separate steps: the slots of a bucket whose extend failed are left as they were.
+        lost: list[str] = []
+        for group, reply in zip(groups.values(), replies, strict=False):
+            if not isinstance(reply, BaseException):
+                lost += reply
+                self._slots.touch((slot for slot, _ in group), sent_at)
         tokens = dict(pairs)
         for slot in lost:
             self._slots.forget(slot, tokens[slot])
@@ -507,14 +602,19 @@ class RedisFrontier:
             self._next = deque(lease for lease in self._next if lease.token not in gone)
         if lost:
             log.warning("worker %s lost %d host slot(s) to the reaper", self.worker_id, len(lost))
+        raise_first(replies)
         return lost
 
     async def reap(self) -> int:
         """Requeue the URLs of slots whose lease expired (any worker's) and free those slots; return
         how many URLs were requeued. Safe to race with other reapers. Runs in the background."""
-        expired: list[str] = await self._run(
-            self._scripts.expired, [self._keys.leased], [self._now(), _REAP_BATCH]
+        found = await asyncio.gather(
+            *(
+                self._run(self._scripts.expired, [keys.leased], [self._now(), _REAP_BATCH])
+                for keys in self._layout.buckets
+            )
         )
+        expired: list[str] = [slot for slots in found for slot in slots]
         if not expired:
             return 0
         moved = await self._reclaim([(slot, 0) for slot in expired], "expired")
@@ -548,23 +648,83 @@ class RedisFrontier:
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise frontier_error(self._url, exc) from exc
 
-    async def _lease_slots(self, n: int) -> tuple[list[tuple[str, int]], tuple[int, int]]:
-        sent_at = time.monotonic()
-        call = self._calls.lease_slots(self._now(), n)
-        pairs, (wait_ms, leased_slots) = await self._run(self._scripts.lease_slots, *call)
-        slots = [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
-        self._slots.hold(slots, sent_at)
-        return slots, (int(wait_ms), int(leased_slots))
+    def _by_bucket(self, slots: Sequence[tuple[str, int]]) -> dict[int, list[tuple[str, int]]]:
+        groups: dict[int, list[tuple[str, int]]] = {}
+        for slot, token in slots:
+            groups.setdefault(self._layout.bucket_of(slot_host(slot)), []).append((slot, token))
+        return groups
 
-    async def _take(
-        self, held: list[tuple[str, int]], new: list[tuple[str, int]], limit: int
-    ) -> tuple[list[Lease], tuple[int, int]]:
-        slots = [(slot, token, "h") for slot, token in held] + [(slot, token, "n") for slot, token in new]
-        call = self._calls.take(self._now(), slots, limit)
-        sent_at = time.monotonic()
+    async def _each(self, read: Callable[[_Keys], Any]) -> list[Any]:
+        """`read(keys)` of every bucket, sent together (one pipeline per node)."""
+        return list(await asyncio.gather(*(self._call(read(keys)) for keys in self._layout.buckets)))
+
+    async def _bucket_counts(self, fields: Sequence[str] = ("seen", "queued", "leased", "done")) -> list[Any]:
+        """Each bucket's counters (strings or None), one atomic HMGET per bucket."""
+        return await self._each(lambda keys: self._client.hmget(keys.counts, list(fields)))
+
+    async def _lease_slots(self, n: int) -> list[tuple[str, int]]:
+        """Lease up to n due slots from the buckets that may have some: n split among the first n
+        of them, then the next ones while slots are missing (one bucket: all n from it, once)."""
+        left = self._views.candidates(self._view_clock())
+        slots: list[tuple[str, int]] = []
+        while left and len(slots) < n:
+            want = n - len(slots)
+            asked, left = left[:want], left[want:]
+            share = -(-want // len(asked))
+            sent_at, seen_at = time.monotonic(), self._view_clock()
+            calls = [
+                self._calls.lease_slots(b, self._now(), min(share, want - i * share))
+                for i, b in enumerate(asked)
+            ]
+            replies = await asyncio.gather(
+                *(self._run(self._scripts.lease_slots, *call) for call in calls), return_exceptions=True
+            )
+            got: list[tuple[str, int]] = []
+            for b, reply in zip(asked, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue
+                pairs, (wait_ms, leased_slots) = reply
+                self._views.seen(b, int(wait_ms), int(leased_slots), seen_at)
+                got += [(str(pairs[i]), int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
+            self._slots.hold(got, sent_at)  # held even if another bucket failed: released or extended
+            slots += got
+            if any(isinstance(reply, BaseException) for reply in replies):
+                self._slots.idle.update(dict.fromkeys(slot for slot, _ in slots))  # served by a later lease
+                raise_first(replies)
+        return slots
+
+    async def _take(self, held: list[tuple[str, int]], new: list[tuple[str, int]], limit: int) -> list[Lease]:
+        """One take per bucket of the slots; `limit` is shared out in bucket order (a slot serves at
+        most one URL, so a bucket is given no more than its slots)."""
+        groups: dict[int, list[tuple[str, int, str]]] = {}
+        for kind, pairs in (("h", held), ("n", new)):
+            for slot, token in pairs:
+                groups.setdefault(self._layout.bucket_of(slot_host(slot)), []).append((slot, token, kind))
+        calls, left = [], limit
+        for b, group in groups.items():
+            calls.append(
+                (
+                    b,
+                    group,
+                    self._calls.take(self._layout.buckets[b], self._now(), group, min(left, len(group))),
+                )
+            )
+            left -= min(left, len(group))
+        replies = await asyncio.gather(
+            *(self._take_in(b, group, call) for b, group, call in calls), return_exceptions=True
+        )
+        leases = [lease for reply in replies if not isinstance(reply, BaseException) for lease in reply]
+        if any(isinstance(reply, BaseException) for reply in replies):
+            # URLs other buckets handed out are in flight under this worker: the next lease serves them.
+            self._next.extend(leases)
+            raise_first(replies)
+        return leases
+
+    async def _take_in(self, bucket: int, slots: list[tuple[str, int, str]], call: Any) -> list[Lease]:
+        sent_at, seen_at = time.monotonic(), self._view_clock()
         try:
             results, (wait_ms, leased_slots) = await self._run(self._scripts.take, *call)
         except FrontierError:
@@ -573,6 +733,7 @@ class RedisFrontier:
             for slot, token, _ in slots:
                 self._slots.forget(slot, token)
             raise
+        self._views.seen(bucket, int(wait_ms), int(leased_slots), seen_at)
         self._slots.touch((slot for slot, _, _ in slots), sent_at)
         leases: list[Lease] = []
         for (slot, token, _), result in zip(slots, results, strict=True):
@@ -582,21 +743,30 @@ class RedisFrontier:
                 self._slots.forget(slot, token)
             elif result != "BUSY":
                 leases.append(Lease(decode(result), token))
-        return leases, (int(wait_ms), int(leased_slots))
+        return leases
 
-    def _wait_s(self, wait_ms: int, leased_slots: int) -> float | None:
+    async def _wait_s(self, started: float) -> float | None:
         if self._slots.idle or self._next:
             return 0.0  # held slots whose next URL may start now, or was handed out already
-        wait_s = None if wait_ms < 0 else wait_ms / 1000
-        if leased_slots > len(self._slots.tokens):
-            # Other workers hold slots: their URLs may end, or add links, at any time.
-            return _POLL_S if wait_s is None else min(wait_s, _POLL_S)
+        now = self._view_clock()
+        wait_s = self._views.wait_s(now, len(self._slots.tokens))
+        unasked = self._views.unasked_since(started)
+        if (wait_s is None or self._views.any_stale(now)) and unasked:
+            # "Nothing comes due" must rest on every bucket's answer to this very call, and a wait on
+            # answers older than POLL_S would be a guess: ask those buckets (n = 0: only the wait).
+            sent_at = self._view_clock()
+            calls = [self._calls.lease_slots(b, self._now(), 0) for b in unasked]
+            replies = await asyncio.gather(*(self._run(self._scripts.lease_slots, *call) for call in calls))
+            for b, (_, (wait_ms, leased_slots)) in zip(unasked, replies, strict=True):
+                self._views.seen(b, int(wait_ms), int(leased_slots), sent_at)
+            wait_s = self._views.wait_s(self._view_clock(), len(self._slots.tokens))
         return wait_s
 
     async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
         request = lease.request
+        keys = self._layout.of(request.host)
         call = self._calls.end(
-            self._now(), request, lease.token, mode, payload, extra, next_url=not self._closed
+            keys, self._now(), request, lease.token, mode, payload, extra, next_url=not self._closed
         )
         attempt = (lease.token, request.fp)
         sent_at = time.monotonic()
@@ -627,6 +797,9 @@ class RedisFrontier:
             return False
         self._ambiguous.discard(attempt)
         slot = str(reply[1])
+        if status == "FREED" or mode != "ack":
+            # A freed slot, a retry or a release may leave the bucket a slot due: ask it next time.
+            self._views.added(self._layout.bucket_of(request.host), self._view_clock())
         if status == "NEXT":
             self._slots.touch([slot], sent_at)  # its deadline was pushed
             self._next.append(Lease(decode(reply[2]), lease.token))
@@ -637,7 +810,13 @@ class RedisFrontier:
         return True
 
     async def _reclaim(self, slots: list[tuple[str, int]], mode: str) -> int:
-        moved = int(await self._run(self._scripts.reclaim, *self._calls.reclaim(self._now(), slots, mode)))
+        calls = [
+            self._calls.reclaim(self._layout.buckets[b], self._now(), group, mode)
+            for b, group in self._by_bucket(slots).items()
+        ]
+        moved = sum(
+            int(n) for n in await asyncio.gather(*(self._run(self._scripts.reclaim, *c) for c in calls))
+        )
         for slot, token in slots:
             if mode == "release":
                 self._slots.forget(slot, token)
@@ -645,7 +824,8 @@ class RedisFrontier:
 
     async def _reclaim_mine(self) -> None:
         """At start-up, take back at once the slots an earlier process with this worker id held."""
-        owners: dict[str, str] = await self._call(self._client.hgetall(self._keys.owner))
+        parts = await self._each(lambda keys: self._client.hgetall(keys.owner))
+        owners = {slot: raw for part in parts for slot, raw in part.items()}
         mine = [(slot, 0) for slot, raw in owners.items() if json.loads(raw).get("w") == self.worker_id]
         if mine:
             moved = await self._reclaim(mine, "mine")
@@ -659,3 +839,10 @@ class RedisFrontier:
     def _start_background(self) -> None:
         self._tasks.append(start_every("heartbeat", self._lease_ms / 3000, self.heartbeat))
         self._tasks.append(start_every("reaper", min(5.0, self._lease_ms / 2000), self.reap))
+
+
+def raise_first(replies: Sequence[object]) -> None:
+    """Raise the first exception among the replies of steps sent together, if any."""
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply

@@ -1,5 +1,7 @@
 """KEYS and ARGV of the Redis frontier's scripts, built in the order each `lua/<name>.lua` header names
-them: the Python half of the scripts' positional contract, in one place (the scripts are in lua/)."""
+them: the Python half of the scripts' positional contract, in one place (the scripts are in lua/).
+Each call is given the keys of the one bucket it runs in (redis_keys.py: Layout), so its KEYS share
+one hash tag."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crawlpool.frontier.base import Request
-from crawlpool.frontier.redis_keys import Keys, seen_bucket, slot_host
+from crawlpool.frontier.redis_keys import Keys, Layout, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import encode
 
 Args = list[str | int]
@@ -16,19 +18,19 @@ Call = tuple[list[str], Args]  # (KEYS, ARGV)
 
 @dataclass(frozen=True)
 class Calls:
-    """The calls of one worker of one crawl; `now` is `''` (Redis TIME) or the injected clock in ms."""
+    """The calls of one worker of one crawl; `now` is `''` (Redis TIME) or the injected clock in ms,
+    `keys` the keys of the bucket the call runs in."""
 
-    keys: Keys
     worker: str
     per_host: int
     delay_ms: int
     seen_bits: int
     lease_ms: int
     urls_per_lease: int
+    layout: Layout
 
-    def add(self, now: str, requests: Sequence[Request]) -> Call:
+    def add(self, keys: Keys, now: str, requests: Sequence[Request]) -> Call:
         """add.lua: seen buckets and hosts are numbered in order of first use."""
-        keys = self.keys
         buckets: dict[int, int] = {}
         hosts: dict[str, int] = {}
         quads: Args = []
@@ -36,27 +38,25 @@ class Calls:
             b = buckets.setdefault(seen_bucket(request.fp, self.seen_bits), len(buckets) + 1)
             h = hosts.setdefault(request.host, len(hosts) + 1)
             quads += [b, h, str(request.fp), encode(request)]
-        script_keys = [keys.meta, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
+        script_keys = [keys.counts, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
         for host in hosts:
             script_keys += keys.host(host)[:3]
         args: Args = [now, self.per_host, self.delay_ms, len(buckets), len(hosts), *hosts, *quads]
         return script_keys, args
 
-    def settle(self, request: Request, page: str, code: str) -> Call:
-        keys = self.keys
+    def settle(self, keys: Keys, request: Request, page: str, code: str) -> Call:
         bucket = seen_bucket(request.fp, self.seen_bits)
         args: Args = [str(request.fp), page, code, self.worker]
-        return [keys.meta, keys.seen(bucket), keys.records, keys.done_by], args
+        return [keys.counts, keys.seen(bucket), keys.records, keys.done_by], args
 
-    def lease_slots(self, now: str, n: int) -> Call:
-        keys = self.keys
-        args: Args = [now, self.lease_ms, self.worker, n]
-        return [keys.ready, keys.leased, keys.owner, keys.tok, keys.workers], args
+    def lease_slots(self, bucket: int, now: str, n: int) -> Call:
+        keys = self.layout.buckets[bucket]
+        args: Args = [now, self.lease_ms, self.worker, n, self.layout.n, bucket]
+        return [keys.ready, keys.leased, keys.owner, keys.tok], args
 
-    def take(self, now: str, slots: Sequence[tuple[str, int, str]], limit: int) -> Call:
+    def take(self, keys: Keys, now: str, slots: Sequence[tuple[str, int, str]], limit: int) -> Call:
         """take.lua for (slot, token, kind) triples; each host's four keys are passed once."""
-        keys = self.keys
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
+        script_keys = [keys.counts, keys.ready, keys.leased, keys.owner]
         hosts: dict[str, int] = {}
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease, max(0, limit)]
         for slot, token, kind in slots:
@@ -68,28 +68,37 @@ class Calls:
         return script_keys, args
 
     def end(
-        self, now: str, request: Request, token: int, mode: str, payload: str, extra: str, *, next_url: bool
+        self,
+        keys: Keys,
+        now: str,
+        request: Request,
+        token: int,
+        mode: str,
+        payload: str,
+        extra: str,
+        *,
+        next_url: bool,
     ) -> Call:
         """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps."""
-        keys = self.keys
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
+        script_keys = [keys.counts, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
         script_keys += [keys.records, keys.done_by, keys.acks]
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
         args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
         args.append("next" if next_url else "")
         return script_keys, args
 
-    def extend(self, now: str, slots: Sequence[tuple[str, int]]) -> Call:
-        keys = self.keys
+    def extend(self, keys: Keys, now: str, slots: Sequence[tuple[str, int]]) -> Call:
         args: Args = [now, self.lease_ms, self.worker]
         for slot, token in slots:
             args += [slot, token]
-        return [keys.leased, keys.owner, keys.workers], args
+        return [keys.leased, keys.owner], args
 
-    def reclaim(self, now: str, slots: Sequence[tuple[str, int]], mode: str) -> Call:
+    def beat(self, now: str) -> Call:
+        return [self.layout.crawl.workers], [now, self.worker]
+
+    def reclaim(self, keys: Keys, now: str, slots: Sequence[tuple[str, int]], mode: str) -> Call:
         """reclaim.lua for (slot, token) pairs; each host's four keys are passed once."""
-        keys = self.keys
-        script_keys = [keys.meta, keys.ready, keys.leased, keys.owner]
+        script_keys = [keys.counts, keys.ready, keys.leased, keys.owner]
         hosts: dict[str, int] = {}
         args: Args = [now, self.per_host, self.delay_ms, mode, self.worker]
         for slot, token in slots:

@@ -1,17 +1,18 @@
 """The crawls that exist at one Redis, for `crawlpool status --frontier redis://...` without a crawl id.
 
 Read only, and bounded per call: the meta keys are found with SCAN (never KEYS, which blocks the server
-for the whole keyspace), then each crawl's counts and heartbeats are read in one pipeline."""
+for the whole keyspace; on a Redis Cluster, SCAN runs on every primary), then each crawl's counts and
+heartbeats are read in one pipeline (a crawl of several key buckets: their counters summed)."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import FrontierStatus
-from crawlpool.frontier.redis_connection import safe_url
-from crawlpool.frontier.redis_keys import META_PATTERN, Keys, crawl_id_of
+from crawlpool.frontier.redis_buckets import COUNTERS, merged_meta, summed, summed_hashes
+from crawlpool.frontier.redis_connection import REDIS_ERRORS, connect, safe_url
+from crawlpool.frontier.redis_keys import META_PATTERN, Layout, crawl_id_of
 from crawlpool.frontier.redis_status import build_status
 
 _SCAN_COUNT = 1000  # keys the server looks at per SCAN step
@@ -22,7 +23,7 @@ async def list_crawls(url: str) -> list[FrontierStatus]:
     alive (no backoff rows). Raises FrontierError when Redis cannot be reached or read."""
     safe = safe_url(url)
     try:
-        client = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=10, socket_timeout=30)
+        client = connect(url)
     except ValueError as exc:
         raise ConfigError(f"redis frontier: bad URL {safe}: {exc}") from None
     try:
@@ -31,18 +32,26 @@ async def list_crawls(url: str) -> list[FrontierStatus]:
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         statuses = []
         for crawl_id in sorted(filter(None, found)):
-            keys = Keys(crawl_id)
+            keys = Layout(crawl_id, 1).crawl
             pipe = client.pipeline(transaction=False)
             pipe.hgetall(keys.meta)
-            pipe.hgetall(keys.done_by)
             pipe.zrange(keys.workers, 0, -1, withscores=True)
             pipe.hgetall(keys.leases)
             try:
-                meta, done_by, beats, leases = await pipe.execute()
+                meta, beats, leases = await pipe.execute()
+                if "schema" not in meta:
+                    continue
+                buckets = Layout(crawl_id, int(meta.get("buckets") or 1)).buckets
+                pipe = client.pipeline(transaction=False)
+                for bucket in buckets:
+                    pipe.hmget(bucket.counts, list(COUNTERS))
+                    pipe.hgetall(bucket.done_by)
+                parts = await pipe.execute()
             except ResponseError:  # a key of that name that is not a crawl's (another type)
                 continue
-            if "schema" not in meta:
-                continue
+            if len(buckets) > 1:
+                meta = merged_meta(meta, summed(parts[0::2]))
+            done_by = summed_hashes(parts[1::2])
             no_owners: dict[str, str] = {}  # slots held are not part of one line
             status = build_status(
                 meta,
@@ -58,7 +67,7 @@ async def list_crawls(url: str) -> list[FrontierStatus]:
             )
             statuses.append(status)
         return statuses
-    except (RedisError, OSError) as exc:
+    except (*REDIS_ERRORS, OSError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise FrontierError(f"redis frontier: cannot use {safe}: {reason}") from None
     finally:

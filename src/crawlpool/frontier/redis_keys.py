@@ -1,7 +1,8 @@
 """Key names of one crawl in Redis and slot names (how the frontier uses them: frontier/redis.py).
 
-Key schema. Every key sits under one hash tag per crawl, `crawlpool:{C}:` (C = crawl id), so every
-script touches one Cluster slot; per-host key names are built in Python and passed in KEYS.
+Key schema. The keys of a crawl of one bucket all sit under one hash tag, `crawlpool:{C}:` (C = crawl
+id); a crawl of several buckets splits them as "Buckets" below says. Either way every script touches
+the keys of one tag, so one Cluster slot; per-host key names are built in Python and passed in KEYS.
 
 | key               | type   | contents                                                                     |
 |-------------------|--------|------------------------------------------------------------------------------|
@@ -45,9 +46,21 @@ with 14 bits, 2M with 12). Past that a bucket turns into a hashtable, 75 B per U
 most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The `records`
 stream is not trimmed: it costs about the size of each page's JSON; the per-worker manifests are the
 sink, so an operator may XTRIM it.
+
+Buckets (Redis Cluster). A crawl created with B buckets (`buckets` in meta, fixed at creation) keeps
+its crawl-wide keys (`meta` without counters, `workers`, `leases`) under `crawlpool:{C}:` and every
+other key above under one of B prefixes `crawlpool:b:{C:<b>}:`, b = crc32(host) % B for the host's
+keys: a host, its slots, queue, pacing and robots, and the seen bucket, records and counters of the
+URLs it serves all live in one Cluster slot, so every script touches one slot. The counters seen,
+queued, leased and done move to each bucket's `counts` HASH (summed for the crawl), and tokens stay
+unique across buckets: a bucket's INCR value n gives token n * B + b. With B = 1 (the default for
+`redis://`) the one bucket *is* the crawl-wide prefix: the layout is the single-tag one above. The
+`crawlpool:b:` namespace keeps bucket keys apart from every crawl's own keys, whatever its id.
 """
 
 from __future__ import annotations
+
+import zlib
 
 META = "m:"  # set_meta's keys, in the meta hash beside the crawl's own fields
 _META_PREFIX, _META_SUFFIX = "crawlpool:{", "}:meta"
@@ -62,11 +75,18 @@ def crawl_id_of(meta_key: str) -> str | None:
 
 
 class Keys:
-    """Key names of one crawl; all share the hash tag `{crawl_id}`."""
+    """Key names of one crawl, or of one bucket of it (see Buckets in the module docstring): all share
+    one hash tag, `{crawl_id}` or, for bucket b of a crawl of several, `{crawl_id:b}`. `counts` is the
+    HASH of the counters seen, queued, leased and done: `meta` itself when the crawl has one bucket."""
 
-    def __init__(self, crawl_id: str) -> None:
-        self.prefix = prefix = f"crawlpool:{{{crawl_id}}}:"
-        self.meta = prefix + "meta"
+    def __init__(self, crawl_id: str, bucket: int | None = None) -> None:
+        if bucket is None:
+            self.prefix = prefix = f"crawlpool:{{{crawl_id}}}:"
+            self.counts = prefix + "meta"
+        else:
+            self.prefix = prefix = f"crawlpool:b:{{{crawl_id}:{bucket}}}:"
+            self.counts = prefix + "counts"
+        self.meta = f"crawlpool:{{{crawl_id}}}:meta"
         self.tok = prefix + "tok"
         self.ready = prefix + "h:ready"
         self.leased = prefix + "h:leased"
@@ -98,3 +118,21 @@ def seen_bucket(fp: int, seen_bits: int) -> int:
 def slot_host(slot: str) -> str:
     """The host of slot `<host>#<i>`."""
     return slot.rpartition("#")[0]
+
+
+class Layout:
+    """The crawl-wide keys of a crawl (`crawl`) and its `n` buckets' keys (`buckets`), and which bucket
+    serves a host. A bucket's `counts`, scripts and host keys are in its slot; `crawl.meta`, `workers`
+    and `leases` are the only crawl-wide keys a worker writes (once at start, then per heartbeat)."""
+
+    def __init__(self, crawl_id: str, n: int) -> None:
+        self.n = n
+        self.crawl = Keys(crawl_id)
+        self.buckets = [self.crawl] if n == 1 else [Keys(crawl_id, b) for b in range(n)]
+
+    def bucket_of(self, host: str) -> int:
+        """The host's bucket: crc32 of its name (stable across processes, unlike hash()) modulo n."""
+        return zlib.crc32(host.encode()) % self.n if self.n > 1 else 0
+
+    def of(self, host: str) -> Keys:
+        return self.buckets[self.bucket_of(host)]

@@ -11,7 +11,9 @@ task's calls keep their order (a task sends its next call only after the reply t
 different tasks were never ordered. When the connection fails, every call of the batch fails alike, and
 each caller decides, as before, whether to try again (frontier/redis_connection.py: with_retries). A
 script the server does not know (NOSCRIPT: it restarted or was flushed) did not run: it is loaded and
-those calls alone are sent again.
+those calls alone are sent again. On a Redis Cluster the pipeline is redis-py's ClusterPipeline: it
+sends each call to the node of its keys' slot (each script's KEYS share one slot), one round trip per
+node, and SCRIPT LOAD goes to every primary.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class ScriptCall:
 class Pipeliner:
     """Collects script calls (EVALSHA) and sends those of one event-loop turn in one pipeline."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
         self._client = client
         self._batch: list[ScriptCall] = []
         self._sending: set[asyncio.Task[None]] = set()  # strong references to the batches in flight
@@ -83,7 +86,7 @@ class Pipeliner:
                 again = await self._execute([batch[i] for i in unknown])
                 for i, reply in zip(unknown, again, strict=True):
                     replies[i] = reply
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             return [exc] * len(batch)
         return replies
 

@@ -19,6 +19,7 @@ from importlib.resources import files
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from crawlpool.frontier.redis_pipeline import Pipeliner
 
@@ -34,6 +35,7 @@ NAMES = (
     "reclaim",
     "pace",
     "is_done",
+    "beat",
 )
 PRELUDE = "prelude"
 
@@ -103,7 +105,7 @@ class LuaScript:
 class Scripts:
     """Every script, for one client; the calls made in one event-loop turn share one pipeline."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
         self.pipeliner = pipeliner = Pipeliner(client)
         self.init = LuaScript(pipeliner, "init")
         self.add = LuaScript(pipeliner, "add")
@@ -116,3 +118,4 @@ class Scripts:
         self.reclaim = LuaScript(pipeliner, "reclaim")
         self.pace = LuaScript(pipeliner, "pace")
         self.is_done = LuaScript(pipeliner, "is_done")
+        self.beat = LuaScript(pipeliner, "beat")

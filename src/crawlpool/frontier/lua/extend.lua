@@ -1,11 +1,10 @@
 --[[
-  The heartbeat: push the deadline of every slot the worker still owns with the given token, and
-  mark the worker's heartbeat.
+  The heartbeat: push the deadline of every slot the worker still owns with the given token (the
+  slots of one bucket; beat.lua marks the worker's heartbeat in the crawl-wide `workers`).
 
     Input:
       KEYS[1]     leased    ZSET
       KEYS[2]     owner     HASH
-      KEYS[3]     workers   ZSET
 
       ARGV[1]     now_ms    or '' for Redis TIME
       ARGV[2]     lease_ms  the new deadline is now + lease_ms (never moved back)
@@ -27,5 +26,4 @@ for j = 4, #ARGV, 2 do
     lost[#lost + 1] = ARGV[j]
   end
 end
-redis.call('ZADD', KEYS[3], now, ARGV[3])
 return lost

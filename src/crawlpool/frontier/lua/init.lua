@@ -9,13 +9,18 @@
       ARGV[3] per_host     slots per host
       ARGV[4] delay_ms     default delay between two starts on one host
       ARGV[5] seen_bits    the seen set has 2^seen_bits buckets
+      ARGV[6] buckets      key buckets (see redis_keys.py), stored only when the crawl is new: a
+                           crawl from before buckets existed has none, that is 1
 
     Output:
-      {schema, per_host, delay_ms, seen_bits} as stored (strings). Counters seen, queued, leased and
+      {schema, per_host, delay_ms, seen_bits, buckets} as stored (strings; buckets nil for an old
+      crawl). Counters seen, queued, leased and
       done are created at 0 and state at 'running' when absent.
 ]]
 local now = now_ms()
-redis.call('HSETNX', KEYS[1], 'schema', ARGV[2])
+if redis.call('HSETNX', KEYS[1], 'schema', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'buckets', ARGV[6])
+end
 redis.call('HSETNX', KEYS[1], 'per_host', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'delay_ms', ARGV[4])
 redis.call('HSETNX', KEYS[1], 'seen_bits', ARGV[5])
@@ -24,4 +29,4 @@ redis.call('HSETNX', KEYS[1], 'state', 'running')
 for _, counter in ipairs({'seen', 'queued', 'leased', 'done'}) do
   redis.call('HSETNX', KEYS[1], counter, 0)
 end
-return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits')
+return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits', 'buckets')

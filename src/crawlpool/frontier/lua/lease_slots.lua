@@ -1,19 +1,20 @@
 --[[
   Lease up to n free slots that are due now: each leaves ready, enters leased with a deadline, and
-  gets an owner record {w = worker, t = token, n = 0} with a fresh fencing token (INCRBY tok).
-  Also marks the worker's heartbeat.
+  gets an owner record {w = worker, t = token, n = 0} with a fresh fencing token: INCRBY tok gives
+  values v, and token = v * stride + offset, so the tokens of a crawl's buckets never meet.
 
     Input:
       KEYS[1] ready      ZSET
       KEYS[2] leased     ZSET
       KEYS[3] owner      HASH
       KEYS[4] tok        STRING
-      KEYS[5] workers    ZSET
 
       ARGV[1] now_ms     or '' for Redis TIME
       ARGV[2] lease_ms   lease period: the deadline is now + lease_ms
       ARGV[3] worker     worker id
       ARGV[4] n          most slots to lease (0: none, only the wait answer)
+      ARGV[5] stride     the crawl's number of buckets
+      ARGV[6] offset     this bucket's index (0 .. stride - 1)
 
     Output:
       {{slot_1, token_1, slot_2, token_2, ...}, {wait_ms, leased_slots}}: wait_ms is the time until
@@ -29,7 +30,7 @@ if n > 0 then
     local last = redis.call('INCRBY', KEYS[4], #slots)
     local deadlines, owners = {}, {}
     for i, slot in ipairs(slots) do
-      local token = last - #slots + i
+      local token = (last - #slots + i) * tonumber(ARGV[5]) + tonumber(ARGV[6])
       deadlines[#deadlines + 1] = now + tonumber(ARGV[2])
       deadlines[#deadlines + 1] = slot
       owners[#owners + 1] = slot
@@ -42,5 +43,4 @@ if n > 0 then
     redis.call('HSET', KEYS[3], unpack(owners))
   end
 end
-redis.call('ZADD', KEYS[5], now, ARGV[3])
 return {out, next_wait(KEYS[1], KEYS[2], now)}
