@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ NOT_BUILT = "n/a (not built)"
 @dataclass(frozen=True, slots=True)
 class Variant:
     key: str  # stable id, also in latest.json: "crawlpool/sqlite/bs4/default", "bare/lxml", "scrapy"
-    kind: str  # crawlpool | bare | scrapy
+    kind: str  # crawlpool | bare | scrapy | wget
     python: str  # the interpreter its child runs under
     module: str  # the child's module, run with -m
     args: tuple[str, ...] = ()  # the child's own options (the harness adds site, output and concurrency)
@@ -43,12 +44,14 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return {"crawlpool": "crawlpool", "bare": "bare aiohttp loop", "scrapy": "Scrapy"}[self.kind]
+        return {"crawlpool": "crawlpool", "bare": "bare aiohttp loop", "scrapy": "Scrapy", "wget": "wget -r"}[
+            self.kind
+        ]
 
 
 def all_variants(scrapy_python: Path = DEFAULT_SCRAPY_PYTHON) -> list[Variant]:
     """Every variant, in the order a round runs them: ceilings, crawlpool, Scrapy."""
-    return [*bare_variants(), *crawlpool_variants(), scrapy_variant(scrapy_python)]
+    return [*bare_variants(), *crawlpool_variants(), scrapy_variant(scrapy_python), wget_variant()]
 
 
 def bare_variants() -> list[Variant]:
@@ -125,6 +128,18 @@ def scrapy_variant(python: Path) -> Variant:
         module="benchmarks.scrapy_run",
         extractor="Scrapy's own",
         unavailable=unavailable,
+    )
+
+
+def wget_variant() -> Variant:
+    """GNU wget, the one-request-at-a-time C baseline issue 14 measures crawlpool against."""
+    return Variant(
+        key="wget",
+        kind="wget",
+        python=sys.executable,
+        module="benchmarks.wget_run",
+        extractor="wget's own",
+        unavailable=None if shutil.which("wget") else "not installed (Debian: apt-get install wget)",
     )
 
 
