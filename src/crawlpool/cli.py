@@ -93,10 +93,9 @@ _non_negative_int = _int_at_least(0)
 def _processes(text: str) -> int | str:
     if text == "auto":
         return text
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes or auto, got {text!r}") from None
+    if not text.strip().lstrip("+-").isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of processes or auto, got {text!r}")
+    return _positive_int(text)
 
 
 def _seconds(text: str) -> float:
