@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -213,6 +214,8 @@ class WorkerProcesses:
                 str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                # The modules this process imported, wherever they came from (a notebook's sys.path too).
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
                 start_new_session=True,  # Ctrl-C reaches the first process only, which stops the rest
             )
         finally:
