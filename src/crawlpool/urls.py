@@ -54,10 +54,10 @@ _RAW = _RAW_USERINFO + r"@/?\[\]"
 _HOST_LABELS = r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?"
 
 # Already-canonical URLs, the common case, are returned as they are. This pattern rules out
-# uppercase in scheme and host, userinfo, a port, an empty path, "%", an empty query and a fragment;
-# dot segments and query order are checked in code.
+# uppercase in scheme and host, userinfo, a port with a leading zero, an empty path, "%", an empty
+# query and a fragment; the port's range, dot segments and query order are checked in code.
 _CLEAN = re.compile(
-    rf"https?://{_HOST_LABELS}(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?",
+    rf"(https?)://{_HOST_LABELS}(?::([1-9][0-9]{{0,4}}))?(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?",
 )
 _HOST_OK = re.compile(_HOST_LABELS)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -138,9 +138,13 @@ def _netloc(after_scheme: str) -> str:
 def _is_clean(url: str) -> bool:
     """True when `url` is already canonical (a fast check; False only means "not sure")."""
     m = _CLEAN.fullmatch(url)
-    if m is None or "/." in m.group(1):
+    if m is None or "/." in m.group(3):
         return False
-    query = m.group(2)
+    port = m.group(2)
+    # A site on a non-default port (every local test server) has it in each of its URLs.
+    if port is not None and (int(port) > 65535 or int(port) == _DEFAULT_PORTS[m.group(1)]):
+        return False
+    query = m.group(4)
     if query is None or "&" not in query:
         return True
     params = query.split("&")
