@@ -103,6 +103,8 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     return _normalize_absolute(directory + url)
 
 
+# The same links come back page after page (see _normalize_absolute); a pure function.
+@functools.lru_cache(maxsize=16384)
 def fingerprint(normalized_url: str) -> int:
     """64-bit fingerprint of a normalized URL: the first 8 bytes of its blake2b digest read as a
     big-endian signed int64, which fits SQLite INTEGER and Redis intsets."""
@@ -164,6 +166,11 @@ def _base_parts(base: str) -> tuple[str, str, str] | None:
     return base_url, base_url[:path_start], path[: path.rindex("/") + 1]
 
 
+# Pages of a site link to the same URLs over and over (navigation, and every link is seen on many
+# pages): remembering the last ones spares the checks that make up most of a link's cost. A pure
+# function, so memoizing it is safe; hrefs resolved against a base get here as absolute URLs, so the
+# entries are shared by pages whatever their directory.
+@functools.lru_cache(maxsize=16384)
 def _normalize_absolute(url: str) -> str | None:
     """Canonical form of `url`, which starts with a scheme and is free of controls."""
     url = url.partition("#")[0]  # hrefs often carry one; without it they are often clean
