@@ -2,6 +2,7 @@
 
 import codecs
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import pytest
@@ -450,6 +451,34 @@ def test_a_5_mb_page(links: Links) -> None:
 def test_deeply_nested_markup(links: Links) -> None:
     body = b"<div>" * 50_000 + b"<svg>" + b'<a href="/svg">' * 2_000 + b'</svg><a href="/end">'
     assert links(body) == ["https://example.com/svg", "https://example.com/end"]
+
+
+# The lxml extractor reuses one parser per thread: nothing of a page may reach the next one.
+CUT_OFF_PAGES = [
+    '<base href="https://other.example/x/"><a href="/a">',
+    "<script>var a = '<a href=\"/in-script\">';",
+    "<!-- a comment never closed <a href='/in-comment'>",
+    "<textarea><a href='/in-textarea'>",
+    "<a href='/cut",
+    "<svg><a href='/in-svg'>",
+    "\x00\xff<<<>",
+]
+
+
+@pytest.mark.parametrize("before", CUT_OFF_PAGES)
+def test_a_page_after_a_cut_off_one_is_read_from_scratch(links: Links, before: str) -> None:
+    links(before)
+    assert links('<a href="next.html">') == ["https://example.com/dir/next.html"]
+
+
+def test_lxml_extractor_in_threads_matches_one_thread() -> None:
+    pages = [
+        f'<a href="/t{i}"><base href="/b{i}/"><a href="x{j}">'.encode() for i in range(8) for j in range(50)
+    ]
+    alone = [extract_links_lxml(page, PAGE, HTML) for page in pages]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda page: extract_links_lxml(page, PAGE, HTML), pages)) == alone
+    assert alone[1] == ["https://example.com/t0", "https://example.com/b0/x1"]
 
 
 _CONTENT_TYPES = st.sampled_from(

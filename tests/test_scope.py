@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crawlpool import scope as scope_module
 from crawlpool.scope import Scope, ScopeMode, registered_domain
 from crawlpool.urls import normalize_url
 
@@ -77,6 +78,21 @@ def test_include_and_exclude() -> None:
     assert not scope.allows("https://example.com/docs/a.pdf")  # exclude wins over include
     assert not scope.allows("https://example.com/docs/a?print=1")
     assert not scope.allows("https://other.com/docs/a")  # filters come after scope
+
+
+def test_remembered_verdicts_stay_right_past_the_cache_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scope_module, "VERDICTS_MAX", 3)
+    scope = Scope(["https://example.com/"], include=[r"/docs/"], exclude=[r"\.pdf$"])
+    urls = {
+        "https://example.com/docs/a": True,
+        "https://example.com/docs/a.pdf": False,
+        "https://example.com/about": False,
+        "https://other.com/docs/a": False,
+        "https://example.com/docs/b": True,
+    }
+    for _ in range(3):  # asked again and again, while the cache fills, empties and fills again
+        assert {url: scope.allows(url) for url in urls} == urls
+    assert len(scope._verdicts) <= 3
 
 
 def test_exclude_only() -> None:

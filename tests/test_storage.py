@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,14 @@ from aiohttp.test_utils import TestServer
 from crawlpool.errors import StorageError
 from crawlpool.paths import page_path
 from crawlpool.records import Page
-from crawlpool.store import MANIFEST_NAME, Manifest, rewrite_manifest
+from crawlpool.store import (
+    INLINE_WRITE_MAX,
+    MANIFEST_NAME,
+    Manifest,
+    PageStore,
+    prepare_output,
+    rewrite_manifest,
+)
 
 BIG = 200 * 1024  # more than the 64 KiB tmpfs holds
 
@@ -120,6 +128,25 @@ async def test_a_failed_page_write_stops_the_crawl_in_one_line_and_resume_finish
     assert sorted(r["url"] for r in records) == [seed, f"{seed}sub/big"]
     assert all(r["error"] is None for r in records)
     assert (cramped.output / big_path).read_bytes() == b"b" * 10
+
+
+@pytest.mark.parametrize(
+    "size", [0, INLINE_WRITE_MAX, INLINE_WRITE_MAX + 1], ids=["empty", "inline", "thread"]
+)
+async def test_page_writes_small_and_large_store_the_body_or_fail_naming_the_path(
+    tmp_path: Path, size: int
+) -> None:
+    # Small bodies are written on the event loop, big ones in a thread: both behave alike.
+    prepare_output(tmp_path)
+    store = PageStore(tmp_path)
+    body = os.urandom(size)
+    sha = await store.write("pages/a/b.html", body)
+    assert (tmp_path / "pages/a/b.html").read_bytes() == body
+    assert sha == hashlib.sha256(body).hexdigest()
+    (tmp_path / "pages/file").write_bytes(b"")  # a file where a directory should be
+    with pytest.raises(StorageError, match=f"^storage: cannot write {tmp_path / 'pages/file/x.html'}: "):
+        await store.write("pages/file/x.html", body)
+    assert not list((tmp_path / ".crawlpool" / "tmp").glob("*.part"))
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, which fails every write")

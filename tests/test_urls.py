@@ -460,7 +460,13 @@ clean_looking_urls = st.builds(
     "{}://{}{}/{}{}".format,
     st.sampled_from(["http", "https"]),
     st.lists(ascii_label, min_size=1, max_size=3).map(".".join),
-    st.sampled_from(["", ".", ":8080", ":80"]),
+    st.sampled_from(
+        [
+            f"{dot}{port}"
+            for dot in ("", ".")
+            for port in ("", ":80", ":443", ":0", ":08080", ":1", ":8080", ":65535", ":65536", ":123456")
+        ]
+    ),
     st.text(alphabet=RAW + "/.", max_size=15),
     st.just("")
     | st.lists(st.text(alphabet=RAW + "=/?", max_size=4), max_size=4).map(
@@ -474,6 +480,11 @@ clean_looking_urls = st.builds(
 @example("http://a.com/x/..")
 @example("http://a.com/?b&a")
 @example("http://a.com/?a=1&&b")
+@example("http://a.com:8080/")
+@example("http://a.com:443/")
+@example("https://a.com:443/")
+@example("http://a.com:65536/")
+@example("http://a.com:08080/")
 def test_fast_path_agrees_with_slow_path(url: str) -> None:
     # White-box: the fast path may only return URLs that the full rules leave unchanged.
     assert normalize_url(url) == urls._canonicalize(url)

@@ -43,6 +43,7 @@ base URL and normalization.
 import codecs
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias, cast
@@ -350,6 +351,44 @@ class _LinkCollector:
     def close(self) -> None:
         return None
 
+    def reset(self) -> None:
+        self.base_href = None
+        self.hrefs = []
+
+
+class _LxmlLinks(threading.local):
+    """One parser and its collector per thread, reused from page to page.
+
+    Making an lxml parser with a Python target costs more than parsing a small page's tags (lxml
+    inspects the target's methods each time). A feed parser is ready for the next document once
+    `close` returns; it is per thread because an lxml parser must never be shared between threads.
+    """
+
+    def __init__(self) -> None:
+        self.collector = _LinkCollector()
+        self.parser = self._new_parser()
+
+    def _new_parser(self) -> etree.HTMLParser:
+        # ParserTarget exists only in lxml-stubs, whose protocol lists every event method; lxml itself
+        # needs none of them, and calls Python only for those the target has.
+        return etree.HTMLParser(target=cast("etree.ParserTarget", self.collector))
+
+    def parse(self, text: str) -> tuple[list[str], str | None]:
+        """The link values and the first base href of the document `text`."""
+        collector = self.collector
+        collector.reset()
+        try:
+            self.parser.feed(text)
+            self.parser.close()
+        except BaseException:
+            # Only a bug or an interrupt gets here: never reuse a parser left mid-document.
+            self.parser = self._new_parser()
+            raise
+        return collector.hrefs, collector.base_href
+
+
+_LXML = _LxmlLinks()
+
 
 def extract_links_lxml(body: bytes, url: str, content_type: str | None) -> list[str]:
     """`extract_links` without Beautiful Soup: the same rules and the very same result, faster.
@@ -359,18 +398,13 @@ def extract_links_lxml(body: bytes, url: str, content_type: str | None) -> list[
     """
     if not is_html(content_type):
         return []
-    collector = _LinkCollector()
-    # ParserTarget exists only in lxml-stubs, whose protocol lists every event method; lxml itself
-    # needs none of them, and calls Python only for those the target has.
-    parser = etree.HTMLParser(target=cast("etree.ParserTarget", collector))
     # Fed as text, as bs4 does: lxml re-encodes it as UTF-8 and tells libxml2 so, which keeps a
     # <meta> or <?xml?> charset from decoding the page a second time, and unlike fromstring() it
     # accepts text with such a declaration. The push parser also tokenizes exactly as under bs4.
     # Nothing here raises on bad input: in recovery mode (the default) syntax errors are only
     # logged, and the ParserError that bs4 guards against comes from sharing a parser between threads.
-    parser.feed(decode_html(body, content_type))
-    parser.close()
-    return resolve_links(collector.hrefs, url, collector.base_href)
+    hrefs, base_href = _LXML.parse(decode_html(body, content_type))
+    return resolve_links(hrefs, url, base_href)
 
 
 #: The link extractors by the name the ``--parser`` option uses.

@@ -31,6 +31,10 @@ __all__ = ["Scope", "ScopeMode", "registered_domain"]
 ScopeMode = Literal["host", "domain", "any"]
 
 
+#: How many URLs' verdicts a `Scope` remembers.
+VERDICTS_MAX = 16384
+
+
 class Scope:
     """The crawl's scope and include/exclude filters, built once from the seeds."""
 
@@ -56,10 +60,20 @@ class Scope:
         self._domains = frozenset(registered_domain(host) for host in hosts)
         self._include = [_compile("include", pattern) for pattern in include]
         self._exclude = [_compile("exclude", pattern) for pattern in exclude]
+        # Every link of every page is asked about, and most were asked about on earlier pages.
+        self._verdicts: dict[str, bool] = {}
 
     def allows(self, normalized_url: str) -> bool:
         """True when the crawl should follow `normalized_url`; False when it is out of scope,
         matches no include pattern (when there are some) or matches an exclude pattern."""
+        verdict = self._verdicts.get(normalized_url)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_MAX:
+                self._verdicts.clear()  # a cache: cheaper to refill than to keep in LRU order
+            verdict = self._verdicts[normalized_url] = self._allows(normalized_url)
+        return verdict
+
+    def _allows(self, normalized_url: str) -> bool:
         if not self.covers_host(normalized_url):
             return False
         if self._include and not any(p.search(normalized_url) for p in self._include):

@@ -109,6 +109,12 @@ def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
 
 _write_atomically = aiofiles.os.wrap(_write_file)
 
+#: Bodies up to this size are written on the event loop. A hop to aiofiles' thread costs more CPU than
+#: writing a small body into the page cache (measured with 30 KB pages: 75-95 us a page through the
+#: thread, 32 us inline on tmpfs; 520-600 against 380-440 on ext4); bigger bodies still go to the thread,
+#: so a slow disk stalls the loop for a small write at most.
+INLINE_WRITE_MAX = 64 * 1024
+
 
 class PageStore:
     """Writes page bodies below `OUTPUT/pages/` atomically."""
@@ -125,9 +131,12 @@ class PageStore:
         parent = target.parent
         make_dir = parent not in self._made_dirs
         tmp = self._tmp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-        # One trip to aiofiles' thread pool per page, not one per open/write/close/rename.
+        # At most one trip to aiofiles' thread pool per page, not one per open/write/close/rename.
         try:
-            await _write_atomically(tmp, target, body, make_dir)
+            if len(body) <= INLINE_WRITE_MAX:
+                _write_file(tmp, target, body, make_dir)
+            else:
+                await _write_atomically(tmp, target, body, make_dir)
         except OSError as exc:
             raise _storage_error("write", target, exc) from exc
         self._made_dirs.add(parent)

@@ -54,10 +54,10 @@ _RAW = _RAW_USERINFO + r"@/?\[\]"
 _HOST_LABELS = r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?"
 
 # Already-canonical URLs, the common case, are returned as they are. This pattern rules out
-# uppercase in scheme and host, userinfo, a port, an empty path, "%", an empty query and a fragment;
-# dot segments and query order are checked in code.
+# uppercase in scheme and host, userinfo, a port with a leading zero, an empty path, "%", an empty
+# query and a fragment; the port's range, dot segments and query order are checked in code.
 _CLEAN = re.compile(
-    rf"https?://{_HOST_LABELS}(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?",
+    rf"(https?)://{_HOST_LABELS}(?::([1-9][0-9]{{0,4}}))?(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?",
 )
 _HOST_OK = re.compile(_HOST_LABELS)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -103,6 +103,8 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     return _normalize_absolute(directory + url)
 
 
+# The same links come back page after page (see _normalize_absolute); a pure function.
+@functools.lru_cache(maxsize=16384)
 def fingerprint(normalized_url: str) -> int:
     """64-bit fingerprint of a normalized URL: the first 8 bytes of its blake2b digest read as a
     big-endian signed int64, which fits SQLite INTEGER and Redis intsets."""
@@ -138,9 +140,13 @@ def _netloc(after_scheme: str) -> str:
 def _is_clean(url: str) -> bool:
     """True when `url` is already canonical (a fast check; False only means "not sure")."""
     m = _CLEAN.fullmatch(url)
-    if m is None or "/." in m.group(1):
+    if m is None or "/." in m.group(3):
         return False
-    query = m.group(2)
+    port = m.group(2)
+    # A site on a non-default port (every local test server) has it in each of its URLs.
+    if port is not None and (int(port) > 65535 or int(port) == _DEFAULT_PORTS[m.group(1)]):
+        return False
+    query = m.group(4)
     if query is None or "&" not in query:
         return True
     params = query.split("&")
@@ -160,6 +166,11 @@ def _base_parts(base: str) -> tuple[str, str, str] | None:
     return base_url, base_url[:path_start], path[: path.rindex("/") + 1]
 
 
+# Pages of a site link to the same URLs over and over (navigation, and every link is seen on many
+# pages): remembering the last ones spares the checks that make up most of a link's cost. A pure
+# function, so memoizing it is safe; hrefs resolved against a base get here as absolute URLs, so the
+# entries are shared by pages whatever their directory.
+@functools.lru_cache(maxsize=16384)
 def _normalize_absolute(url: str) -> str | None:
     """Canonical form of `url`, which starts with a scheme and is free of controls."""
     url = url.partition("#")[0]  # hrefs often carry one; without it they are often clean
