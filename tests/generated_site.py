@@ -36,6 +36,10 @@ class Site:
     on_request: Callable[[int], None] = lambda count: None
     in_flight: int = 0
     max_in_flight: int = 0
+    # Requests after the first `gate_after` wait until `gate` is set (by the test, when the crawl has
+    # reached a state it waits for), so the crawl cannot end before then however fast it runs.
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    gate_after: int | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -44,6 +48,8 @@ class Site:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.gate_after is not None and self.requests > self.gate_after:
+                await self.gate.wait()
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)  # the server being slow, not the test waiting
         finally:

@@ -38,20 +38,49 @@ async def start(base: str, output: Path, *extra: str) -> asyncio.subprocess.Proc
     )  # fmt: skip
 
 
-async def read_until_a_worker_crawls(proc: asyncio.subprocess.Process, seen: list[str]) -> int:
-    """Read the crawl's stderr until a worker says it is crawling; its pid."""
-    assert proc.stderr is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
-        assert line, "the crawl ended before a worker crawled:\n" + "".join(seen)
-        seen.append(line)
-        if found := JOINED.search(line):
-            return int(found.group(1))
+def gated() -> Site:
+    """A site that holds its answers after the first 250 until the test opens its gate."""
+    return Site(pages=PAGES, delay_s=0.005, gate_after=250)
 
 
-async def rest_of(proc: asyncio.subprocess.Process, seen: list[str]) -> tuple[int, str]:
-    code, err = await finish(proc)
-    return code, "".join(seen) + err
+class Watch:
+    """Reads a crawl's stderr as it comes. Each worker that says it is crawling is noted, and the
+    site's gate opens once `open_at` workers have (and again after each later one): the crawl cannot
+    end before the workers it waits for take part, however slowly the machine starts them."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, site: Site, open_at: int = 2) -> None:
+        self.proc = proc
+        self.site = site
+        self.open_at = open_at
+        self.lines: list[str] = []
+        self.joined: list[int] = []
+        self._change = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        while line := (await self.proc.stderr.readline()).decode():
+            self.lines.append(line)
+            if found := JOINED.search(line):
+                self.joined.append(int(found.group(1)))
+                if len(self.joined) >= self.open_at:
+                    self.site.gate.set()
+                self._change.set()
+        self._change.set()
+
+    async def until_joined(self, count: int) -> list[int]:
+        """The pids of the first `count` workers that crawled, once they have."""
+        async with asyncio.timeout(60):
+            while len(self.joined) < count:
+                assert not self._task.done(), "the crawl ended first:\n" + "".join(self.lines)
+                self._change.clear()
+                await self._change.wait()
+        return self.joined[:count]
+
+    async def finish(self) -> tuple[int, str]:
+        code = await asyncio.wait_for(self.proc.wait(), timeout=120)
+        await self._task
+        return code, "".join(self.lines)
 
 
 async def gone(pid: int, timeout_s: float = 30) -> None:
@@ -70,13 +99,16 @@ async def gone(pid: int, timeout_s: float = 30) -> None:
         os.close(fd)
 
 
-def act_after(site: Site, armed: list[int], action: Callable[[], None], more_requests: int = 40) -> None:
-    """Once `armed` holds the request count at which a worker joined, act `more_requests` later."""
-    done: list[bool] = []
+def act_after(site: Site, watch: list[Watch], action: Callable[[], None], more_requests: int = 40) -> None:
+    """Once the gate is open (the workers crawl), act `more_requests` requests later."""
+    armed: list[int] = []
 
     def on_request(count: int) -> None:
-        if armed and not done and count >= armed[0] + more_requests:
-            done.append(True)
+        if not site.gate.is_set() or not watch:
+            return
+        if not armed:
+            armed.append(count)
+        elif count == armed[0] + more_requests:
             action()
 
     site.on_request = on_request
@@ -85,13 +117,13 @@ def act_after(site: Site, armed: list[int], action: Callable[[], None], more_req
 async def test_workers_crawl_every_page_once_within_the_per_host_limit(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
-    site = Site(pages=PAGES, delay_s=0.005)
+    site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    proc = await start(base, output)
-    code, err = await finish(proc)
+    watch = Watch(await start(base, output), site)
+    code, err = await watch.finish()
     assert code == 0, err
-    assert len(set(JOINED.findall(err))) == 2, err
+    assert len(set(watch.joined)) == 2, err
     committed = COMMITTED.search(err)
     assert committed is not None, err
     assert int(committed.group(1)) > 0 and int(committed.group(2)) == PAGES
@@ -103,21 +135,22 @@ async def test_workers_crawl_every_page_once_within_the_per_host_limit(
 async def test_a_killed_worker_loses_nothing_and_another_takes_its_place(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
-    site = Site(pages=PAGES, delay_s=0.005)
+    site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    armed: list[int] = []
-    victim: list[int] = []
-    act_after(site, armed, lambda: os.kill(victim[0], signal.SIGKILL))
-    proc = await start(base, output)
-    seen: list[str] = []
-    victim.append(await read_until_a_worker_crawls(proc, seen))
-    armed.append(site.requests)
-    code, err = await rest_of(proc, seen)
+    watch: list[Watch] = []
+
+    def kill_a_worker() -> None:
+        site.gate.clear()  # until the one that takes its place crawls too
+        os.kill(watch[0].joined[0], signal.SIGKILL)
+
+    act_after(site, watch, kill_a_worker)
+    watch.append(Watch(await start(base, output), site, open_at=2))
+    code, err = await watch[0].finish()
     assert code == 0, err
-    assert f"worker process {victim[0]} was killed by signal 9" in err
+    assert f"worker process {watch[0].joined[0]} was killed by signal 9" in err
     assert "starting another" in err
-    assert len(set(JOINED.findall(err))) == 3, err  # two, then the one that took the killed one's place
+    assert len(set(watch[0].joined)) == 3, err  # two, then the one that took the killed one's place
     assert_complete_and_exactly_once(output, site.urls(base))
 
 
@@ -125,18 +158,19 @@ async def test_a_killed_worker_loses_nothing_and_another_takes_its_place(
 async def test_warc_files_of_every_process_hold_each_committed_exchange_once(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, kill: bool
 ) -> None:
-    site = Site(pages=PAGES, delay_s=0.005)
+    site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    armed: list[int] = []
-    victim: list[int] = []
+    watch: list[Watch] = []
+
+    def kill_a_worker() -> None:
+        site.gate.clear()
+        os.kill(watch[0].joined[0], signal.SIGKILL)
+
     if kill:
-        act_after(site, armed, lambda: os.kill(victim[0], signal.SIGKILL))
-    proc = await start(base, output, "--warc", "--warc-max-size", "300k")
-    seen: list[str] = []
-    victim.append(await read_until_a_worker_crawls(proc, seen))
-    armed.append(site.requests)
-    code, err = await rest_of(proc, seen)
+        act_after(site, watch, kill_a_worker)
+    watch.append(Watch(await start(base, output, "--warc", "--warc-max-size", "300k"), site))
+    code, err = await watch[0].finish()
     assert code == 0, err
     assert ("was killed by signal 9" in err) == kill
     assert_complete_and_exactly_once(output, site.urls(base))
@@ -150,19 +184,17 @@ async def test_warc_files_of_every_process_hold_each_committed_exchange_once(
 async def test_when_the_first_process_is_killed_its_workers_end_and_resume_completes(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
-    site = Site(pages=PAGES, delay_s=0.005)
+    site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    armed: list[int] = []
-    first: list[asyncio.subprocess.Process] = []
-    act_after(site, armed, lambda: os.kill(first[0].pid, signal.SIGKILL))
-    first.append(await start(base, output))
-    seen: list[str] = []
-    worker = await read_until_a_worker_crawls(first[0], seen)
-    armed.append(site.requests)
-    code, err = await rest_of(first[0], seen)
+    watch: list[Watch] = []
+    act_after(site, watch, lambda: os.kill(watch[0].proc.pid, signal.SIGKILL))
+    watch.append(Watch(await start(base, output), site))
+    workers = await watch[0].until_joined(2)
+    code, err = await watch[0].finish()
     assert code == -signal.SIGKILL, err
-    await gone(worker)  # its socket closed: it ended without being told
+    for pid in workers:
+        await gone(pid)  # its socket closed: it ended without being told
     site.on_request = lambda count: None
     code, err = await finish(await start(base, output, "--resume"))
     assert code == 0, err
@@ -172,21 +204,18 @@ async def test_when_the_first_process_is_killed_its_workers_end_and_resume_compl
 async def test_ctrl_c_stops_every_process_gracefully_and_resume_completes(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
-    site = Site(pages=PAGES, delay_s=0.005)
+    site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    armed: list[int] = []
-    first: list[asyncio.subprocess.Process] = []
-    act_after(site, armed, lambda: os.kill(first[0].pid, signal.SIGINT))
-    first.append(await start(base, output))
-    seen: list[str] = []
-    workers = [await read_until_a_worker_crawls(first[0], seen)]
-    armed.append(site.requests)
-    code, err = await rest_of(first[0], seen)
+    watch: list[Watch] = []
+    act_after(site, watch, lambda: os.kill(watch[0].proc.pid, signal.SIGINT))
+    watch.append(Watch(await start(base, output), site))
+    workers = await watch[0].until_joined(2)
+    code, err = await watch[0].finish()
     assert code == 130, err
     assert "Traceback" not in err
     assert "crawl stopped before it was done" in err
-    for pid in workers + [int(p) for p in JOINED.findall(err)]:
+    for pid in workers:
         await gone(pid)
     stopped = [json.loads(line)["url"] for line in (output / "manifest.jsonl").read_text().splitlines()]
     assert len(stopped) == len(set(stopped)) and len(stopped) < PAGES
