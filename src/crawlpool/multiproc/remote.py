@@ -36,6 +36,7 @@ class RemoteFrontier:
         self._calls: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._gone: str | None = None
         self.over = False  # the first process said the crawl is over
+        self.wait_for_acks = False
 
     async def _call(self, method: str, *args: Any) -> Any:
         if self._gone is not None:
@@ -86,16 +87,25 @@ class RemoteFrontier:
         return batch
 
     async def ack(self, lease: Lease, page: Page) -> bool:
+        """Sent without waiting unless the worker archives (`wait_for_acks`): the first process refuses
+        only the ack of a lease it took back, which it does only from a worker that died or at a stop;
+        it then publishes nothing, and the worker has nothing to undo. A WARC writer must undo the
+        exchange it appended for a refused ack, so with --warc the worker waits for the answer."""
+        if not self.wait_for_acks:
+            self._cast("ack", lease, page)
+            return True
         done: bool = await self._call("ack", lease, page)
         return done
 
     async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
-        done: bool = await self._call("retry", lease, delay_s, self_redirect)
-        return done
+        """Sent without waiting: the engine does not read the answer (True is returned)."""
+        self._cast("retry", lease, delay_s, self_redirect)
+        return True
 
     async def release(self, lease: Lease) -> bool:
-        done: bool = await self._call("release", lease)
-        return done
+        """Sent without waiting: the engine does not read the answer (True is returned)."""
+        self._cast("release", lease)
+        return True
 
     async def settle(self, request: Request, page: Page) -> bool:
         done: bool = await self._call("settle", request, page)

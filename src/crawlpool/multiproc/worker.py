@@ -75,6 +75,7 @@ async def serve(channel: Channel) -> int:
     logger.setLevel(log_level)
     logger.propagate = False
     remote = RemoteFrontier(channel)
+    remote.wait_for_acks = crawl_cfg.warc
     stats: CrawlStats | None = None
     async with (
         archive_writer(crawl_cfg) as archive,  # its own files, described by the crawl's options
