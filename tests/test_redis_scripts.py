@@ -158,9 +158,10 @@ async def test_add_of_a_new_url_makes_a_done_crawl_running_again(env: Env) -> No
 async def test_settle_records_an_unseen_url_once(env: Env) -> None:
     k = env.keys
     keys = [k.meta, k.seen(3), k.records, k.done_by]
-    assert await env.scripts.settle(keys=keys, args=["-42", '{"page":1}', "robots", "w1"]) == 1
+    record_id = await env.scripts.settle(keys=keys, args=["-42", '{"page":1}', "robots", "w1"])
     assert await env.scripts.settle(keys=keys, args=["-42", '{"page":2}', "robots", "w1"]) == 0
-    ((_, entry),) = await env.client.xrange(k.records)
+    ((stream_id, entry),) = await env.client.xrange(k.records)
+    assert record_id == stream_id, "settle answers its record's id"
     assert entry == {"fp": "-42", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {"robots": "1"}
     assert await env.meta("seen", "done") == [1, 1]
@@ -269,8 +270,9 @@ async def in_flight(env: Env, token: int, *recs: str) -> str:
 async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     k = env.keys
     rec = await in_flight(env, 7, record("1"))
-    assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["FREED", "a.test#0"]
-    ((_, entry),) = await env.client.xrange(k.records)
+    reply = await end_call(env, 7, rec, "ack", '{"page":1}', "ok")
+    ((stream_id, entry),) = await env.client.xrange(k.records)
+    assert reply == ["FREED", "a.test#0", stream_id], "an ack answers its record's id last"
     assert entry == {"fp": json.loads(rec)["fp"], "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
     assert await env.meta("queued", "leased", "done") == [0, 0, 1]
@@ -285,7 +287,7 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
 async def test_end_keeps_the_slot_when_the_host_may_start_again_now(env: Env) -> None:
     rec = await in_flight(env, 7, record("1"), record("2"))
     await env.client.hset(env.host("a.test")[2], "delay_ms", 0)  # no delay: next URL due at once
-    assert await end_call(env, 7, rec, "ack", "{}", "http_5xx") == ["KEPT", "a.test#0"]
+    assert (await end_call(env, 7, rec, "ack", "{}", "http_5xx"))[:2] == ["KEPT", "a.test#0"]
     assert await env.owner("a.test#0") == {"w": "w1", "t": 7, "n": 1}
     assert await env.client.hgetall(env.keys.done_by) == {"http_5xx": "1"}
 

@@ -31,6 +31,7 @@ from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.fetch import Fetcher, Response
 from crawlpool.frontier import (
+    ConfirmsRecords,
     Frontier,
     Politeness,
     default_crawl_id,
@@ -53,7 +54,14 @@ from crawlpool.robots import ROBOTS_MAX_BYTES, RobotsCache
 from crawlpool.scope import Scope
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
-from crawlpool.store import Manifest, PageStore, clear_temp_files, prepare_output, rewrite_manifest
+from crawlpool.store import (
+    Manifest,
+    PageStore,
+    clear_temp_files,
+    prepare_output,
+    rewrite_manifest,
+    with_manifest,
+)
 from crawlpool.urls import url_host
 from crawlpool.warc import WarcWriter, warcinfo_fields
 from crawlpool.warc_index import WARC_DIR, repair_warc_files
@@ -268,6 +276,8 @@ async def run_crawl(
             Manifest(cfg.output) as manifest,
             _archive(cfg) as archive,
         ):
+            if isinstance(frontier, ConfirmsRecords):  # the manifest is repaired: records may go
+                frontier.confirm_with(manifest.sync)
             fetcher = Fetcher(session, timeout_s=cfg.timeout_s, max_bytes=cfg.max_bytes, archive=cfg.warc)
             robots = (
                 RobotsCache(
@@ -441,7 +451,10 @@ async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repa
         raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg))
     if cfg.resume and repair:
         archived: dict[str, int] = {}  # per WARC file, the offset of its last committed response
-        repaired = await rewrite_manifest(cfg.output, _noting_archive(frontier.committed_pages(), archived))
+        pages = frontier.committed_pages()
+        if is_redis(cfg.frontier):  # it keeps only the records the manifest may lack
+            pages = with_manifest(cfg.output, pages)
+        repaired = await rewrite_manifest(cfg.output, _noting_archive(pages, archived))
         log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
         if (cfg.output / WARC_DIR).is_dir():
             dropped = await asyncio.to_thread(repair_warc_files, cfg.output / WARC_DIR, archived)

@@ -28,7 +28,9 @@ asking Redis. It is in flight under the slot's token like any other; `counts` sh
 `lease` hands it out, and `aclose` gives it back uncharged.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
-the seen set. Every key sits under one hash tag per crawl, so every script touches one Cluster slot.
+the seen set. The `records` stream is trimmed as the workers' manifests confirm their records
+(`confirm_with`, `confirm_records`): redis_trim.py says how, and what bounds it. Every key sits
+under one hash tag per crawl, so every script touches one Cluster slot.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
@@ -66,7 +68,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -75,7 +77,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from crawlpool.errors import ConfigError, FrontierError
+from crawlpool.errors import ConfigError, FrontierError, StorageError
 from crawlpool.frontier.base import (
     MAX_BACKOFF_SHOWN,
     ROBOTS_FAILURES_KEPT_S,
@@ -100,6 +102,7 @@ from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
+from crawlpool.frontier.redis_trim import Claims
 from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
@@ -161,6 +164,8 @@ class RedisFrontier:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._observer = False  # opened with observe=True: never writes, even on close
+        self._claims = Claims()  # how far this worker's records are in its manifest (redis_trim.py)
+        self._sync: Callable[[], Awaitable[None]] | None = None  # fsyncs the manifest (confirm_with)
 
     @classmethod
     async def open(
@@ -260,6 +265,7 @@ class RedisFrontier:
         try:
             # How long this worker's heartbeat stays fresh, for `status`.
             await frontier._call(client.hset(keys.leases, frontier.worker_id, str(lease_ms)))
+            await frontier._trim("join")
             if worker_id is not None:
                 await frontier._reclaim_mine()
         except FrontierError:
@@ -324,7 +330,10 @@ class RedisFrontier:
     async def settle(self, request: Request, page: Page) -> bool:
         """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
         call = self._calls.settle(request, page.to_json(), page.error_code or "ok")
-        return bool(await self._run(self._scripts.settle, *call))
+        sent = self._claims.sent()
+        record_id = await self._run(self._scripts.settle, *call)
+        self._claims.answered(sent, bool(record_id), str(record_id) if record_id else None)
+        return bool(record_id)
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
         """Apply `event` to the host's pacing in one script (lua/pace.lua, `next_pace` in Lua): one
@@ -403,6 +412,7 @@ class RedisFrontier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             if release and not self._observer:
+                await self.confirm_records(leaving=True)
                 if self._slots.tokens:
                     await self._reclaim(list(self._slots.tokens.items()), "release")
                 await self._call(self._client.zrem(self._keys.workers, self.worker_id))
@@ -438,13 +448,39 @@ class RedisFrontier:
         return held
 
     def committed_pages(self) -> AsyncIterator[Page]:
-        """The records this worker (its worker id) committed, in commit order, from the `records`
-        stream; read in batches, so the whole stream is never held at once."""
-        records = self._keys.records
+        """The records this worker (its worker id) committed that the `records` stream (or `kept`,
+        where a dead worker's wait) still holds, in commit order, read in batches. The stream is trimmed
+        once records are in their worker's manifest, so these are all the records of this worker that
+        its manifest may lack; `kept` is read first, and no other worker moves a record of this one
+        there while it is alive (it is, from `open`)."""
+        keys = self._keys
         return worker_pages(
-            lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n)),
+            lambda after, n: self._call(self._client.xrange(keys.records, min=after, max="+", count=n)),
             self.worker_id,
+            lambda after, n: self._call(self._client.xrange(keys.kept, min=after, max="+", count=n)),
         )
+
+    def confirm_with(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """From now on, every record this worker commits has its manifest line written as soon as
+        `ack` / `settle` returns True, and `sync()` makes the lines written so far durable: the worker
+        then confirms its records every lease / 3, so the `records` stream can be trimmed."""
+        if self._sync is None and not self._observer:
+            self._sync = sync
+            self._tasks.append(start_every("records", self._lease_ms / 3000, self.confirm_records))
+
+    async def confirm_records(self, *, leaving: bool = False) -> None:
+        """Fsync the manifest, send this worker's claim and trim the stream (see redis_trim.py).
+        `leaving`: the worker stops here; with nothing held it drops its claim."""
+        if self._sync is None:
+            return
+        synced = self._claims.unsynced()
+        try:
+            await self._sync()
+        except StorageError as exc:
+            log.warning("records not confirmed: %s", exc)
+            return
+        held = self._claims.claim(synced)
+        await self._trim("leave" if leaving and held is None else held or self._claims.known or "")
 
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
@@ -491,6 +527,10 @@ class RedisFrontier:
         host by now, and a stale request would break the host's politeness."""
         age_s = self._slots.age_s(lease.token, lease.request.host)
         return age_s is not None and age_s < self._lease_ms / 1000 * _FRESH_FRACTION
+
+    async def _trim(self, claim: str) -> None:
+        last, _ = await self._run(self._scripts.trim, *self._calls.trim(self._now(), claim))
+        self._claims.saw(str(last))
 
     async def heartbeat(self) -> list[str]:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
@@ -600,6 +640,7 @@ class RedisFrontier:
         )
         attempt = (lease.token, request.fp)
         sent_at = time.monotonic()
+        sent = self._claims.sent() if mode == "ack" else None
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
@@ -619,13 +660,18 @@ class RedisFrontier:
             raise
         status = reply[0]
         if status == "ALREADY":
-            if attempt in self._ambiguous:
-                self._ambiguous.discard(attempt)
-                return True  # the earlier call, whose reply was lost, committed this very ack
-            return False
+            committed = attempt in self._ambiguous  # the earlier call, whose reply was lost, committed it
+            self._ambiguous.discard(attempt)
+            if sent is not None:
+                self._claims.answered(sent, committed)
+            return committed
         if status == "STALE":
+            if sent is not None:
+                self._claims.answered(sent, False)
             return False
         self._ambiguous.discard(attempt)
+        if sent is not None:  # the caller writes the record's manifest line as soon as this returns
+            self._claims.answered(sent, True, str(reply[-1]))
         slot = str(reply[1])
         if status == "NEXT":
             self._slots.touch([slot], sent_at)  # its deadline was pushed

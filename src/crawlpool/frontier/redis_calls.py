@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from crawlpool.frontier.base import Request
 from crawlpool.frontier.redis_keys import Keys, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import encode
+from crawlpool.frontier.redis_trim import KEEP_MS, SCAN
 
 Args = list[str | int]
 Call = tuple[list[str], Args]  # (KEYS, ARGV)
@@ -85,6 +86,11 @@ class Calls:
         for slot, token in slots:
             args += [slot, token]
         return [keys.leased, keys.owner, keys.workers], args
+
+    def trim(self, now: str, claim: str) -> Call:
+        keys = self.keys
+        args: Args = [now, self.worker, claim, KEEP_MS, SCAN]
+        return [keys.records, keys.kept, keys.claims, keys.workers, keys.leases], args
 
     def reclaim(self, now: str, slots: Sequence[tuple[str, int]], mode: str) -> Call:
         """reclaim.lua for (slot, token) pairs; each host's four keys are passed once."""

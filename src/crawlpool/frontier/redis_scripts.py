@@ -34,6 +34,7 @@ NAMES = (
     "reclaim",
     "pace",
     "is_done",
+    "trim",
 )
 PRELUDE = "prelude"
 
@@ -116,3 +117,4 @@ class Scripts:
         self.reclaim = LuaScript(pipeliner, "reclaim")
         self.pace = LuaScript(pipeliner, "pace")
         self.is_done = LuaScript(pipeliner, "is_done")
+        self.trim = LuaScript(pipeliner, "trim")

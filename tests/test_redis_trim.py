@@ -1,0 +1,266 @@
+"""Trimming the Redis frontier's `records` stream (redis_trim.py, lua/trim.lua): what a worker may
+claim, the stream shrinking as workers confirm, and a worker killed between an ack and its manifest
+line still repaired exactly once. Against the session's private redis-server; time is a FakeClock
+(stream ids are Redis' own clock: the keep window, KEEP_MS, is set to 0 where records must go)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawlpool.frontier import Lease, Politeness, Request
+from crawlpool.frontier.redis_trim import Claims
+from crawlpool.records import Page
+from crawlpool.store import MANIFEST_NAME, STATE_DIR, Manifest, rewrite_manifest, with_manifest
+from crawlpool.urls import fingerprint, host_key
+from tests.redis_server import drop_crawl, new_crawl_id, redis_url
+
+LEASE_MS = 60_000
+START_S = 5000.0
+
+
+# -- what a worker may claim (no Redis) ------------------------------------------------------------
+
+
+def test_a_claim_stops_below_every_record_in_flight_or_not_yet_synced() -> None:
+    claims = Claims(known="10-0")
+    first = claims.sent()
+    claims.saw("20-0")
+    second = claims.sent()
+    claims.answered(second, True, "25-0")  # committed: its line is written, not yet fsynced
+    synced = claims.unsynced()
+    assert claims.claim(0) == "10-0", "an ack in flight may commit anywhere above what was known"
+    claims.answered(first, False)  # stale: no record
+    assert claims.claim(0) == "25-0", "a record whose line was not fsynced holds the claim at its id"
+    assert claims.claim(synced) is None, "after the fsync nothing is held: the caller claims `known`"
+    assert claims.known == "25-0"
+
+
+def test_a_call_that_never_answered_holds_the_claim_for_good() -> None:
+    claims = Claims(known="10-0")
+    claims.sent()  # its reply was lost: it may have committed a record whose line is not written
+    claims.saw("99-0")
+    done = claims.sent()
+    claims.answered(done, True)  # an ALREADY that was this worker's: the id is above 99-0
+    assert claims.claim(claims.unsynced()) == "10-0"
+
+
+# -- against Redis ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START_S
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Worker:
+    """A frontier with a manifest in its own directory, as a crawl's worker has."""
+
+    def __init__(self, frontier: Any, output: Path, manifest: Manifest) -> None:
+        self.frontier = frontier
+        self.output = output
+        self.manifest = manifest
+
+    async def commit(self, lease: Lease, *, write: bool = True) -> None:
+        page = page_of(lease)
+        assert await self.frontier.ack(lease, page)
+        if write:
+            self.manifest.append(page)
+
+
+OpenWorker = Callable[[str], Awaitable[Worker]]
+
+
+@pytest.fixture
+def url() -> str:
+    return redis_url()
+
+
+@pytest.fixture
+async def crawl(url: str) -> AsyncIterator[tuple[str, Any]]:
+    import redis.asyncio as aioredis
+
+    crawl_id = new_crawl_id()
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        yield crawl_id, client
+    finally:
+        await client.aclose()
+        await drop_crawl(url, crawl_id)
+
+
+@pytest.fixture
+async def open_worker(
+    url: str, crawl: tuple[str, Any], tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[OpenWorker]:
+    from crawlpool.frontier.redis import RedisFrontier
+
+    async with AsyncExitStack() as stack:
+
+        async def factory(name: str) -> Worker:
+            output = tmp_path / name
+            (output / STATE_DIR / "tmp").mkdir(parents=True, exist_ok=True)
+            frontier = await RedisFrontier.open(
+                url, crawl[0], Politeness(per_host=4), worker_id=name, lease_ms=LEASE_MS, clock=clock
+            )
+            stack.push_async_callback(frontier.aclose)
+            manifest = await stack.enter_async_context(Manifest(output))
+            frontier.confirm_with(manifest.sync)
+            return Worker(frontier, output, manifest)
+
+        yield factory
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def no_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crawlpool.frontier.redis_calls.KEEP_MS", 0)
+
+
+def req(url: str) -> Request:
+    return Request(url, fingerprint(url), host_key(url), 0)
+
+
+def page_of(lease: Lease) -> Page:
+    url = lease.request.url
+    return Page(url, url, 200, "text/html", 0, None, None, 0, None, "2026-01-01T00:00:00Z", 1, None, 0)
+
+
+async def stream_urls(client: Any, key: str) -> list[str]:
+    return [json.loads(fields["page"])["url"] for _, fields in await client.xrange(key)]
+
+
+def manifest_urls(output: Path) -> list[str]:
+    return [json.loads(line)["url"] for line in (output / MANIFEST_NAME).read_text().splitlines()]
+
+
+@pytest.mark.redis
+async def test_the_stream_shrinks_to_what_every_live_worker_confirmed(
+    open_worker: OpenWorker, crawl: tuple[str, Any], no_keep: None
+) -> None:
+    records = f"crawlpool:{{{crawl[0]}}}:records"
+    client = crawl[1]
+    w1, w2 = await open_worker("w1"), await open_worker("w2")
+    await w1.frontier.add([req(f"http://h{i}.test/") for i in range(4)])
+    leases = (await w1.frontier.lease(2)).leases + (await w2.frontier.lease(2)).leases
+    a1, a2, b1, b2 = leases
+    for worker, lease in ((w1, a1), (w2, b1), (w1, a2), (w2, b2)):
+        await worker.commit(lease)
+    assert await client.xlen(records) == 4
+    await w1.frontier.confirm_records()
+    assert await client.xlen(records) == 4, "w2 confirmed nothing yet: all its records may be needed"
+    await w2.frontier.confirm_records()
+    # w1 confirmed up to its last record, a2, w2 up to b2: the stream keeps what is from a2 on.
+    assert await stream_urls(client, records) == [a2.request.url, b2.request.url]
+    await w1.frontier.confirm_records()  # w1 has seen b2 since: nothing of its own is held
+    assert await stream_urls(client, records) == [b2.request.url], "the last entry always stays"
+    assert manifest_urls(w1.output) == [a1.request.url, a2.request.url]
+
+
+@pytest.mark.redis
+async def test_recent_records_stay_for_the_status_rates(
+    open_worker: OpenWorker, crawl: tuple[str, Any]
+) -> None:
+    records = f"crawlpool:{{{crawl[0]}}}:records"
+    w1 = await open_worker("w1")
+    await w1.frontier.add([req(f"http://h{i}.test/") for i in range(3)])
+    for lease in (await w1.frontier.lease(3)).leases:
+        await w1.commit(lease)
+    await w1.frontier.confirm_records()
+    await w1.frontier.confirm_records()
+    assert await crawl[1].xlen(records) == 3, "records of the last 10 s were trimmed"
+
+
+_KILLED_WORKER = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from crawlpool.frontier import Politeness
+from crawlpool.frontier.redis import RedisFrontier
+from crawlpool.records import Page
+from crawlpool.store import Manifest
+
+async def main(url, crawl_id, output):
+    frontier = await RedisFrontier.open(
+        url, crawl_id, Politeness(per_host=4), worker_id="w1", lease_ms=%(lease)d, clock=lambda: %(now)r
+    )
+    async with Manifest(Path(output)) as manifest:
+        frontier.confirm_with(manifest.sync)
+        for write in (True, True, False):
+            (lease,) = (await frontier.lease(1)).leases
+            url = lease.request.url
+            page = Page(url, url, 200, "text/html", 0, None, None, 0, None, "2026-01-01T00:00Z", 1, None, 0)
+            assert await frontier.ack(lease, page)
+            if not write:
+                os.kill(os.getpid(), signal.SIGKILL)  # committed in Redis, its line never written
+            manifest.append(page)
+            await frontier.confirm_records()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.mark.redis
+async def test_a_worker_killed_between_ack_and_manifest_line_is_repaired_exactly_once(
+    url: str,
+    open_worker: OpenWorker,
+    crawl: tuple[str, Any],
+    clock: FakeClock,
+    tmp_path: Path,
+    no_keep: None,
+) -> None:
+    crawl_id, client = crawl
+    keys = {name: f"crawlpool:{{{crawl_id}}}:{name}" for name in ("records", "kept")}
+    w2 = await open_worker("w2")
+    mine = [f"http://a{i}.test/" for i in range(3)]
+    await w2.frontier.add([req(u) for u in mine])
+    output = tmp_path / "w1"
+    (output / STATE_DIR / "tmp").mkdir(parents=True)
+    code = _KILLED_WORKER % {"lease": LEASE_MS, "now": START_S}
+    killed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", code, url, crawl_id, str(output)], capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert len(manifest_urls(output)) == 2
+    acked = set(await stream_urls(client, keys["records"]))
+    (lost,) = acked - set(manifest_urls(output))
+
+    # w1 stays dead past its lease while w2 works and confirms: its unconfirmed record moves to kept.
+    clock.now += 2 * LEASE_MS / 1000
+    await w2.frontier.add([req(f"http://b{i}.test/") for i in range(3)])
+    for lease in (await w2.frontier.lease(3)).leases:
+        await w2.commit(lease)
+    await w2.frontier.confirm_records()
+    await w2.frontier.confirm_records()
+    assert lost not in await stream_urls(client, keys["records"])
+    assert lost in await stream_urls(client, keys["kept"])
+    assert await client.xlen(keys["records"]) == 1, "the dead worker held the stream back"
+
+    # w1 resumes: its repair finds the lost record, once; confirming it empties kept.
+    from crawlpool.frontier.redis import RedisFrontier
+
+    w1 = await RedisFrontier.open(url, crawl_id, Politeness(per_host=4), worker_id="w1", clock=clock)
+    try:
+        assert await rewrite_manifest(output, with_manifest(output, w1.committed_pages())) == 3
+        assert sorted(manifest_urls(output)) == sorted(mine)
+        async with Manifest(output) as manifest:
+            w1.confirm_with(manifest.sync)
+            await w1.confirm_records()
+        assert await client.xlen(keys["kept"]) == 0
+    finally:
+        await w1.aclose()
+    assert sorted(manifest_urls(output)) == sorted(mine)
