@@ -1,6 +1,7 @@
 """What one page costs Redis: the Redis frontier driven at full speed by N simulated workers.
 
     python -m benchmarks.redis_frontier [--pages 20000] [--hosts 400] [--workers 1,2,4]
+    python -m benchmarks.redis_frontier --memory 1000000     # bytes per seen and per queued URL
 
 No HTTP: each worker is a separate process that runs the frontier calls the engine makes for a page
 (engine.py: `lease` for free slots, then per URL `observe` of the answer, `add` of the links its
@@ -23,7 +24,13 @@ each worker count the crawl runs from scratch and the table reports, per committ
 | pages/s | pages ÷ wall time of the slowest worker (bounded here by the workers' own CPU: 2 cores) |
 
 Each run checks completion and exactly-once: the crawl's `done` equals `--pages`, and the workers acked
-`--pages` pages in all, each URL once.
+`--pages` pages in all, each URL once. Each worker confirms its records as a crawl's worker does after
+its manifest's fsync (here a no-op), every lease / 3 (10 s): `records left` is the stream's length at
+the end, what trimming left of `--pages` records, and `bytes/record` its MEMORY USAGE per entry.
+
+`--memory N` adds N URLs over N / 100 hosts to a fresh crawl whose seen set has
+max(8, ceil(log2(N / 256))) bucket bits (what redis_keys.py advises), one `add` of 500 at a time, and
+reports `used_memory` growth and the MEMORY USAGE of the seen buckets and of the host queues, per URL.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -117,6 +125,13 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
     frontier = await RedisFrontier.open(
         url, crawl_id, Politeness(per_host=2, delay_s=0.0), worker_id=f"bench-w{index}", lease_ms=30_000
     )
+    confirm_with = getattr(frontier, "confirm_with", None)  # absent from a --compare tree before it
+    if confirm_with is not None:
+
+        async def manifest_synced() -> None:
+            return None
+
+        confirm_with(manifest_synced)
     known: set[int] = set()
     acked: list[str] = []
     active = 0
@@ -289,7 +304,8 @@ async def measure(
     calls["usec_sys_total"] -= calls0["usec_sys_total"]
     done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
     records = f"crawlpool:{{{crawl_id}}}:records"
-    record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, done)
+    left = int(await client.xlen(records))
+    record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, left)
     used_mb = int((await client.info("memory"))["used_memory"]) / 2**20
     await client.flushall()  # the next run starts from an empty server
     await client.aclose()
@@ -309,6 +325,7 @@ async def measure(
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
         "bytes_per_record": round(record_bytes),  # the records stream's MEMORY USAGE ÷ its entries
+        "records_left": left,  # entries the stream still holds after the crawl
         "used_memory_mb": round(used_mb, 1),  # the whole server after the crawl
         "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
         "problems": problems,
@@ -318,8 +335,49 @@ async def measure(
 def row(r: dict[str, Any]) -> str:
     return (
         f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
-        f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} |"
+        f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} "
+        f"| {r.get('records_left', '')} | {r.get('bytes_per_record', '')} |"
     )
+
+
+async def memory(port: int, n: int) -> None:
+    """Bytes per seen and per queued URL in a crawl of `n` URLs (see the module docstring)."""
+    import redis.asyncio as aioredis
+
+    from crawlpool.frontier.base import Politeness
+    from crawlpool.frontier.redis import RedisFrontier
+    from crawlpool.policy.rules import make_request
+
+    url = f"redis://127.0.0.1:{port}/0"
+    bits = max(8, math.ceil(math.log2(max(1, n) / 256)))
+    client = aioredis.from_url(url, decode_responses=True)
+    before = int((await client.info("memory"))["used_memory"])
+    frontier = await RedisFrontier.open(
+        url, "mem", Politeness(per_host=2, delay_s=0.0), seen_bucket_bits=bits, lease_ms=30_000
+    )
+    hosts = max(1, n // 100)
+    batch = []
+    for i in range(n):
+        batch.append(make_request(f"http://h{i % hosts}.invalid/p/{i // hosts}", 1, None))
+        if len(batch) == 500 or i == n - 1:
+            await frontier.add(batch)
+            batch = []
+    await frontier.aclose()
+    grown = int((await client.info("memory"))["used_memory"]) - before
+    sizes: dict[str, int] = {}
+    async for key in client.scan_iter(match="crawlpool:{mem}:*", count=1000):
+        kind = key.split(":", 2)[2].split(":")[0]
+        sizes[kind] = sizes.get(kind, 0) + int(await client.memory_usage(key, samples=0) or 0)
+    sample = range(0, 2**bits, 97)
+    encodings = {await client.object("encoding", f"crawlpool:{{mem}}:seen:{b}") for b in sample}
+    await client.flushall()
+    await client.aclose()
+    print(f"{n:,} URLs over {hosts:,} hosts, seen set in 2^{bits} buckets ({', '.join(sorted(encodings))})\n")
+    print("| what | MB | bytes per URL |")
+    print("|---|--:|--:|")
+    print(f"| used_memory growth | {grown / 2**20:,.1f} | {grown / n:.1f} |")
+    for kind, label in (("seen", "seen buckets (seen:*)"), ("q", "host queues (q:*)"), ("host", "host:*")):
+        print(f"| {label} | {sizes.get(kind, 0) / 2**20:,.1f} | {sizes.get(kind, 0) / n:.1f} |")
 
 
 def main() -> None:
@@ -336,6 +394,7 @@ def main() -> None:
     parser.add_argument(
         "--fetch-ms", type=float, default=0.0, help="time each fake fetch takes (0: full speed, CPU-bound)"
     )
+    parser.add_argument("--memory", type=int, metavar="N", help="measure memory per seen URL over N URLs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: 'url crawl_id index concurrency'
     parser.add_argument("--seed", help=argparse.SUPPRESS)  # internal: 'url crawl_id'
     args = parser.parse_args()
@@ -350,6 +409,15 @@ def main() -> None:
         url, crawl_id, index, concurrency = args.worker.split()
         result = asyncio.run(run_worker(url, crawl_id, site, int(index), int(concurrency)))
         print(json.dumps(result))
+        return
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_redis(tmp)
+            try:
+                asyncio.run(memory(port, args.memory))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
         return
     largest = site.sizes[0]
     print(f"{sum(site.sizes):,} pages over {len(site.sizes)} hosts (largest {largest:,}), 50 links each")
@@ -370,8 +438,11 @@ def main() -> None:
             proc.wait(timeout=10)
     for src in sources:
         print(f"\ncrawlpool from {src or 'this checkout'}:\n")
-        print("| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |")
-        print("|--:|--:|--:|--:|--:|--:|")
+        print(
+            "| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s "
+            "| records left | bytes/record |"
+        )
+        print("|--:|--:|--:|--:|--:|--:|--:|--:|")
         for n in counts:
             runs = sorted(results[src, n], key=lambda r: float(r["cpu_us_per_page"]))
             median = runs[(len(runs) - 1) // 2]
