@@ -29,8 +29,9 @@ its manifest's fsync (here a no-op), every lease / 3 (10 s): `records left` is t
 the end, what trimming left of `--pages` records, and `bytes/record` its MEMORY USAGE per entry.
 
 `--memory N` adds N URLs over N / 100 hosts to a fresh crawl whose seen set has
-max(8, ceil(log2(N / 256))) bucket bits (what redis_keys.py advises), one `add` of 500 at a time, and
-reports `used_memory` growth and the MEMORY USAGE of the seen buckets and of the host queues, per URL.
+max(8, ceil(log2(N / 256))) bucket bits (what redis_keys.py advises; `--seen-bits` to choose), one `add`
+of 500 at a time, and reports `used_memory` growth, the MEMORY USAGE of the seen buckets and of the host
+queues per URL, and Redis CPU per URL added (`--intset-entries K` sets Redis' set-max-intset-entries).
 """
 
 from __future__ import annotations
@@ -340,7 +341,7 @@ def row(r: dict[str, Any]) -> str:
     )
 
 
-async def memory(port: int, n: int) -> None:
+async def memory(port: int, n: int, bits: int | None, intset_entries: int | None) -> None:
     """Bytes per seen and per queued URL in a crawl of `n` URLs (see the module docstring)."""
     import redis.asyncio as aioredis
 
@@ -349,19 +350,25 @@ async def memory(port: int, n: int) -> None:
     from crawlpool.policy.rules import make_request
 
     url = f"redis://127.0.0.1:{port}/0"
-    bits = max(8, math.ceil(math.log2(max(1, n) / 256)))
+    if bits is None:
+        bits = max(8, math.ceil(math.log2(max(1, n) / 256)))
     client = aioredis.from_url(url, decode_responses=True)
+    if intset_entries is not None:
+        await client.config_set("set-max-intset-entries", intset_entries)
     before = int((await client.info("memory"))["used_memory"])
     frontier = await RedisFrontier.open(
         url, "mem", Politeness(per_host=2, delay_s=0.0), seen_bucket_bits=bits, lease_ms=30_000
     )
     hosts = max(1, n // 100)
     batch = []
+    cpu0 = await client.info("cpu")
     for i in range(n):
         batch.append(make_request(f"http://h{i % hosts}.invalid/p/{i // hosts}", 1, None))
         if len(batch) == 500 or i == n - 1:
             await frontier.add(batch)
             batch = []
+    cpu = await client.info("cpu")
+    redis_us = sum(float(cpu[k]) - float(cpu0[k]) for k in ("used_cpu_sys", "used_cpu_user")) * 1e6
     await frontier.aclose()
     grown = int((await client.info("memory"))["used_memory"]) - before
     sizes: dict[str, int] = {}
@@ -370,9 +377,11 @@ async def memory(port: int, n: int) -> None:
         sizes[kind] = sizes.get(kind, 0) + int(await client.memory_usage(key, samples=0) or 0)
     sample = range(0, 2**bits, 97)
     encodings = {await client.object("encoding", f"crawlpool:{{mem}}:seen:{b}") for b in sample}
+    limit = (await client.config_get("set-max-intset-entries"))["set-max-intset-entries"]
     await client.flushall()
     await client.aclose()
-    print(f"{n:,} URLs over {hosts:,} hosts, seen set in 2^{bits} buckets ({', '.join(sorted(encodings))})\n")
+    print(f"{n:,} URLs over {hosts:,} hosts, seen set in 2^{bits} buckets ({', '.join(sorted(encodings))}),")
+    print(f"set-max-intset-entries {limit}; Redis CPU {redis_us / n:.1f} µs per URL added\n")
     print("| what | MB | bytes per URL |")
     print("|---|--:|--:|")
     print(f"| used_memory growth | {grown / 2**20:,.1f} | {grown / n:.1f} |")
@@ -395,6 +404,8 @@ def main() -> None:
         "--fetch-ms", type=float, default=0.0, help="time each fake fetch takes (0: full speed, CPU-bound)"
     )
     parser.add_argument("--memory", type=int, metavar="N", help="measure memory per seen URL over N URLs")
+    parser.add_argument("--seen-bits", type=int, help="--memory: the seen set's bucket bits")
+    parser.add_argument("--intset-entries", type=int, help="--memory: Redis' set-max-intset-entries")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: 'url crawl_id index concurrency'
     parser.add_argument("--seed", help=argparse.SUPPRESS)  # internal: 'url crawl_id'
     args = parser.parse_args()
@@ -414,7 +425,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_redis(tmp)
             try:
-                asyncio.run(memory(port, args.memory))
+                asyncio.run(memory(port, args.memory, args.seen_bits, args.intset_entries))
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
