@@ -99,7 +99,7 @@ def end_call(env: Env, token: int, rec: str, mode: str, payload: str = "", extra
     k = env.keys
     fp = json.loads(rec)["fp"]
     return env.scripts.end(
-        keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records, k.done_by, k.acks],
+        keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1"), k.done_by, k.acks],
         args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, token, mode, payload, extra, "w1"],
     )
 
@@ -157,10 +157,10 @@ async def test_add_of_a_new_url_makes_a_done_crawl_running_again(env: Env) -> No
 
 async def test_settle_records_an_unseen_url_once(env: Env) -> None:
     k = env.keys
-    keys = [k.meta, k.seen(3), k.records, k.done_by]
+    keys = [k.meta, k.seen(3), k.records("w1"), k.done_by]
     record_id = await env.scripts.settle(keys=keys, args=["-42", '{"page":1}', "robots", "w1"])
     assert await env.scripts.settle(keys=keys, args=["-42", '{"page":2}', "robots", "w1"]) == 0
-    ((stream_id, entry),) = await env.client.xrange(k.records)
+    ((stream_id, entry),) = await env.client.xrange(k.records("w1"))
     assert record_id == stream_id, "settle answers its record's id"
     assert entry == {"fp": "-42", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {"robots": "1"}
@@ -271,7 +271,7 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     k = env.keys
     rec = await in_flight(env, 7, record("1"))
     reply = await end_call(env, 7, rec, "ack", '{"page":1}', "ok")
-    ((stream_id, entry),) = await env.client.xrange(k.records)
+    ((stream_id, entry),) = await env.client.xrange(k.records("w1"))
     assert reply == ["FREED", "a.test#0", stream_id], "an ack answers its record's id last"
     assert entry == {"fp": json.loads(rec)["fp"], "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
@@ -281,7 +281,7 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     assert await env.client.zscore(k.ready, "a.test#0") is None
     # The same ack again (a lost reply, retried): ALREADY, nothing changes.
     assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["ALREADY"]
-    assert await env.client.xlen(k.records) == 1
+    assert await env.client.xlen(k.records("w1")) == 1
 
 
 async def test_end_keeps_the_slot_when_the_host_may_start_again_now(env: Env) -> None:
@@ -319,7 +319,7 @@ async def test_a_stale_token_gets_stale_from_take_end_and_extend(env: Env) -> No
         keys=[k.leased, k.owner, k.workers], args=[NOW + 10, LEASE_MS, "w1", "a.test#0", 7]
     )
     assert lost == ["a.test#0"]
-    assert await env.client.xlen(k.records) == 0
+    assert await env.client.xlen(k.records("w1")) == 0
     assert await env.client.zscore(k.leased, "a.test#0") == NOW + LEASE_MS  # not pushed
 
 

@@ -1,5 +1,5 @@
-"""Trimming the Redis frontier's `records` stream (redis_trim.py, lua/trim.lua): what a worker may
-claim, the stream shrinking as workers confirm, and a worker killed between an ack and its manifest
+"""Trimming the Redis frontier's records streams (redis_trim.py, lua/trim.lua): what a worker may
+claim, a worker's stream shrinking as it confirms, and a worker killed between an ack and its manifest
 line still repaired exactly once. Against the session's private redis-server; time is a FakeClock
 (stream ids are Redis' own clock: the keep window, KEEP_MS, is set to 0 where records must go)."""
 
@@ -150,40 +150,49 @@ def manifest_urls(output: Path) -> list[str]:
 
 
 @pytest.mark.redis
-async def test_the_stream_shrinks_to_what_every_live_worker_confirmed(
+async def test_each_stream_shrinks_to_what_its_worker_confirmed(
     open_worker: OpenWorker, crawl: tuple[str, Any], no_keep: None
 ) -> None:
-    records = f"crawlpool:{{{crawl[0]}}}:records"
     client = crawl[1]
     w1, w2 = await open_worker("w1"), await open_worker("w2")
-    await w1.frontier.add([req(f"http://h{i}.test/") for i in range(4)])
-    leases = (await w1.frontier.lease(2)).leases + (await w2.frontier.lease(2)).leases
-    a1, a2, b1, b2 = leases
-    for worker, lease in ((w1, a1), (w2, b1), (w1, a2), (w2, b2)):
+    await w1.frontier.add([req(f"http://h{i}.test/") for i in range(5)])
+    a1, a2, a3, a4 = (await w1.frontier.lease(4)).leases
+    (b1,) = (await w2.frontier.lease(1)).leases
+    for worker, lease in ((w1, a1), (w2, b1), (w1, a2)):
         await worker.commit(lease)
-    assert await client.xlen(records) == 4
+    streams = {w: f"crawlpool:{{{crawl[0]}}}:records:{w}" for w in ("w1", "w2")}
+    assert [await client.xlen(streams[w]) for w in ("w1", "w2")] == [2, 1]
+
+    async def commits_while_syncing() -> None:
+        await w1.commit(a3)  # its line is written after the fsync began: the fsync may miss it
+        await w1.commit(a4)
+        await w1.manifest.sync()
+
+    w1.frontier._sync = commits_while_syncing
     await w1.frontier.confirm_records()
-    assert await client.xlen(records) == 4, "w2 confirmed nothing yet: all its records may be needed"
+    assert await stream_urls(client, streams["w1"]) == [a3.request.url, a4.request.url]
+    w1.frontier._sync = w1.manifest.sync
+    await w1.frontier.confirm_records()
+    assert await stream_urls(client, streams["w1"]) == [a4.request.url], "the last entry always stays"
+    assert await client.xlen(streams["w2"]) == 1, "w2 confirmed nothing: its stream is untouched"
     await w2.frontier.confirm_records()
-    # w1 confirmed up to its last record, a2, w2 up to b2: the stream keeps what is from a2 on.
-    assert await stream_urls(client, records) == [a2.request.url, b2.request.url]
-    await w1.frontier.confirm_records()  # w1 has seen b2 since: nothing of its own is held
-    assert await stream_urls(client, records) == [b2.request.url], "the last entry always stays"
-    assert manifest_urls(w1.output) == [a1.request.url, a2.request.url]
+    assert await stream_urls(client, streams["w2"]) == [b1.request.url]
+    assert manifest_urls(w1.output) == [u.request.url for u in (a1, a2, a3, a4)]
 
 
 @pytest.mark.redis
 async def test_recent_records_stay_for_the_status_rates(
     open_worker: OpenWorker, crawl: tuple[str, Any]
 ) -> None:
-    records = f"crawlpool:{{{crawl[0]}}}:records"
     w1 = await open_worker("w1")
     await w1.frontier.add([req(f"http://h{i}.test/") for i in range(3)])
     for lease in (await w1.frontier.lease(3)).leases:
         await w1.commit(lease)
     await w1.frontier.confirm_records()
     await w1.frontier.confirm_records()
-    assert await crawl[1].xlen(records) == 3, "records of the last 10 s were trimmed"
+    assert await crawl[1].xlen(f"crawlpool:{{{crawl[0]}}}:records:w1") == 3, "the last 10 s were trimmed"
+    status = await w1.frontier.status()
+    assert status.updated is not None and [w.urls_per_s for w in status.workers] == [0.3]
 
 
 _KILLED_WORKER = """
@@ -224,7 +233,7 @@ async def test_a_worker_killed_between_ack_and_manifest_line_is_repaired_exactly
     no_keep: None,
 ) -> None:
     crawl_id, client = crawl
-    keys = {name: f"crawlpool:{{{crawl_id}}}:{name}" for name in ("records", "kept")}
+    stream = f"crawlpool:{{{crawl_id}}}:records:w1"
     w2 = await open_worker("w2")
     mine = [f"http://a{i}.test/" for i in range(3)]
     await w2.frontier.add([req(u) for u in mine])
@@ -236,21 +245,20 @@ async def test_a_worker_killed_between_ack_and_manifest_line_is_repaired_exactly
     )
     assert killed.returncode == -9, killed.stderr.decode()
     assert len(manifest_urls(output)) == 2
-    acked = set(await stream_urls(client, keys["records"]))
-    (lost,) = acked - set(manifest_urls(output))
+    (lost,) = set(mine) - set(manifest_urls(output))
+    assert lost in await stream_urls(client, stream)
 
-    # w1 stays dead past its lease while w2 works and confirms: its unconfirmed record moves to kept.
+    # w1 stays dead while w2 works and confirms: w1's unconfirmed record stays.
     clock.now += 2 * LEASE_MS / 1000
     await w2.frontier.add([req(f"http://b{i}.test/") for i in range(3)])
     for lease in (await w2.frontier.lease(3)).leases:
         await w2.commit(lease)
     await w2.frontier.confirm_records()
     await w2.frontier.confirm_records()
-    assert lost not in await stream_urls(client, keys["records"])
-    assert lost in await stream_urls(client, keys["kept"])
-    assert await client.xlen(keys["records"]) == 1, "the dead worker held the stream back"
+    assert await client.xlen(f"crawlpool:{{{crawl_id}}}:records:w2") == 1
+    assert lost in await stream_urls(client, stream)
 
-    # w1 resumes: its repair finds the lost record, once; confirming it empties kept.
+    # w1 resumes: its repair finds the lost record, once; its next confirmation trims its stream.
     from crawlpool.frontier.redis import RedisFrontier
 
     w1 = await RedisFrontier.open(url, crawl_id, Politeness(per_host=4), worker_id="w1", clock=clock)
@@ -260,7 +268,7 @@ async def test_a_worker_killed_between_ack_and_manifest_line_is_repaired_exactly
         async with Manifest(output) as manifest:
             w1.confirm_with(manifest.sync)
             await w1.confirm_records()
-        assert await client.xlen(keys["kept"]) == 0
+        assert await stream_urls(client, stream) == [lost], "only the last entry stays"
     finally:
         await w1.aclose()
     assert sorted(manifest_urls(output)) == sorted(mine)

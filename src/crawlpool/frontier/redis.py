@@ -28,7 +28,7 @@ asking Redis. It is in flight under the slot's token like any other; `counts` sh
 `lease` hands it out, and `aclose` gives it back uncharged.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
-the seen set. The `records` stream is trimmed as the workers' manifests confirm their records
+the seen set. Each worker's records stream is trimmed as its manifest confirms its records
 (`confirm_with`, `confirm_records`): redis_trim.py says how, and what bounds it. Every key sits
 under one hash tag per crawl, so every script touches one Cluster slot.
 
@@ -102,7 +102,7 @@ from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
-from crawlpool.frontier.redis_trim import Claims
+from crawlpool.frontier.redis_trim import Claims, id_key
 from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
@@ -448,28 +448,25 @@ class RedisFrontier:
         return held
 
     def committed_pages(self) -> AsyncIterator[Page]:
-        """The records this worker (its worker id) committed that the `records` stream (or `kept`,
-        where a dead worker's wait) still holds, in commit order, read in batches. The stream is trimmed
-        once records are in their worker's manifest, so these are all the records of this worker that
-        its manifest may lack; `kept` is read first, and no other worker moves a record of this one
-        there while it is alive (it is, from `open`)."""
-        keys = self._keys
+        """The records this worker (its worker id) committed that its stream `records:<worker>` still
+        holds, in commit order, read in batches. The stream is trimmed once records are in the worker's
+        manifest, so these are all the records of this worker that its manifest may lack."""
+        records = self._keys.records(self.worker_id)
         return worker_pages(
-            lambda after, n: self._call(self._client.xrange(keys.records, min=after, max="+", count=n)),
+            lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n)),
             self.worker_id,
-            lambda after, n: self._call(self._client.xrange(keys.kept, min=after, max="+", count=n)),
         )
 
     def confirm_with(self, sync: Callable[[], Awaitable[None]]) -> None:
         """From now on, every record this worker commits has its manifest line written as soon as
         `ack` / `settle` returns True, and `sync()` makes the lines written so far durable: the worker
-        then confirms its records every lease / 3, so the `records` stream can be trimmed."""
+        then confirms its records every lease / 3, so its records stream can be trimmed."""
         if self._sync is None and not self._observer:
             self._sync = sync
             self._tasks.append(start_every("records", self._lease_ms / 3000, self.confirm_records))
 
     async def confirm_records(self, *, leaving: bool = False) -> None:
-        """Fsync the manifest, send this worker's claim and trim the stream (see redis_trim.py).
+        """Fsync the manifest, send this worker's claim and trim its stream (see redis_trim.py).
         `leaving`: the worker stops here; with nothing held it drops its claim."""
         if self._sync is None:
             return
@@ -480,7 +477,9 @@ class RedisFrontier:
             log.warning("records not confirmed: %s", exc)
             return
         held = self._claims.claim(synced)
-        await self._trim("leave" if leaving and held is None else held or self._claims.known or "")
+        claim = "leave" if leaving and held is None else held or self._claims.known
+        if claim is not None:
+            await self._trim(claim)
 
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
@@ -494,11 +493,8 @@ class RedisFrontier:
             self._client.zrange(keys.workers, 0, -1, withscores=True)
         )
         leases: dict[str, str] = await self._call(self._client.hgetall(keys.leases))
-        last: list[tuple[str, Any]] = await self._call(self._client.xrevrange(keys.records, count=1))
         now_ms = await self._now_ms()
-        recent = await self._call(
-            self._client.xrevrange(keys.records, max="+", min=str(now_ms - RATE_WINDOW_MS), count=RATE_SCAN)
-        )
+        last_ms, recent = await self._recent_records(now_ms)
         paced: list[tuple[str, str | None, str | None]] = []  # the hosts pace.lua indexes as held back
         for host in await self._call(self._client.zrevrange(keys.paced, 0, MAX_BACKOFF_SHOWN - 1)):
             pace, blocked = await self._call(
@@ -516,9 +512,25 @@ class RedisFrontier:
             per_host=self._per_host,
             delay_ms=self._delay_ms,
             leases=leases,
-            last_record_ms=int(last[0][0].partition("-")[0]) if last else None,  # a stream id is ms-seq
+            last_record_ms=last_ms,
             rates=recent_rates(recent, now_ms),
         )
+
+    async def _recent_records(self, now_ms: int) -> tuple[int | None, list[tuple[str, Any]]]:
+        """The time of the crawl's last record (ms) and its records of the last RATE_WINDOW_MS, newest
+        first (at most RATE_SCAN), from the stream of each worker that ever opened (`claims`)."""
+        keys = self._keys
+        workers: list[str] = await self._call(self._client.hkeys(keys.claims))
+        pipe = self._client.pipeline(transaction=False)
+        for worker in workers:
+            stream = keys.records(worker)
+            pipe.xrevrange(stream, count=1)
+            pipe.xrevrange(stream, max="+", min=str(now_ms - RATE_WINDOW_MS), count=RATE_SCAN)
+        replies: list[list[tuple[str, Any]]] = await self._call(pipe.execute()) if workers else []
+        lasts = [entries[0][0] for entries in replies[0::2] if entries]
+        last_ms = max(int(stream_id.partition("-")[0]) for stream_id in lasts) if lasts else None  # ms-seq
+        recent = sorted((e for entries in replies[1::2] for e in entries), key=lambda e: id_key(e[0]))
+        return last_ms, recent[::-1][:RATE_SCAN]
 
     def is_current(self, lease: Lease) -> bool:
         """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or
@@ -529,7 +541,7 @@ class RedisFrontier:
         return age_s is not None and age_s < self._lease_ms / 1000 * _FRESH_FRACTION
 
     async def _trim(self, claim: str) -> None:
-        last, _ = await self._run(self._scripts.trim, *self._calls.trim(self._now(), claim))
+        last = await self._run(self._scripts.trim, *self._calls.trim(self._now(), claim))
         self._claims.saw(str(last))
 
     async def heartbeat(self) -> list[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from crawlpool.frontier.base import Request
 from crawlpool.frontier.redis_keys import Keys, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import encode
-from crawlpool.frontier.redis_trim import KEEP_MS, SCAN
+from crawlpool.frontier.redis_trim import KEEP_MS
 
 Args = list[str | int]
 Call = tuple[list[str], Args]  # (KEYS, ARGV)
@@ -47,7 +47,7 @@ class Calls:
         keys = self.keys
         bucket = seen_bucket(request.fp, self.seen_bits)
         args: Args = [str(request.fp), page, code, self.worker]
-        return [keys.meta, keys.seen(bucket), keys.records, keys.done_by], args
+        return [keys.meta, keys.seen(bucket), keys.records(self.worker), keys.done_by], args
 
     def lease_slots(self, now: str, n: int) -> Call:
         keys = self.keys
@@ -74,7 +74,7 @@ class Calls:
         """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps."""
         keys = self.keys
         script_keys = [keys.meta, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
-        script_keys += [keys.records, keys.done_by, keys.acks]
+        script_keys += [keys.records(self.worker), keys.done_by, keys.acks]
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
         args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
         args.append("next" if next_url else "")
@@ -89,8 +89,7 @@ class Calls:
 
     def trim(self, now: str, claim: str) -> Call:
         keys = self.keys
-        args: Args = [now, self.worker, claim, KEEP_MS, SCAN]
-        return [keys.records, keys.kept, keys.claims, keys.workers, keys.leases], args
+        return [keys.records(self.worker), keys.claims], [now, self.worker, claim, KEEP_MS]
 
     def reclaim(self, now: str, slots: Sequence[tuple[str, int]], mode: str) -> Call:
         """reclaim.lua for (slot, token) pairs; each host's four keys are passed once."""

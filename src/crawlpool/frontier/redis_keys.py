@@ -24,11 +24,11 @@ script touches one Cluster slot; per-host key names are built in Python and pass
 | `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
 | `leases`          | HASH   | worker id → its lease_ms, set when it opens (`status`: a heartbeat older     |
 |                   |        | than the worker's own lease is stale)                                        |
-| `records`         | STREAM | one entry per ack or settle: fp, worker, page (the manifest record as JSON); |
-|                   |        | trimmed to what every live worker has in its manifest (redis_trim.py)       |
-| `kept`            | STREAM | entries of `records` for dead workers' manifests, same ids (redis_trim.py)   |
-| `claims`          | HASH   | worker id → `<claim> <copied>` stream ids: its records below the claim are   |
-|                   |        | in its manifest, those in [claim, copied) were copied to `kept`              |
+| `records:<w>`     | STREAM | one entry per ack or settle of worker w: fp, worker, page (the manifest      |
+|                   |        | record as JSON); trimmed once w's manifest has them (redis_trim.py)         |
+| `claims`          | HASH   | worker id → its claim, a stream id: its records below it are in its manifest |
+|                   |        | (redis_trim.py); every worker that opened is there, so `status` finds the    |
+|                   |        | streams                                                                      |
 | `done_by`         | HASH   | error code → records acked or settled with it (failures; `ok` not counted)   |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
 |                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
@@ -46,8 +46,8 @@ on Redis 7.0 (used_memory growth, random 64-bit fingerprints): 9.2 B per URL for
 buckets, 10.4 B in 2^14, while a bucket stays under `set-max-intset-entries` (512: about 8M URLs
 with 14 bits, 2M with 12). Past that a bucket turns into a hashtable, 75 B per URL (one plain SET:
 72 B), and nothing else changes. Small crawls pay ~65 B of key overhead per used bucket (1.3 MB at
-most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The `records`
-stream holds each record until its worker's manifest has it (redis_trim.py says what bounds it).
+most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The records
+streams hold each record until its worker's manifest has it (redis_trim.py says what bounds them).
 """
 
 from __future__ import annotations
@@ -77,14 +77,15 @@ class Keys:
         self.paced = prefix + "h:paced"
         self.workers = prefix + "workers"
         self.leases = prefix + "leases"
-        self.records = prefix + "records"
-        self.kept = prefix + "kept"
         self.claims = prefix + "claims"
         self.done_by = prefix + "done_by"
         self.acks = prefix + "acks"
 
     def robots(self, host: str) -> str:
         return f"{self.prefix}robots:{host}"
+
+    def records(self, worker: str) -> str:
+        return f"{self.prefix}records:{worker}"
 
     def seen(self, bucket: int) -> str:
         return f"{self.prefix}seen:{bucket}"

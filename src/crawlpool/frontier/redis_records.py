@@ -1,6 +1,6 @@
 """URL records as the Redis frontier stores them: compact JSON, the fingerprint as a string (Lua
-numbers are doubles, which would round a 64-bit fingerprint); and the page records of the `records`
-stream, read back a batch at a time."""
+numbers are doubles, which would round a 64-bit fingerprint); and the page records of a worker's
+records stream, read back a batch at a time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from crawlpool.frontier.base import Request
-from crawlpool.frontier.redis_trim import id_key
 from crawlpool.records import Page
 
 RECORDS_BATCH = 500  # stream entries per XRANGE when committed_pages reads the records
@@ -50,33 +49,17 @@ def decode(record: str) -> Request:
     )
 
 
-Read = Callable[[str, int], Awaitable[Entries]]
-
-
-async def worker_pages(read: Read, worker: str, read_kept: Read | None = None) -> AsyncIterator[Page]:
-    """The pages `worker` committed, in commit order, from the `records` stream: `read(after, count)`
+async def worker_pages(read: Callable[[str, int], Awaitable[Entries]], worker: str) -> AsyncIterator[Page]:
+    """The pages `worker` committed, in commit order, from its `records:<worker>` stream (or any stream
+    with a `worker` field: others' entries are skipped): `read(after, count)`
     answers XRANGE from `after` to the end, at most `count` entries; RECORDS_BATCH entries are read at
-    a time, so the whole stream is never held at once. `read_kept` reads the `kept` stream the same
-    way (its entries, few, are read first and merged in by id: see redis_trim.py)."""
-    kept = [] if read_kept is None else [entry async for entry in _entries(read_kept, worker)]
-    kept.reverse()  # popped from the end, oldest first
-    async for stream_id, page in _entries(read, worker):
-        while kept and id_key(kept[-1][0]) <= id_key(stream_id):
-            kept_id, kept_page = kept.pop()
-            if kept_id != stream_id:  # copied but not yet trimmed: in both for a moment
-                yield kept_page
-        yield page
-    while kept:
-        yield kept.pop()[1]
-
-
-async def _entries(read: Read, worker: str) -> AsyncIterator[tuple[str, Page]]:
+    a time, so the whole stream is never held at once."""
     after = "-"
     while True:
         entries = await read(after, RECORDS_BATCH)
-        for stream_id, fields in entries:
+        for _, fields in entries:
             if fields.get("worker") == worker:
-                yield stream_id, Page.from_dict(json.loads(fields["page"]))
+                yield Page.from_dict(json.loads(fields["page"]))
         if len(entries) < RECORDS_BATCH:
             return
         after = "(" + entries[-1][0]

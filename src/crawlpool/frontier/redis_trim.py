@@ -1,32 +1,30 @@
-"""What bounds the `records` stream: each worker's claim, and the trim that follows it (lua/trim.lua).
+"""What bounds the records streams: each worker's claim, and the trim that follows it (lua/trim.lua).
 
-Every record (an ack or a settle) is one stream entry, and its line goes to the manifest of the worker
-that committed it. The stream is there for one reader that cannot do without it: the manifest's repair
-when a worker resumes (`committed_pages`), which restores the lines a kill cut short or never wrote.
-So an entry may go once its line is durably in its worker's manifest, and not before.
+Every record (an ack or a settle) is one entry of its worker's stream `records:<worker>`, and its line
+goes to that worker's manifest. The stream is there for one reader that cannot do without it: the
+manifest's repair when the worker resumes (`committed_pages`), which restores the lines a kill cut
+short or never wrote. So an entry may go once its line is durably in the manifest, and not before.
 
-Each worker says how far that holds for its own records: its *claim*, a stream id such that every one
-of its records below it is in its manifest, fsynced. `Claims` below works it out. An ack or settle in
-flight (sent, no answer yet) may commit at any id above the last stream id this worker had seen when
-it was sent (`known`), so it holds the claim at that id; a committed record whose line went out
-(the engine appends it as soon as the call returns, with no await in between) holds it at its own id
-until the manifest's next fsync. With nothing held, the claim is `known`: any record this worker
-commits later gets a higher id. A call that failed stays held, so the claim never passes a record
-whose line may be missing.
+Each worker says how far that holds: its *claim*, a stream id such that every record of its stream
+below it is in its manifest, fsynced. `Claims` below works it out. An ack or settle in flight (sent,
+no answer yet) may commit at any id above the last id of the worker's stream it had seen when it was
+sent (`known`: its stream's ids only grow), so it holds the claim at that id; a committed record whose
+line went out (the engine appends it as soon as the call returns, with no await in between) holds it
+at its own id until the manifest's next fsync. With nothing held, the claim is `known`. A call that
+failed stays held, so the claim never passes a record whose line may be missing.
 
-Every lease / 3 a worker fsyncs its manifest and sends its claim (`RedisFrontier.confirm_records`),
-and trim.lua cuts the stream (XTRIM MINID) at the lowest claim of the live workers (heartbeat within
-their lease), never within the last `KEEP_MS` (status reads those records for its rates) and never
-the last entry (status' "updated"). A dead worker's claim does not hold the stream back: its records
-past its claim are first copied, with their ids, to the `kept` stream, where they wait until it
-resumes (its repair reads both) and confirms them, however long the crawl runs. A worker that closes
-with everything confirmed drops its claim (and with it what `kept` holds for it).
+Every lease / 3 a worker fsyncs its manifest, sends its claim (`RedisFrontier.confirm_records`) and
+trim.lua cuts its stream there (XTRIM MINID), though never within the last `KEEP_MS` (status reads
+those records for its rates) and never the last entry (status' "updated"). A worker that dies keeps
+its claim: its stream keeps what it committed since its last confirmation until it is resumed, when
+its repair writes those into its manifest and its next confirmation trims them. Other workers never
+wait for it. A resumed worker keeps its old claim until its repair is done (`confirm_with` is called
+after it). A worker that never confirms (one without a manifest, such as the benchmarks' or an older
+version's) keeps all its records.
 
-What bounds Redis memory, then: the stream holds about one confirmation period (lease / 3, 20 s by
-default) of the whole fleet's records, plus `KEEP_MS` of them, plus, for each worker that died
-without resuming, its records of its last confirmation period (in `kept`). A worker that never
-confirms (an older version, or one without a manifest such as the benchmarks') holds the trim at its
-claim; one that opened before claims existed (it has a lease but no claim) stops all trimming.
+What bounds Redis memory, then: for each live worker, the records it committed in one confirmation
+period (lease / 3, 20 s by default) plus `KEEP_MS`; for each worker that died and was not resumed,
+those of its last confirmation period; for each that closed, its last record.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ from dataclasses import dataclass, field
 from crawlpool.frontier.redis_status import RATE_WINDOW_MS
 
 KEEP_MS = RATE_WINDOW_MS  # status counts these records for each worker's rate
-SCAN = 1_000  # entries trim.lua looks at per call in `records` (copying) and in `kept` (forgetting)
 
 
 def id_key(stream_id: str) -> tuple[int, int]:
@@ -49,7 +46,7 @@ def id_key(stream_id: str) -> tuple[int, int]:
 class Claims:
     """One worker's claim: which of its records may be in flight or not yet fsynced to its manifest."""
 
-    known: str | None = None  # the highest stream id seen in a reply; None before the worker joined
+    known: str | None = None  # the highest id of its stream seen in a reply; None before it joined
     _open: dict[int, str] = field(default_factory=dict)  # call number → `known` when it was sent
     _written: list[str] = field(default_factory=list)  # ids of committed records since the last fsync
     _calls: int = 0
