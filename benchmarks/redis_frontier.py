@@ -25,8 +25,9 @@ each worker count the crawl runs from scratch and the table reports, per committ
 
 Each run checks completion and exactly-once: the crawl's `done` equals `--pages`, and the workers acked
 `--pages` pages in all, each URL once. Each worker confirms its records as a crawl's worker does after
-its manifest's fsync (here a no-op), every lease / 3 (10 s): `records left` is the stream's length at
-the end, what trimming left of `--pages` records, and `bytes/record` its MEMORY USAGE per entry.
+its manifest's fsync (here a no-op), every lease / 3 (10 s): `records left` is what the records
+streams hold at the end, what trimming left of `--pages` records, and `bytes/record` their MEMORY
+USAGE per entry.
 
 `--memory N` adds N URLs over N / 100 hosts to a fresh crawl whose seen set has
 max(8, ceil(log2(N / 256))) bucket bits (what redis_keys.py advises; `--seen-bits` to choose), one `add`
@@ -304,9 +305,12 @@ async def measure(
     calls["info"] = calls.get("info", 0) - 2
     calls["usec_sys_total"] -= calls0["usec_sys_total"]
     done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
-    records = f"crawlpool:{{{crawl_id}}}:records"
-    left = int(await client.xlen(records))
-    record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, left)
+    # One stream per worker (an older tree: one for the crawl)
+    prefix = f"crawlpool:{{{crawl_id}}}:records"
+    streams = [prefix, *(f"{prefix}:bench-w{w}" for w in range(workers))]
+    left = sum([int(await client.xlen(key)) for key in streams])
+    held = sum([int(await client.memory_usage(key, samples=0) or 0) for key in streams])
+    record_bytes = held / max(1, left)
     used_mb = int((await client.info("memory"))["used_memory"]) / 2**20
     await client.flushall()  # the next run starts from an empty server
     await client.aclose()
@@ -325,8 +329,8 @@ async def measure(
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
-        "bytes_per_record": round(record_bytes),  # the records stream's MEMORY USAGE ÷ its entries
-        "records_left": left,  # entries the stream still holds after the crawl
+        "bytes_per_record": round(record_bytes),  # the records streams' MEMORY USAGE ÷ their entries
+        "records_left": left,  # entries the streams still hold after the crawl
         "used_memory_mb": round(used_mb, 1),  # the whole server after the crawl
         "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
         "problems": problems,
