@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from crawlpool.errors import StorageError
 from crawlpool.frontier import Lease, Politeness, Request
 from crawlpool.frontier.redis_trim import Claims
 from crawlpool.records import Page
@@ -51,6 +52,43 @@ def test_a_call_that_never_answered_holds_the_claim_for_good() -> None:
     done = claims.sent()
     claims.answered(done, True)  # an ALREADY that was this worker's: the id is above 99-0
     assert claims.claim(claims.unsynced()) == "10-0"
+
+
+# -- the manifest's side (no Redis) ----------------------------------------------------------------
+
+
+def plain_page(url: str) -> Page:
+    return Page(url, url, 200, "text/html", 0, None, None, 0, None, "2026-01-01T00:00:00Z", 1, None, 0)
+
+
+async def test_a_manifest_whose_append_failed_confirms_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Manifest(tmp_path) as manifest:
+        manifest.append(plain_page("http://a.test/1"))
+        await manifest.sync()
+
+        def disk_full(fd: int, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("os.write", disk_full)
+        with pytest.raises(StorageError):
+            manifest.append(plain_page("http://a.test/2"))
+        with pytest.raises(StorageError, match="sync"):
+            await manifest.sync()
+
+
+async def test_the_repair_keeps_the_manifest_and_adds_each_held_record_once(tmp_path: Path) -> None:
+    lines = [plain_page(f"http://a.test/{i}").to_json() for i in range(4)]
+    # 0 (its record trimmed), 1 twice, 2 cut short by a kill; 3 never written
+    (tmp_path / MANIFEST_NAME).write_text("\n".join([lines[0], lines[1], lines[1], lines[2][:30]]))
+
+    async def held() -> AsyncIterator[Page]:
+        for i in (1, 2, 3):
+            yield plain_page(f"http://a.test/{i}")
+
+    repaired = [page.url async for page in with_manifest(tmp_path, held())]
+    assert repaired == [f"http://a.test/{i}" for i in range(4)]
 
 
 # -- against Redis ---------------------------------------------------------------------------------

@@ -135,6 +135,14 @@ def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
         raise
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
     return StorageError(f"storage: cannot {action} {path}: {exc.strerror or type(exc).__name__}")
 
@@ -187,6 +195,7 @@ class Manifest:
         self.path = output / MANIFEST_NAME
         self._fd: int | None = None
         self._failed = False  # an append failed: a line may be missing, so nothing is confirmed
+        self._dir_synced = False
 
     async def __aenter__(self) -> Manifest:
         # O_APPEND and one os.write per line: no Python buffer that a kill -9 could lose.
@@ -231,5 +240,8 @@ class Manifest:
                 raise OSError(0, "an earlier append failed")
             if fd is not None:
                 await asyncio.to_thread(os.fsync, fd)
+            if not self._dir_synced:  # the file's name too: it was created, or renamed by a repair
+                await asyncio.to_thread(_fsync_dir, self.path.parent)
+                self._dir_synced = True
         except OSError as exc:
             raise _storage_error("sync", self.path, exc) from None
