@@ -467,7 +467,7 @@ class RedisFrontier:
 
     async def confirm_records(self, *, leaving: bool = False) -> None:
         """Fsync the manifest, send this worker's claim and trim its stream (see redis_trim.py).
-        `leaving`: the worker stops here; with nothing held it drops its claim."""
+        `leaving`: the worker stops here; with nothing held it claims all its records."""
         if self._sync is None:
             return
         synced = self._claims.unsynced()
