@@ -40,9 +40,9 @@ a duration as well: the backend stores `now + valid_for_s` on its own clock and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from crawlpool.policy.pacing import HostEvent, HostPace
 from crawlpool.records import Page
@@ -209,6 +209,15 @@ class RobotsState:
     valid_for_s: float
 
 
+@runtime_checkable
+class ConfirmsRecords(Protocol):
+    """A frontier that drops committed records once the worker's manifest holds them (Redis)."""
+
+    def confirm_with(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """Every record committed from now on gets its manifest line as soon as `ack` or `settle`
+        returns True, and `sync()` makes the lines written so far durable."""
+
+
 class Frontier(Protocol):
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue each request whose fingerprint was never seen; return how many were new."""
@@ -276,7 +285,8 @@ class Frontier(Protocol):
     def committed_pages(self) -> AsyncIterator[Page]:
         """The committed records (`ack`, `settle`) whose lines belong in this process's manifest, in
         commit order: every record of the crawl, or, for a crawl shared by workers (Redis), those of
-        this worker (its worker id)."""
+        this worker (its worker id) that it still holds: it drops those the worker confirmed are in its
+        manifest (`ConfirmsRecords`)."""
         ...
 
     async def status(self) -> FrontierStatus:

@@ -11,7 +11,7 @@
       KEYS[6]  retry:<host>     ZSET
       KEYS[7]  host:<host>      HASH
       KEYS[8]  inflight:<host>  HASH
-      KEYS[9]  records          STREAM
+      KEYS[9]  records:<w>      STREAM, this worker's records in this bucket
       KEYS[10] done_by          HASH
       KEYS[11] acks             ZSET
 
@@ -35,7 +35,7 @@
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
       the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'} when the token is not the
       slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
-      (acks remembers it for 2 * lease_ms).
+      (acks remembers it for 2 * lease_ms). An ack's reply ends with its record's stream id.
 ]]
 local now = now_ms()
 local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -54,8 +54,9 @@ local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
+local record_id
 if mode == 'ack' then
-  redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
+  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', 1)
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
   if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
@@ -113,4 +114,5 @@ else
 end
 if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
 if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
+if record_id then reply[#reply + 1] = record_id end
 return reply
