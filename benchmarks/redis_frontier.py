@@ -1,10 +1,13 @@
 """What one page costs Redis: the Redis frontier driven at full speed by N simulated workers.
 
     python -m benchmarks.redis_frontier [--pages 20000] [--hosts 400] [--workers 1,2,4] [--cluster]
+    python -m benchmarks.redis_frontier --memory 1000000     # bytes per seen and per queued URL
 
 No HTTP: each worker is a separate process that runs the frontier calls the engine makes for a page
-(engine.py: `lease` for free slots, then per URL `observe` of the answer, `add` of the links its
-per-process known-links cache has not handed over yet, `ack`), with a fake fetch that returns at once.
+(engine.py: `lease` for free slots, then per URL `add` of the links its per-process known-links cache
+has not handed over yet and `ack_answered`, the ack that carries the host's answer for its pacing; a
+`--compare` tree from before it sends `observe` of the answer first, then `ack`), with a fake fetch
+that returns at once.
 The site is a deterministic graph of `--pages` pages over `--hosts` hosts of Zipf-like sizes (the biggest
 host has a few thousand pages, most have tens), seeded with each host's page 0; every page has 50 links:
 40 to its own host (one of them its successor, so every page is reachable), 8 to the first pages of
@@ -27,7 +30,15 @@ created with `redis-cli --cluster create`) and the crawl's keys are in its defau
 and commands are summed over the masters, and a last column gives each master's share of the commands.
 
 Each run checks completion and exactly-once: the crawl's `done` equals `--pages`, and the workers acked
-`--pages` pages in all, each URL once.
+`--pages` pages in all, each URL once. Each worker confirms its records as a crawl's worker does after
+its manifest's fsync (here a no-op), every lease / 3 (10 s): `records left` is what the records
+streams hold at the end, what trimming left of `--pages` records, and `bytes/record` their MEMORY
+USAGE per entry.
+
+`--memory N` adds N URLs over N / 100 hosts to a fresh crawl whose seen set has
+max(8, ceil(log2(N / 256))) bucket bits (what redis_keys.py advises; `--seen-bits` to choose), one `add`
+of 500 at a time, and reports `used_memory` growth, the MEMORY USAGE of the seen buckets and of the host
+queues per URL, and Redis CPU per URL added (`--intset-entries K` sets Redis' set-max-intset-entries).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -121,6 +133,14 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
     frontier = await RedisFrontier.open(
         url, crawl_id, Politeness(per_host=2, delay_s=0.0), worker_id=f"bench-w{index}", lease_ms=30_000
     )
+    confirm_with = getattr(frontier, "confirm_with", None)  # absent from a --compare tree before it
+    if confirm_with is not None:
+
+        async def manifest_synced() -> None:
+            return None
+
+        confirm_with(manifest_synced)
+    ack_answered = getattr(frontier, "ack_answered", None)  # the answer goes with the ack (engine.py)
     known: set[int] = set()
     acked: list[str] = []
     active = 0
@@ -131,7 +151,9 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
         request = lease.request
         h, i = site.parse(request.url)
         await asyncio.sleep(FETCH_S)  # the fetch
-        await frontier.observe(request.host, Answered(200, 5, None))
+        answer = Answered(200, 5, None)
+        if ack_answered is None:  # a --compare tree before PacesOnAck: the engine observes first
+            await frontier.observe(request.host, answer)
         follow = []
         for link in site.links(h, i):
             request_link = make_request(link, request.depth + 1, request.url)
@@ -156,7 +178,10 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
             error=None,
             links=len(site.links(h, i)),
         )
-        if await frontier.ack(lease, record):
+        acked_now = await (
+            frontier.ack(lease, record) if ack_answered is None else ack_answered(lease, record, answer)
+        )
+        if acked_now:
             acked.append(request.url)
         active -= 1
         changed.set()
@@ -350,13 +375,16 @@ async def measure(
         node_calls["usec_sys_total"] -= node_calls0["usec_sys_total"]
         for name, n in node_calls.items():
             calls[name] = calls.get(name, 0) + n
-    client = clients[0]
     if cluster:
-        done, record_bytes = await cluster_done(url, crawl_id), 0.0
+        done = await cluster_done(url, crawl_id)
     else:
-        done = int(await client.hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
-        records = f"crawlpool:{{{crawl_id}}}:records"
-        record_bytes = int(await client.memory_usage(records, samples=0) or 0) / max(1, done)
+        done = int(await clients[0].hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
+    left, held = 0, 0
+    for node in clients:  # every records stream: per worker and bucket (an older tree: one per bucket)
+        async for key in node.scan_iter(match=f"crawlpool:*{crawl_id}*:records*", count=1000):
+            left += int(await node.xlen(key))
+            held += int(await node.memory_usage(key, samples=0) or 0)
+    record_bytes = held / max(1, left)
     used_mb = sum([int((await node.info("memory"))["used_memory"]) for node in clients]) / 2**20
     for node in clients:
         await node.flushall()  # the next run starts from an empty server
@@ -376,7 +404,8 @@ async def measure(
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
-        "bytes_per_record": round(record_bytes),  # the records stream's MEMORY USAGE ÷ its entries
+        "bytes_per_record": round(record_bytes),  # the records streams' MEMORY USAGE ÷ their entries
+        "records_left": left,  # entries the streams still hold after the crawl
         "used_memory_mb": round(used_mb, 1),  # the whole server (every master) after the crawl
         "commands_by_node": per_node,
         "top_commands": {k: round(v / pages, 2) for k, v in sorted(calls.items(), key=lambda c: -c[1])[:30]},
@@ -398,13 +427,62 @@ async def cluster_done(url: str, crawl_id: str) -> int:
 def row(r: dict[str, Any]) -> str:
     line = (
         f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
-        f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} |"
+        f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} "
+        f"| {r.get('records_left', '')} | {r.get('bytes_per_record', '')} |"
     )
     by_node = r["commands_by_node"]
     if len(by_node) > 1:
         total = sum(by_node)
         line += " " + " / ".join(f"{n / total:.0%}" for n in by_node) + " |"
     return line
+
+
+async def memory(port: int, n: int, bits: int | None, intset_entries: int | None) -> None:
+    """Bytes per seen and per queued URL in a crawl of `n` URLs (see the module docstring)."""
+    import redis.asyncio as aioredis
+
+    from crawlpool.frontier.base import Politeness
+    from crawlpool.frontier.redis import RedisFrontier
+    from crawlpool.policy.rules import make_request
+
+    url = f"redis://127.0.0.1:{port}/0"
+    if bits is None:
+        bits = max(8, math.ceil(math.log2(max(1, n) / 256)))
+    client = aioredis.from_url(url, decode_responses=True)
+    if intset_entries is not None:
+        await client.config_set("set-max-intset-entries", intset_entries)
+    before = int((await client.info("memory"))["used_memory"])
+    frontier = await RedisFrontier.open(
+        url, "mem", Politeness(per_host=2, delay_s=0.0), seen_bucket_bits=bits, lease_ms=30_000
+    )
+    hosts = max(1, n // 100)
+    batch = []
+    cpu0 = await client.info("cpu")
+    for i in range(n):
+        batch.append(make_request(f"http://h{i % hosts}.invalid/p/{i // hosts}", 1, None))
+        if len(batch) == 500 or i == n - 1:
+            await frontier.add(batch)
+            batch = []
+    cpu = await client.info("cpu")
+    redis_us = sum(float(cpu[k]) - float(cpu0[k]) for k in ("used_cpu_sys", "used_cpu_user")) * 1e6
+    await frontier.aclose()
+    grown = int((await client.info("memory"))["used_memory"]) - before
+    sizes: dict[str, int] = {}
+    async for key in client.scan_iter(match="crawlpool:{mem}:*", count=1000):
+        kind = key.split(":", 2)[2].split(":")[0]
+        sizes[kind] = sizes.get(kind, 0) + int(await client.memory_usage(key, samples=0) or 0)
+    sample = range(0, 2**bits, 97)
+    encodings = {await client.object("encoding", f"crawlpool:{{mem}}:seen:{b}") for b in sample}
+    limit = (await client.config_get("set-max-intset-entries"))["set-max-intset-entries"]
+    await client.flushall()
+    await client.aclose()
+    print(f"{n:,} URLs over {hosts:,} hosts, seen set in 2^{bits} buckets ({', '.join(sorted(encodings))}),")
+    print(f"set-max-intset-entries {limit}; Redis CPU {redis_us / n:.1f} µs per URL added\n")
+    print("| what | MB | bytes per URL |")
+    print("|---|--:|--:|")
+    print(f"| used_memory growth | {grown / 2**20:,.1f} | {grown / n:.1f} |")
+    for kind, label in (("seen", "seen buckets (seen:*)"), ("q", "host queues (q:*)"), ("host", "host:*")):
+        print(f"| {label} | {sizes.get(kind, 0) / 2**20:,.1f} | {sizes.get(kind, 0) / n:.1f} |")
 
 
 def main() -> None:
@@ -424,6 +502,9 @@ def main() -> None:
     parser.add_argument(
         "--fetch-ms", type=float, default=0.0, help="time each fake fetch takes (0: full speed, CPU-bound)"
     )
+    parser.add_argument("--memory", type=int, metavar="N", help="measure memory per seen URL over N URLs")
+    parser.add_argument("--seen-bits", type=int, help="--memory: the seen set's bucket bits")
+    parser.add_argument("--intset-entries", type=int, help="--memory: Redis' set-max-intset-entries")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: 'url crawl_id index concurrency'
     parser.add_argument("--seed", help=argparse.SUPPRESS)  # internal: 'url crawl_id'
     args = parser.parse_args()
@@ -438,6 +519,15 @@ def main() -> None:
         url, crawl_id, index, concurrency = args.worker.split()
         result = asyncio.run(run_worker(url, crawl_id, site, int(index), int(concurrency)))
         print(json.dumps(result))
+        return
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_redis(tmp)
+            try:
+                asyncio.run(memory(port, args.memory, args.seen_bits, args.intset_entries))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
         return
     largest = site.sizes[0]
     print(f"{sum(site.sizes):,} pages over {len(site.sizes)} hosts (largest {largest:,}), 50 links each")
@@ -467,8 +557,9 @@ def main() -> None:
             + (", 3-master cluster" if args.cluster else "")
             + ":\n"
         )
-        head = "| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s |"
-        rule = "|--:|--:|--:|--:|--:|--:|"
+        head = "| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s "
+        head += "| records left | bytes/record |"
+        rule = "|--:|--:|--:|--:|--:|--:|--:|--:|"
         if args.cluster:
             head, rule = head + " commands per master |", rule + "--:|"
         print(head)

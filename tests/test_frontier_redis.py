@@ -106,6 +106,11 @@ def urls(host: str, n: int) -> list[str]:
     return [f"http://{host}/{i}" for i in range(n)]
 
 
+async def all_records(raw: Any, worker: Any) -> int:
+    """The records of the crawl, in every worker's stream."""
+    return sum([await raw.xlen(worker._keys.records(w)) for w in await raw.hkeys(worker._keys.claims)])
+
+
 def hosts_of(leases: list[Lease]) -> Counter[str]:
     return Counter(lease.request.host for lease in leases)
 
@@ -141,7 +146,7 @@ async def test_a_stale_token_takes_and_acks_nothing(
     # w1 wakes: its idle slot's token is stale, so its take gets nothing, and w2's lease stands.
     assert (await w1.lease(5)).leases == []
     assert await w2.ack(taken, page(taken))
-    assert await raw.xlen(w1._keys.records) == 1
+    assert await all_records(raw, w1) == 1
 
 
 async def test_an_ack_hands_out_the_next_url_of_a_host_without_delay_through_its_slot(
@@ -161,7 +166,7 @@ async def test_an_ack_hands_out_the_next_url_of_a_host_without_delay_through_its
     assert second.token == first.token and second.request.url != first.request.url
     assert w1.is_current(second)
     assert await w1.ack(second, page(second))
-    assert await raw.xlen(w1._keys.records) == 2
+    assert await all_records(raw, w1) == 2
     # Closing gives the URL handed out by the last ack back, untried and uncharged.
     await w1.aclose()
     assert await raw.hmget(w1._keys.meta, ["queued", "leased"]) == ["1", "0"]
@@ -193,7 +198,7 @@ async def test_a_url_an_ack_handed_out_to_a_worker_that_then_paused_is_reaped_an
     assert taken.request.url == second.request.url and taken.request.attempts == 1
     assert not await w1.ack(second, page(second))
     assert await w2.ack(taken, page(taken))
-    assert await raw.xlen(w1._keys.records) == 2
+    assert await all_records(raw, w1) == 2
 
 
 async def test_a_stale_token_cannot_extend_or_ack(
@@ -211,7 +216,7 @@ async def test_a_stale_token_cannot_extend_or_ack(
     assert not await w1.ack(zombie, page(zombie))
     assert not await w1.retry(zombie, 0)
     assert not await w1.release(zombie)
-    assert await raw.xlen(w1._keys.records) == 0
+    assert await all_records(raw, w1) == 0
     assert await w2.heartbeat() == []
     assert await w2.ack(taken, page(taken))
 
@@ -268,7 +273,7 @@ async def test_per_host_holds_across_workers_for_a_whole_crawl(open_worker: Open
         if await workers[1].is_done():
             break
     assert sorted(acked) == sorted(everything)
-    records = await raw.xrange(workers[0]._keys.records)
+    records = [entry for w in workers for entry in await raw.xrange(w._keys.records(w.worker_id))]
     assert sorted(json.loads(fields["page"])["url"] for _, fields in records) == sorted(everything)
 
 
@@ -368,7 +373,7 @@ async def test_records_and_queued_urls_are_json(open_worker: OpenWorker, raw: An
     assert [json.loads(record)["url"] for record in queued] == ["http://a.test/2"]
     record = page(lease)
     assert await worker.ack(lease, record)
-    ((_, fields),) = await raw.xrange(worker._keys.records)
+    ((_, fields),) = await raw.xrange(worker._keys.records(worker.worker_id))
     assert Page.from_dict(json.loads(fields["page"])) == record
     assert (int(fields["fp"]), fields["worker"]) == (referred.fp, worker.worker_id)
 
@@ -420,7 +425,7 @@ async def test_an_ack_whose_reply_was_lost_counts_once(
     assert await worker.ack(lease, page(lease))  # run again after the lost reply: it had committed
     assert calls == 2
     assert not await worker.ack(lease, page(lease))  # a real second ack
-    assert await raw.xlen(worker._keys.records) == 1
+    assert await all_records(raw, worker) == 1
     assert (await worker.counts()).done == 1
 
 

@@ -95,12 +95,49 @@ async def take_one(env: Env, slot: str, token: int) -> str:
     return str(result)
 
 
-def end_call(env: Env, token: int, rec: str, mode: str, payload: str = "", extra: str = "") -> Any:
+def end_call(
+    env: Env,
+    token: int,
+    rec: str,
+    mode: str,
+    payload: str = "",
+    extra: str = "",
+    answer: list[Any] | None = None,
+) -> Any:
+    """end.lua; `answer`: [status, elapsed_ms, error code] of the host's answer, paced in the same step."""
     k = env.keys
     fp = json.loads(rec)["fp"]
+    from crawlpool.policy.pacing import PACE_RULE
+
+    paced = ["answer", *answer, PACE_RULE] if answer else []
     return env.scripts.end(
-        keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records, k.done_by, k.acks],
-        args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, token, mode, payload, extra, "w1"],
+        keys=[
+            k.meta,
+            k.ready,
+            k.leased,
+            k.owner,
+            *env.host("a.test"),
+            k.records("w1"),
+            k.done_by,
+            k.acks,
+            k.paced,
+        ],
+        args=[
+            NOW,
+            LEASE_MS,
+            PER_HOST,
+            DELAY_MS,
+            10,
+            "a.test",
+            fp,
+            token,
+            mode,
+            payload,
+            extra,
+            "w1",
+            "",
+            *paced,
+        ],
     )
 
 
@@ -169,10 +206,11 @@ async def test_add_of_a_new_url_makes_a_done_crawl_running_again(env: Env) -> No
 
 async def test_settle_records_an_unseen_url_once(env: Env) -> None:
     k = env.keys
-    keys = [k.meta, k.seen(3), k.records, k.done_by]
-    assert await env.scripts.settle(keys=keys, args=["-42", '{"page":1}', "robots", "w1"]) == 1
+    keys = [k.meta, k.seen(3), k.records("w1"), k.done_by]
+    record_id = await env.scripts.settle(keys=keys, args=["-42", '{"page":1}', "robots", "w1"])
     assert await env.scripts.settle(keys=keys, args=["-42", '{"page":2}', "robots", "w1"]) == 0
-    ((_, entry),) = await env.client.xrange(k.records)
+    ((stream_id, entry),) = await env.client.xrange(k.records("w1"))
+    assert record_id == stream_id, "settle answers its record's id"
     assert entry == {"fp": "-42", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {"robots": "1"}
     assert await env.meta("seen", "done") == [1, 1]
@@ -281,8 +319,9 @@ async def in_flight(env: Env, token: int, *recs: str) -> str:
 async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     k = env.keys
     rec = await in_flight(env, 7, record("1"))
-    assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["FREED", "a.test#0"]
-    ((_, entry),) = await env.client.xrange(k.records)
+    reply = await end_call(env, 7, rec, "ack", '{"page":1}', "ok")
+    ((stream_id, entry),) = await env.client.xrange(k.records("w1"))
+    assert reply == ["FREED", "a.test#0", stream_id], "an ack answers its record's id last"
     assert entry == {"fp": json.loads(rec)["fp"], "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
     assert await env.meta("queued", "leased", "done") == [0, 0, 1]
@@ -291,13 +330,33 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     assert await env.client.zscore(k.ready, "a.test#0") is None
     # The same ack again (a lost reply, retried): ALREADY, nothing changes.
     assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["ALREADY"]
-    assert await env.client.xlen(k.records) == 1
+    assert await env.client.xlen(k.records("w1")) == 1
+
+
+async def test_an_ack_with_the_hosts_answer_paces_it_once_in_the_same_step(env: Env) -> None:
+    """The answer an ack carries counts as pace.lua would count it, and only when the URL ends there:
+    a resent ack (ALREADY) or a stale one leaves the host's pace alone."""
+    cfg = env.host("a.test")[2]
+    rec = await in_flight(env, 7, record("1"), record("2"))
+    reply = await end_call(env, 7, rec, "ack", "{}", "ok", answer=["503", "40", ""])
+    assert reply[0] == "FREED", "backed off before the slot's fate is decided: the host is not due now"
+    floor, extra, baseline, answers = json.loads(await env.client.hget(cfg, "pace"))
+    assert (extra > 0, baseline, answers) == (True, 40, 1), "a 503 backs the host off"
+    delay_ms = int(await env.client.hget(cfg, "delay_ms"))
+    assert delay_ms == round((floor + extra) * 1000) > DELAY_MS
+    assert await env.client.zscore(env.keys.paced, "a.test") is not None
+    ready = await env.client.zrange(env.keys.ready, 0, -1, withscores=True)
+    assert ready and all(score == NOW + delay_ms for _, score in ready), "its free slots wait the new delay"
+    paced = await env.client.hget(cfg, "pace")
+    assert await end_call(env, 7, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["ALREADY"]
+    assert await end_call(env, 99, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["STALE"]
+    assert await env.client.hget(cfg, "pace") == paced, "counted once"
 
 
 async def test_end_keeps_the_slot_when_the_host_may_start_again_now(env: Env) -> None:
     rec = await in_flight(env, 7, record("1"), record("2"))
     await env.client.hset(env.host("a.test")[2], "delay_ms", 0)  # no delay: next URL due at once
-    assert await end_call(env, 7, rec, "ack", "{}", "http_5xx") == ["KEPT", "a.test#0"]
+    assert (await end_call(env, 7, rec, "ack", "{}", "http_5xx"))[:2] == ["KEPT", "a.test#0"]
     assert await env.owner("a.test#0") == {"w": "w1", "t": 7, "n": 1}
     assert await env.client.hgetall(env.keys.done_by) == {"http_5xx": "1"}
 
@@ -327,7 +386,7 @@ async def test_a_stale_token_gets_stale_from_take_end_and_extend(env: Env) -> No
         assert await end_call(env, 7, rec, mode, "{}", "0") == ["STALE"]
     lost = await env.scripts.extend(keys=[k.leased, k.owner], args=[NOW + 10, LEASE_MS, "w1", "a.test#0", 7])
     assert lost == ["a.test#0"]
-    assert await env.client.xlen(k.records) == 0
+    assert await env.client.xlen(k.records("w1")) == 0
     assert await env.client.zscore(k.leased, "a.test#0") == NOW + LEASE_MS  # not pushed
 
 
@@ -501,10 +560,10 @@ async def test_the_raw_script_with_a_key_missing_is_a_redis_error_not_a_silent_n
     fp = json.loads(rec)["fp"]
     with pytest.raises(ResponseError):  # acks (KEYS[11]) is missing: its ZADD fails, after the XADD
         await raw(
-            keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records, k.done_by],
+            keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1"), k.done_by],
             args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, 7, "ack", "{}", "ok", "w1"],
         )
-    assert await env.client.xlen(k.records) == 1  # half done: a record, its URL still in flight
+    assert await env.client.xlen(k.records("w1")) == 1  # half done: a record, its URL still in flight
 
 
 LUA_DIR = files("crawlpool.frontier") / "lua"

@@ -27,6 +27,7 @@ from crawlpool.dashboard.address import parse_address, token_for
 from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier import (
+    ConfirmsRecords,
     Frontier,
     Politeness,
     default_crawl_id,
@@ -46,7 +47,7 @@ from crawlpool.recrawl import Recrawl, start_update, write_changes
 from crawlpool.rejoin import CRAWL_IDENTITY_KEY, crawl_identity
 from crawlpool.seeds import check_seed_urls
 from crawlpool.stats import CrawlStats
-from crawlpool.store import Manifest, clear_temp_files, prepare_output, rewrite_manifest
+from crawlpool.store import Manifest, clear_temp_files, prepare_output, rewrite_manifest, with_manifest
 from crawlpool.warc_index import WARC_DIR, repair_warc_files
 
 DNS_CACHE_TTL_S = 300
@@ -256,6 +257,8 @@ async def run_crawl(
                 archive=archive,
             ) as engine,
         ):
+            if isinstance(frontier, ConfirmsRecords):  # the manifest is repaired: records may go
+                frontier.confirm_with(manifest.sync)
             engine_stats = engine.stats
             if on_engine is not None:
                 on_engine(engine)
@@ -362,7 +365,10 @@ async def _begin(frontier: Frontier, cfg: CrawlConfig, seeds: list[str], *, repa
         raise ConfigError(_identity_difference(json.loads(stored), json.loads(identity), cfg))
     if cfg.resume and repair:
         archived: dict[str, int] = {}  # per WARC file, the offset of its last committed response
-        repaired = await rewrite_manifest(cfg.output, _noting_archive(frontier.committed_pages(), archived))
+        pages = frontier.committed_pages()
+        if is_redis(cfg.frontier):  # it keeps only the records the manifest may lack
+            pages = with_manifest(cfg.output, pages)
+        repaired = await rewrite_manifest(cfg.output, _noting_archive(pages, archived))
         log.info("resuming the crawl in %s: %d records kept", cfg.output, repaired)
         if (cfg.output / WARC_DIR).is_dir():
             dropped = await asyncio.to_thread(repair_warc_files, cfg.output / WARC_DIR, archived)

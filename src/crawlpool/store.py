@@ -8,8 +8,10 @@ the frontier committed the record), so every `path` a manifest line names exists
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,6 +93,36 @@ async def rewrite_manifest(output: Path, pages: AsyncIterator[Page]) -> int:
     return count
 
 
+async def with_manifest(output: Path, pages: AsyncIterator[Page]) -> AsyncIterator[Page]:
+    """OUTPUT's manifest merged with `pages`, the records a frontier still holds for it when it keeps
+    only those its worker has not confirmed (the Redis frontier trims the rest): every whole line of
+    the manifest, a record found in `pages` once, then those of `pages` the manifest lacks. Only
+    `pages` is held in memory."""
+    held = {page.url: page async for page in pages}
+    written: set[str] = set()
+    try:
+        fh = (output / MANIFEST_NAME).open(encoding="utf-8")
+    except FileNotFoundError:
+        fh = None
+    except OSError as exc:
+        raise _storage_error("read", output / MANIFEST_NAME, exc) from None
+    if fh is not None:
+        with fh:
+            for line in fh:
+                try:
+                    page = Page.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # a line cut short by a kill: its record is in `pages`
+                if page.url in held:
+                    if page.url in written:
+                        continue
+                    written.add(page.url)
+                yield page
+    for url, page in held.items():
+        if url not in written:
+            yield page
+
+
 def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
     try:
         if make_dir:
@@ -101,6 +133,14 @@ def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)  # a half-written temp file only takes space a full disk lacks
         raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
@@ -163,6 +203,8 @@ class Manifest:
     def __init__(self, output: Path) -> None:
         self.path = output / MANIFEST_NAME
         self._fd: int | None = None
+        self._failed = False  # an append failed: a line may be missing, so nothing is confirmed
+        self._dir_synced = False
 
     async def __aenter__(self) -> Manifest:
         # O_APPEND and one os.write per line: no Python buffer that a kill -9 could lose.
@@ -179,8 +221,13 @@ class Manifest:
         tb: TracebackType | None,
     ) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)  # so that `sync` after the close has nothing left to do
+            except OSError:
+                self._failed = True
+            finally:
+                os.close(fd)
 
     def append(self, page: Page) -> None:
         """Write `page`'s line. Raises StorageError (a line cut by a full disk is repaired by resume)."""
@@ -190,4 +237,20 @@ class Manifest:
             while line:  # a disk filling up mid-line writes part of it, then raises on the rest
                 line = line[os.write(self._fd, line) :]
         except OSError as exc:
+            self._failed = True
             raise _storage_error("append to", self.path, exc) from exc
+
+    async def sync(self) -> None:
+        """Make every line appended so far durable (fsync; the Redis frontier confirms its records
+        after it). Raises StorageError when an append failed or the fsync does."""
+        fd = self._fd
+        try:
+            if self._failed:
+                raise OSError(0, "an earlier append failed")
+            if fd is not None:
+                await asyncio.to_thread(os.fsync, fd)
+            if not self._dir_synced:  # the file's name too: it was created, or renamed by a repair
+                await asyncio.to_thread(_fsync_dir, self.path.parent)
+                self._dir_synced = True
+        except OSError as exc:
+            raise _storage_error("sync", self.path, exc) from None

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from crawlpool.errors import ConfigError, FrontierError
 from crawlpool.frontier.base import (
+    ConfirmsRecords,
     CrawlState,
     Frontier,
     FrontierCounts,
@@ -36,6 +37,7 @@ from crawlpool.frontier.base import (
     HostRow,
     Lease,
     LeaseBatch,
+    PacesOnAck,
     Politeness,
     Request,
     RobotsState,
@@ -45,6 +47,7 @@ from crawlpool.frontier.memory import MemoryFrontier
 from crawlpool.frontier.sqlite import SqliteFrontier, read_host_rows_at, read_status_at
 
 __all__ = [
+    "ConfirmsRecords",
     "CrawlState",
     "Frontier",
     "FrontierCounts",
@@ -54,6 +57,7 @@ __all__ = [
     "Lease",
     "LeaseBatch",
     "MemoryFrontier",
+    "PacesOnAck",
     "Politeness",
     "Request",
     "RobotsState",

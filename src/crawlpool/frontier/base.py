@@ -40,11 +40,11 @@ a duration as well: the backend stores `now + valid_for_s` on its own clock and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from crawlpool.policy.pacing import HostEvent, HostPace
+from crawlpool.policy.pacing import Answered, HostEvent, HostPace
 from crawlpool.records import Page
 
 RequestKind = Literal["page", "sitemap", "requisite"]
@@ -209,6 +209,26 @@ class RobotsState:
     valid_for_s: float
 
 
+@runtime_checkable
+class PacesOnAck(Protocol):
+    """A frontier that takes a host's answer with the URL's ack, in one step (Redis: one script per
+    page instead of two)."""
+
+    async def ack_answered(self, lease: Lease, page: Page, answer: Answered) -> bool:
+        """`observe(lease.request.host, answer)`, then `ack(lease, page)`, as one step: the answer
+        counts only when the ack does (so never twice when a call is sent again)."""
+        ...
+
+
+@runtime_checkable
+class ConfirmsRecords(Protocol):
+    """A frontier that drops committed records once the worker's manifest holds them (Redis)."""
+
+    def confirm_with(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """Every record committed from now on gets its manifest line as soon as `ack` or `settle`
+        returns True, and `sync()` makes the lines written so far durable."""
+
+
 class Frontier(Protocol):
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue each request whose fingerprint was never seen; return how many were new."""
@@ -276,7 +296,8 @@ class Frontier(Protocol):
     def committed_pages(self) -> AsyncIterator[Page]:
         """The committed records (`ack`, `settle`) whose lines belong in this process's manifest, in
         commit order: every record of the crawl, or, for a crawl shared by workers (Redis), those of
-        this worker (its worker id)."""
+        this worker (its worker id) that it still holds: it drops those the worker confirmed are in its
+        manifest (`ConfirmsRecords`)."""
         ...
 
     async def status(self) -> FrontierStatus:

@@ -25,7 +25,10 @@ would starve the host's other slots (a host with 4 URLs and 5 slots must be able
 One exception saves a call per page: an ack that keeps its slot on a host without delay takes the
 host's next URL in the same script (end.lua's NEXT), and the worker's next `lease` hands it out without
 asking Redis. It is in flight under the slot's token like any other; `counts` shows it as queued until
-`lease` hands it out, and `aclose` gives it back uncharged.
+`lease` hands it out, and `aclose` gives it back uncharged. Likewise an ack may carry the host's
+answer (`ack_answered`, which the engine uses for answers that signal no overload): end.lua applies
+it to the host's pacing first, as pace.lua would, in the same script, so a page costs one script
+call instead of two; the answer counts only when the URL ends there, so never twice.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
 the seen set. A crawl has B key buckets, fixed when it is created (1 by default on one server, 16 on a
@@ -42,6 +45,12 @@ the crawl is done when all queued and leased are 0 in both passes and no `seen` 
 then no bucket received work between its two reads, so at the moment the first pass ended every
 bucket was empty at once. A page's links are added before its ack, so the crawl cannot look empty
 while they are on their way.
+
+Records: each worker's records go to its own stream in the bucket that served the URL (`records:<w>`
+there: B streams per worker), and each of those is trimmed as the worker's manifest confirms its
+records (`confirm_with`, `confirm_records`): redis_trim.py says how, and what bounds them. Stream ids
+are per stream (each node's clock), so the worker's claim is kept per bucket, and readers (`status`,
+`committed_pages`) visit every bucket's streams.
 
 Scripts: each step is one Lua script, `lua/<name>.lua`, whose header names its KEYS, ARGV and reply
 (redis_scripts.py loads them, redis_calls.py builds their KEYS and ARGV); all times in them are Redis
@@ -83,7 +92,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from crawlpool.errors import ConfigError, FrontierError
+from crawlpool.errors import ConfigError, FrontierError, StorageError
 from crawlpool.frontier.base import (
     MAX_BACKOFF_SHOWN,
     ROBOTS_FAILURES_KEPT_S,
@@ -117,7 +126,8 @@ from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
-from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
+from crawlpool.frontier.redis_trim import Claims, id_key
+from crawlpool.policy.pacing import PACE_RULE, Answered, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -183,6 +193,9 @@ class RedisFrontier:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._observer = False  # opened with observe=True: never writes, even on close
+        # How far this worker's records are in its manifest, per bucket stream (redis_trim.py)
+        self._claims = [Claims() for _ in range(buckets)]
+        self._sync: Callable[[], Awaitable[None]] | None = None  # fsyncs the manifest (confirm_with)
 
     @classmethod
     async def open(
@@ -292,7 +305,14 @@ class RedisFrontier:
         try:
             # How long this worker's heartbeat stays fresh, for `status`.
             await frontier._call(client.hset(keys.leases, frontier.worker_id, str(lease_ms)))
-            await frontier._run(frontier._scripts.beat, *frontier._calls.beat(frontier._now()))
+            joins = [frontier._trim(b, "join") for b in range(frontier._layout.n)]
+            raise_first(
+                await asyncio.gather(
+                    frontier._run(frontier._scripts.beat, *frontier._calls.beat(frontier._now())),
+                    *joins,
+                    return_exceptions=True,
+                )
+            )
             if worker_id is not None:
                 await frontier._reclaim_mine()
         except FrontierError:
@@ -349,6 +369,11 @@ class RedisFrontier:
         committed (the slot was reaped from this worker, or the lease had already ended)."""
         return await self._end(lease, "ack", page.to_json(), page.error_code or "ok")
 
+    async def ack_answered(self, lease: Lease, page: Page, answer: Answered) -> bool:
+        """`observe` of the host's answer and `ack`, in one script (end.lua): the answer counts only
+        when the ack commits, so a call sent again never counts it twice (PacesOnAck)."""
+        return await self._end(lease, "ack", page.to_json(), page.error_code or "ok", answer)
+
     async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
         """Queue the URL again with one more attempt (or self-redirect), due `delay_s` from now.
         False: not current."""
@@ -365,10 +390,15 @@ class RedisFrontier:
 
     async def settle(self, request: Request, page: Page) -> bool:
         """Record a URL that will never be fetched, unless some worker already saw it (one script)."""
+        bucket = self._layout.bucket_of(request.host)
         call = self._calls.settle(
-            self._layout.of(request.host), request, page.to_json(), page.error_code or "ok"
+            self._layout.buckets[bucket], request, page.to_json(), page.error_code or "ok"
         )
-        return bool(await self._run(self._scripts.settle, *call))
+        claims = self._claims[bucket]
+        sent = claims.sent()
+        record_id = await self._run(self._scripts.settle, *call)
+        claims.answered(sent, bool(record_id), str(record_id) if record_id else None)
+        return bool(record_id)
 
     async def observe(self, host: str, event: HostEvent) -> HostPace:
         """Apply `event` to the host's pacing in one script (lua/pace.lua, `next_pace` in Lua): one
@@ -458,6 +488,10 @@ class RedisFrontier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             if release and not self._observer:
+                try:
+                    await self.confirm_records(leaving=True)
+                except FrontierError as exc:  # the slots still go back: they matter more
+                    log.warning("worker %s could not confirm its records: %s", self.worker_id, exc)
                 if self._slots.tokens:
                     await self._reclaim(list(self._slots.tokens.items()), "release")
                 await self._call(self._client.zrem(self._keys.workers, self.worker_id))
@@ -502,18 +536,50 @@ class RedisFrontier:
         return held
 
     def committed_pages(self) -> AsyncIterator[Page]:
-        """The records this worker (its worker id) committed, in commit order within each bucket, from
-        the `records` streams; read in batches, so the whole stream is never held at once."""
+        """The records this worker (its worker id) committed that its streams `records:<worker>` still
+        hold, bucket after bucket, in commit order within each, read in batches. The streams are
+        trimmed once records are in the worker's manifest, so these are all the records of this worker
+        that its manifest may lack."""
         return self._committed_pages()
 
     async def _committed_pages(self) -> AsyncIterator[Page]:
         # Bucket after bucket: commit order holds within a bucket (a host's pages are in one).
         for keys in self._layout.buckets:
-            async for page in worker_pages(self._records_reader(keys.records), self.worker_id):
+            async for page in worker_pages(
+                self._records_reader(keys.records(self.worker_id)), self.worker_id
+            ):
                 yield page
 
     def _records_reader(self, records: str) -> Callable[[str, int], Awaitable[Any]]:
         return lambda after, n: self._call(self._client.xrange(records, min=after, max="+", count=n))
+
+    def confirm_with(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """From now on, every record this worker commits has its manifest line written as soon as
+        `ack` / `settle` returns True, and `sync()` makes the lines written so far durable: the worker
+        then confirms its records every lease / 3, so its records stream can be trimmed."""
+        if self._sync is None and not self._observer:
+            self._sync = sync
+            self._tasks.append(start_every("records", self._lease_ms / 3000, self.confirm_records))
+
+    async def confirm_records(self, *, leaving: bool = False) -> None:
+        """Fsync the manifest, then send this worker's claim on each bucket's stream of its and trim
+        that stream (see redis_trim.py); a bucket whose trim fails keeps its claim for the next time.
+        `leaving`: the worker stops here; a stream with nothing held is claimed whole."""
+        if self._sync is None:
+            return
+        synced = [claims.unsynced() for claims in self._claims]
+        try:
+            await self._sync()
+        except StorageError as exc:
+            log.warning("records not confirmed: %s", exc)
+            return
+        trims = []
+        for bucket, claims in enumerate(self._claims):
+            held = claims.claim(synced[bucket])
+            claim = "leave" if leaving and held is None else held or claims.known
+            if claim is not None:
+                trims.append(self._trim(bucket, claim))
+        raise_first(await asyncio.gather(*trims, return_exceptions=True))
 
     async def status(self) -> FrontierStatus:
         """Counts across all workers, failures by error code, the politeness, and the workers alive or
@@ -531,17 +597,8 @@ class RedisFrontier:
         }
         beats: list[tuple[str, float]] = await self._call(client.zrange(keys.workers, 0, -1, withscores=True))
         leases: dict[str, str] = await self._call(client.hgetall(keys.leases))
-        lasts = [e[0][0] for e in await self._each(lambda k: client.xrevrange(k.records, count=1)) if e]
         now_ms = await self._now_ms()
-        since = str(now_ms - RATE_WINDOW_MS)
-        recent = [
-            entry
-            for part in await self._each(
-                lambda k: client.xrevrange(k.records, max="+", min=since, count=RATE_SCAN)
-            )
-            for entry in part
-        ]
-        recent.sort(key=lambda entry: stream_ms(entry[0]), reverse=True)  # newest first, as one stream
+        last_ms, recent = await self._recent_records(now_ms)
         # The hosts pace.lua indexes as held back, latest block first over all buckets.
         held_back = await self._each(
             lambda k: client.zrevrange(k.paced, 0, MAX_BACKOFF_SHOWN - 1, withscores=True)
@@ -564,9 +621,36 @@ class RedisFrontier:
             per_host=self._per_host,
             delay_ms=self._delay_ms,
             leases=leases,
-            last_record_ms=max(map(stream_ms, lasts)) if lasts else None,
+            last_record_ms=last_ms,
             rates=recent_rates(recent, now_ms),
         )
+
+    async def _recent_records(self, now_ms: int) -> tuple[int | None, list[tuple[str, Any]]]:
+        """The time of the crawl's last record (ms) and its records of the last RATE_WINDOW_MS, newest
+        first (at most RATE_SCAN), from every bucket's stream of each worker that ever opened (the
+        bucket's `claims`)."""
+        since = str(now_ms - RATE_WINDOW_MS)
+        workers: list[list[str]] = await self._each(lambda k: self._client.hkeys(k.claims))
+
+        async def read(keys: _Keys, names: list[str]) -> list[list[tuple[str, Any]]]:
+            if not names:
+                return []
+            pipe = self._client.pipeline(transaction=False)  # one bucket: one slot, one node
+            for worker in names:
+                pipe.xrevrange(keys.records(worker), count=1)
+                pipe.xrevrange(keys.records(worker), max="+", min=since, count=RATE_SCAN)
+            replies: list[list[tuple[str, Any]]] = await self._call(pipe.execute())
+            return replies
+
+        parts = await asyncio.gather(
+            *(read(k, w) for k, w in zip(self._layout.buckets, workers, strict=True))
+        )
+        replies = [reply for part in parts for reply in part]
+        lasts = [entries[0][0] for entries in replies[0::2] if entries]
+        last_ms = max(map(stream_ms, lasts)) if lasts else None
+        # Newest first, as one stream (ids of different nodes compare by their clocks' ms)
+        recent = sorted((e for entries in replies[1::2] for e in entries), key=lambda e: id_key(e[0]))
+        return last_ms, recent[::-1][:RATE_SCAN]
 
     def is_current(self, lease: Lease) -> bool:
         """False when this worker cannot be sure it still holds the lease's host slot: it was lost, or
@@ -575,6 +659,11 @@ class RedisFrontier:
         host by now, and a stale request would break the host's politeness."""
         age_s = self._slots.age_s(lease.token, lease.request.host)
         return age_s is not None and age_s < self._lease_ms / 1000 * _FRESH_FRACTION
+
+    async def _trim(self, bucket: int, claim: str) -> None:
+        """trim.lua on this worker's stream in `bucket`, with its claim there."""
+        call = self._calls.trim(self._layout.buckets[bucket], self._now(), claim)
+        self._claims[bucket].saw(str(await self._run(self._scripts.trim, *call)))
 
     async def heartbeat(self) -> list[str]:
         """Extend every slot this worker holds; return the slots it lost (reaped while it paused),
@@ -762,14 +851,26 @@ class RedisFrontier:
             wait_s = self._views.wait_s(self._view_clock(), len(self._slots.tokens))
         return wait_s
 
-    async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
+    async def _end(
+        self, lease: Lease, mode: str, payload: str, extra: str, answer: Answered | None = None
+    ) -> bool:
         request = lease.request
-        keys = self._layout.of(request.host)
+        bucket = self._layout.bucket_of(request.host)
+        keys, claims = self._layout.buckets[bucket], self._claims[bucket]
         call = self._calls.end(
-            keys, self._now(), request, lease.token, mode, payload, extra, next_url=not self._closed
+            keys,
+            self._now(),
+            request,
+            lease.token,
+            mode,
+            payload,
+            extra,
+            next_url=not self._closed,
+            answer=answer,
         )
         attempt = (lease.token, request.fp)
         sent_at = time.monotonic()
+        sent = claims.sent() if mode == "ack" else None
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
@@ -789,17 +890,22 @@ class RedisFrontier:
             raise
         status = reply[0]
         if status == "ALREADY":
-            if attempt in self._ambiguous:
-                self._ambiguous.discard(attempt)
-                return True  # the earlier call, whose reply was lost, committed this very ack
-            return False
+            committed = attempt in self._ambiguous  # the earlier call, whose reply was lost, committed it
+            self._ambiguous.discard(attempt)
+            if sent is not None:
+                claims.answered(sent, committed)
+            return committed
         if status == "STALE":
+            if sent is not None:
+                claims.answered(sent, False)
             return False
         self._ambiguous.discard(attempt)
+        if sent is not None:  # the caller writes the record's manifest line as soon as this returns
+            claims.answered(sent, True, str(reply[-1]))
         slot = str(reply[1])
         if status == "FREED" or mode != "ack":
             # A freed slot, a retry or a release may leave the bucket a slot due: ask it next time.
-            self._views.added(self._layout.bucket_of(request.host), self._view_clock())
+            self._views.added(bucket, self._view_clock())
         if status == "NEXT":
             self._slots.touch([slot], sent_at)  # its deadline was pushed
             self._next.append(Lease(decode(reply[2]), lease.token))

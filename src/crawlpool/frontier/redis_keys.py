@@ -25,7 +25,11 @@ the keys of one tag, so one Cluster slot; per-host key names are built in Python
 | `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
 | `leases`          | HASH   | worker id → its lease_ms, set when it opens (`status`: a heartbeat older     |
 |                   |        | than the worker's own lease is stale)                                        |
-| `records`         | STREAM | one entry per ack: fp, worker, page (the manifest record as JSON)            |
+| `records:<w>`     | STREAM | one entry per ack or settle of worker w: fp, worker, page (the manifest      |
+|                   |        | record as JSON); trimmed once w's manifest has them (redis_trim.py)         |
+| `claims`          | HASH   | worker id → its claim, a stream id: its records below it are in its manifest |
+|                   |        | (redis_trim.py); every worker that opened is there, so `status` finds the    |
+|                   |        | streams                                                                      |
 | `done_by`         | HASH   | error code → records acked or settled with it (failures; `ok` not counted)   |
 | `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
 |                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
@@ -43,9 +47,8 @@ on Redis 7.0 (used_memory growth, random 64-bit fingerprints): 9.2 B per URL for
 buckets, 10.4 B in 2^14, while a bucket stays under `set-max-intset-entries` (512: about 8M URLs
 with 14 bits, 2M with 12). Past that a bucket turns into a hashtable, 75 B per URL (one plain SET:
 72 B), and nothing else changes. Small crawls pay ~65 B of key overhead per used bucket (1.3 MB at
-most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The `records`
-stream is not trimmed: it costs about the size of each page's JSON; the per-worker manifests are the
-sink, so an operator may XTRIM it.
+most with 14 bits). For bigger crawls choose seen_bits ≈ log2(expected URLs / 256). The records
+streams hold each record until its worker's manifest has it (redis_trim.py says what bounds them).
 
 Buckets (Redis Cluster). A crawl created with B buckets (`buckets` in meta, fixed at creation) keeps
 its crawl-wide keys (`meta` without counters, `workers`, `leases`) under `crawlpool:{C}:` and every
@@ -53,9 +56,12 @@ other key above under one of B prefixes `crawlpool:b:{C:<b>}:`, b = crc32(host) 
 keys: a host, its slots, queue, pacing and robots, and the seen bucket, records and counters of the
 URLs it serves all live in one Cluster slot, so every script touches one slot. The counters seen,
 queued, leased and done move to each bucket's `counts` HASH (summed for the crawl), and tokens stay
-unique across buckets: a bucket's INCR value n gives token n * B + b. With B = 1 (the default for
-`redis://`) the one bucket *is* the crawl-wide prefix: the layout is the single-tag one above. The
-`crawlpool:b:` namespace keeps bucket keys apart from every crawl's own keys, whatever its id.
+unique across buckets: a bucket's INCR value n gives token n * B + b. A worker's records go to the
+stream `records:<w>` of the bucket that served the URL, so a worker has one stream per bucket, each
+with its own ids (its node's clock) and its own claim in that bucket's `claims`. With B = 1 (the
+default for `redis://`) the one bucket *is* the crawl-wide prefix: the layout is the single-tag one
+above. The `crawlpool:b:` namespace keeps bucket keys apart from every crawl's own keys, whatever
+its id.
 """
 
 from __future__ import annotations
@@ -94,12 +100,15 @@ class Keys:
         self.paced = prefix + "h:paced"
         self.workers = prefix + "workers"
         self.leases = prefix + "leases"
-        self.records = prefix + "records"
+        self.claims = prefix + "claims"
         self.done_by = prefix + "done_by"
         self.acks = prefix + "acks"
 
     def robots(self, host: str) -> str:
         return f"{self.prefix}robots:{host}"
+
+    def records(self, worker: str) -> str:
+        return f"{self.prefix}records:{worker}"
 
     def seen(self, bucket: int) -> str:
         return f"{self.prefix}seen:{bucket}"

@@ -1,6 +1,6 @@
 """URL records as the Redis frontier stores them: compact JSON, the fingerprint as a string (Lua
-numbers are doubles, which would round a 64-bit fingerprint); and the page records of the `records`
-stream, read back a batch at a time."""
+numbers are doubles, which would round a 64-bit fingerprint); and the page records of a worker's
+records stream, read back a batch at a time."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def decode(record: str) -> Request:
 
 
 async def worker_pages(read: Callable[[str, int], Awaitable[Entries]], worker: str) -> AsyncIterator[Page]:
-    """The pages `worker` committed, in commit order, from the `records` stream: `read(after, count)`
+    """The pages `worker` committed, in commit order, from its `records:<worker>` stream (or any stream
+    with a `worker` field: others' entries are skipped): `read(after, count)`
     answers XRANGE from `after` to the end, at most `count` entries; RECORDS_BATCH entries are read at
     a time, so the whole stream is never held at once."""
     after = "-"

@@ -36,6 +36,7 @@ NAMES = (
     "pace",
     "is_done",
     "beat",
+    "trim",
 )
 PRELUDE = "prelude"
 
@@ -119,3 +120,4 @@ class Scripts:
         self.pace = LuaScript(pipeliner, "pace")
         self.is_done = LuaScript(pipeliner, "is_done")
         self.beat = LuaScript(pipeliner, "beat")
+        self.trim = LuaScript(pipeliner, "trim")

@@ -37,7 +37,8 @@ def build_status(
     `leases` hash) says how long each worker's heartbeat stays fresh (ALIVE_S when unrecorded): the
     crawl is running while one is fresh, stopped otherwise, finished when it is done or nothing is
     queued or leased. `updated` is the later of `m:updated` and the last record's time
-    (`last_record_ms`, the id of the `records` stream's last entry), so a killed worker's crawl has one.
+    (`last_record_ms`, from the last entry of the workers' records streams), so a killed worker's crawl
+    has one.
     `rates`: each worker's URLs finished per second lately (`recent_rates`)."""
     leases = leases or {}
     age_s = {worker: max(0.0, (now_ms - beat) / 1000) for worker, beat in beats}
@@ -112,7 +113,7 @@ RATE_SCAN = 5_000  # newest records looked at: past that the window is shortened
 
 def recent_rates(entries: Sequence[tuple[str, Mapping[str, str]]], now_ms: int) -> dict[str, float]:
     """URLs finished per second by each worker over the last RATE_WINDOW_MS, from the newest entries of
-    the `records` stream (newest first, each id `<ms>-<seq>`, each with a `worker` field)."""
+    the workers' records streams (newest first, each id `<ms>-<seq>`, each with a `worker` field)."""
     if not entries:
         return {}
     counts: Counter[str] = Counter(fields.get("worker", "") for _, fields in entries)

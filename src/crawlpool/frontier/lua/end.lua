@@ -11,9 +11,10 @@
       KEYS[6]  retry:<host>     ZSET
       KEYS[7]  host:<host>      HASH
       KEYS[8]  inflight:<host>  HASH
-      KEYS[9]  records          STREAM
+      KEYS[9]  records:<w>      STREAM, this worker's records in this bucket
       KEYS[10] done_by          HASH
       KEYS[11] acks             ZSET
+      KEYS[12] h:paced          ZSET   (pace.lua's KEYS[6])
 
       ARGV[1]  now_ms           or '' for Redis TIME
       ARGV[2]  lease_ms
@@ -30,12 +31,20 @@
       ARGV[12] worker           worker id
       ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
                                 the host's next URL through it; '' (or absent): never
+      ARGV[14] answer           'answer': apply the host's answer to its pacing first, as pace.lua
+                                does, in this same step (ARGV[15..18] are pace.lua's ARGV[6..9]);
+                                '': no answer. Only a URL that ends here counts it (not STALE or
+                                ALREADY: a resent call must not count one answer twice)
+      ARGV[15] status           or ''
+      ARGV[16] elapsed_ms
+      ARGV[17] error code       or ''
+      ARGV[18] the pacing rule's constants (JSON)
 
     Output:
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
       the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'} when the token is not the
       slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
-      (acks remembers it for 2 * lease_ms).
+      (acks remembers it for 2 * lease_ms). An ack's reply ends with its record's stream id.
 ]]
 local now = now_ms()
 local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -53,9 +62,15 @@ local slot = host .. '#' .. idx
 local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
+local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
+if ARGV[14] == 'answer' then
+  local _
+  _, paced_moved = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15], ARGV[16], ARGV[17], ARGV[18])
+end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
+local record_id
 if mode == 'ack' then
-  redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
+  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', 1)
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
   if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
@@ -104,7 +119,7 @@ if queued_before > 0 then
   -- An ack leaves the host's work as it was, a retry or a release adds some: score the free slots
   -- (none with one slot). A URL handed out without delay leaves the host due now, so only a queue it
   -- emptied changes their scores.
-  if per_host > 1 and (mode ~= 'ack' or (next_rec and queued_before == 1)) then
+  if per_host > 1 and (mode ~= 'ack' or paced_moved or (next_rec and queued_before == 1)) then
     rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, next_rec and math.max(now, blocked) or due)
   end
 else
@@ -113,4 +128,5 @@ else
 end
 if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
 if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
+if record_id then reply[#reply + 1] = record_id end
 return reply

@@ -4,7 +4,7 @@
     Input:
       KEYS[1] meta       HASH
       KEYS[2] seen:<b>   SET, the fingerprint's seen bucket
-      KEYS[3] records    STREAM
+      KEYS[3] records:<w> STREAM, this worker's records in this bucket
       KEYS[4] done_by    HASH
 
       ARGV[1] fp         fingerprint as signed decimal int64
@@ -13,12 +13,12 @@
       ARGV[4] worker     worker id
 
     Output:
-      1 when recorded (seen and done +1, one stream entry, done_by[code] +1); 0 when the fingerprint
-      was already seen, and nothing changed.
+      the record's stream id when recorded (seen and done +1, one stream entry, done_by[code] +1);
+      0 when the fingerprint was already seen, and nothing changed.
 ]]
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
+local id = redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'seen', 1)
 redis.call('HINCRBY', KEYS[1], 'done', 1)
 redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-return 1
+return id
