@@ -6,12 +6,14 @@ sleeps to wait for a moment."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from crawlpool.config import CrawlConfig
 from crawlpool.errors import ConfigError
 from crawlpool.multiproc import pool
 from tests.generated_site import SRC, Site, assert_complete_and_exactly_once, finish
+from tests.test_resume import _run_cli
 from tests.test_warc import assert_archive_matches_manifest, warcio_check
 
 pytestmark = pytest.mark.slow  # wall-clock crawls with real processes
@@ -152,6 +155,9 @@ async def test_a_killed_worker_loses_nothing_and_another_takes_its_place(
     assert "starting another" in err
     assert len(set(watch[0].joined)) == 3, err  # two, then the one that took the killed one's place
     assert_complete_and_exactly_once(output, site.urls(base))
+    tried = re.search(r"URLs tried +([\d,]+) \(([\d,]+) page requests\)", err)
+    assert tried is not None, err
+    assert int(tried.group(2).replace(",", "")) >= PAGES  # the killed worker's requests count too
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["all-end-well", "a-worker-killed"])
@@ -215,6 +221,9 @@ async def test_ctrl_c_stops_every_process_gracefully_and_resume_completes(
     assert code == 130, err
     assert "Traceback" not in err
     assert "crawl stopped before it was done" in err
+    said = re.search(r"crawl stopped before it was done with ([\d,]+) URLs queued", err)
+    code, status, _ = await _run_cli("status", str(output))
+    assert said is not None and f"with {said.group(1)} URLs queued" in status, (err, status)
     for pid in workers:
         await gone(pid)
     stopped = [json.loads(line)["url"] for line in (output / "manifest.jsonl").read_text().splitlines()]
@@ -238,6 +247,74 @@ async def test_max_pages_counts_the_pages_of_every_process(
     records = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
     assert len(records) == 300
     assert result.stats.outcome == "max_pages"
+
+
+class _Joins(logging.Handler):
+    """Notes each worker that says it is crawling (this process's own log: the API crawl)."""
+
+    def __init__(self, site: Site) -> None:
+        super().__init__()
+        self.site = site
+        self.pids: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if found := JOINED.search(record.getMessage()):
+            self.pids.append(int(found.group(1)))
+            if len(self.pids) == 2:
+                self.site.gate.set()
+
+
+async def test_a_worker_that_stops_answering_is_ended_and_the_crawl_completes(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "SILENT_S", 1.5)  # a worker beats every second
+    site = gated()
+    base = await serve(site)
+    joins = _Joins(site)
+    stopped: list[int] = []
+
+    def pause_a_worker(count: int) -> None:
+        if site.gate.is_set() and not stopped and len(joins.pids) == 2:
+            stopped.append(joins.pids[0])
+            os.kill(joins.pids[0], signal.SIGSTOP)  # hung: alive, holding its leases, silent
+
+    site.on_request = pause_a_worker
+    logger = logging.getLogger("crawlpool")
+    logger.addHandler(joins)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with caplog_warnings() as warnings:
+            result = await crawlpool.crawl(
+                [base + "/"], output=tmp_path / "out", processes=2, concurrency=8, per_host=4, retries=0
+            )
+    finally:
+        logger.removeHandler(joins)
+        logger.setLevel(level)
+        for pid in stopped:  # ended by the crawl; in case it was not, never leave it stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert stopped and any(f"worker process {stopped[0]} stopped answering" in w for w in warnings), warnings
+    assert result.stats.pages == PAGES
+    assert_complete_and_exactly_once(tmp_path / "out", site.urls(base))
+
+
+@contextlib.contextmanager
+def caplog_warnings() -> Iterator[list[str]]:
+    """The warnings crawlpool logs inside the block, as text."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                said.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("crawlpool").addHandler(handler)
+    try:
+        yield said
+    finally:
+        logging.getLogger("crawlpool").removeHandler(handler)
 
 
 def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() -> None:

@@ -217,8 +217,9 @@ def _check_processes(cfg: CrawlConfig) -> None:
         return
     if isinstance(cfg.processes, str) and cfg.processes.isdigit():  # "4" on the command line
         object.__setattr__(cfg, "processes", int(cfg.processes))
-    if isinstance(cfg.processes, str):
-        raise ConfigError(f"processes: expected a number of processes or auto, got {cfg.processes!r}")
+    if isinstance(cfg.processes, (str, bool)) or not isinstance(cfg.processes, int):
+        got = str(cfg.processes).lower() if isinstance(cfg.processes, bool) else repr(cfg.processes)
+        raise ConfigError(f"processes: expected a number of processes or auto, got {got}")
     _check_int(cfg.processes, "processes", minimum=1)
     if cfg.processes > cfg.concurrency:
         raise ConfigError(

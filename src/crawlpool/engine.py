@@ -153,6 +153,7 @@ class Engine:
         self.slots = config.concurrency
         self.elsewhere: Elsewhere | None = None
         self._finished = finished
+        self.tells_records = True  # False in a worker process: the first process logs what it commits
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -247,10 +248,11 @@ class Engine:
                 await self._frontier.release(lease)
                 self._lease_ended(lease)
         self._end_workers(queue, workers)
-        if self._active:  # a normal stop: said at -v, not as a warning
+        in_flight = self._active + (self.elsewhere.in_flight if self.elsewhere is not None else 0)
+        if in_flight and self.tells_records:  # a normal stop: said at -v, not as a warning
             log.info(
                 "stopping: letting %d requests in flight finish (up to %g s)",
-                self._active,
+                in_flight,
                 self._config.grace_s,
             )
         _, pending = await asyncio.wait(workers, timeout=self._config.grace_s)
@@ -575,7 +577,7 @@ class Engine:
         """A committed record goes to the manifest, the counters and the caller."""
         self._manifest.append(page)
         self.stats.count(page)
-        if page.error is not None:
+        if page.error is not None and self.tells_records:
             log.info("%s: %s", page.url, page.error, extra={"url": page.url, "code": page.error_code})
             self.last_errors[host_key(page.url)] = (page.error, page.url)
         self._on_page(page)

@@ -37,7 +37,7 @@ from crawlpool.config import CrawlConfig
 from crawlpool.engine import FOREIGN_LEASE_POLL_S, Engine
 from crawlpool.errors import FrontierError
 from crawlpool.frontier import Frontier, Lease, LeaseBatch
-from crawlpool.multiproc.wire import Channel, ChannelClosed
+from crawlpool.multiproc.wire import BEAT_S, Channel, ChannelClosed
 from crawlpool.stats import CrawlStats
 from crawlpool.warc import WarcWriter
 from crawlpool.warc_index import WARC_DIR, repair_some_warc_files, warc_files
@@ -49,6 +49,8 @@ START_CHECK_S = 0.25
 BUSY_WINDOW_S = 1.0
 BUSY_SHARE = 0.6  # of one core, over BUSY_WINDOW_S
 EXIT_WAIT_S = 5.0  # after "over", a worker has nothing in flight: it ends at once
+STOP_MARGIN_S = 5.0  # past grace_s, a worker that has not ended at a stop is ended
+SILENT_S = 30.0  # a worker heard from less often than this (it beats every second) is hung: ended
 
 
 @dataclass(eq=False)
@@ -59,6 +61,9 @@ class _Worker:
     said_bye: bool = False
     joined: bool = False  # it made its first call: started, and crawling
     served: asyncio.Task[None] | None = None
+    heard: float = 0.0  # loop time of its last message
+    counters: dict[str, int] = field(default_factory=dict)  # its counters as it last reported them
+    hung: bool = False  # ended by the watchdog
 
 
 class WorkerProcesses:
@@ -103,6 +108,7 @@ class WorkerProcesses:
         engine.elsewhere = self
         crawl = asyncio.create_task(engine.run(seeds), name="crawlpool crawl")
         grow = asyncio.create_task(self._start_when_large(), name="crawlpool worker start")
+        watchdog = asyncio.create_task(self._watch(), name="crawlpool worker watchdog")
         try:
             try:
                 await asyncio.wait([crawl])
@@ -118,15 +124,18 @@ class WorkerProcesses:
             return stats
         finally:
             grow.cancel()
+            watchdog.cancel()
             self._kill_all()
             for worker in self._workers:
                 if worker.served is not None:
                     worker.served.cancel()
-            await asyncio.gather(grow, *(w.served for w in self._workers if w.served), return_exceptions=True)
+            served = (w.served for w in self._workers if w.served)
+            await asyncio.gather(grow, watchdog, *served, return_exceptions=True)
 
     async def _stop(self, crawl: asyncio.Task[CrawlStats]) -> None:
         """Stop every process gracefully: the engines give back what they did not start and let what is
-        in flight finish (up to grace_s); a second cancellation ends them at once."""
+        in flight finish (up to grace_s; a worker not ended STOP_MARGIN_S later is ended, its leases
+        given back); a second cancellation ends them at once."""
         crawl.cancel()
         self._ending = True
         self.changed()
@@ -134,13 +143,31 @@ class WorkerProcesses:
             with contextlib.suppress(ChannelClosed):
                 worker.channel.send(("stop",))
         try:
-            await asyncio.wait([crawl, *self._exits()])
+            _, late = await asyncio.wait([crawl, *self._exits()], timeout=self._cfg.grace_s + STOP_MARGIN_S)
+            if late:
+                self._kill_all()
+                await asyncio.wait(late)
         except asyncio.CancelledError:
             crawl.cancel()
             self._kill_all()
             await asyncio.wait([crawl])
             raise
+        with contextlib.suppress(FrontierError):  # what the workers gave back is queued again
+            self._engine.stats.queued = (await self._frontier.counts()).queued
         await self._repair_worker_archives()
+
+    async def _watch(self) -> None:
+        """End a worker that stopped answering (hung, or paused with SIGSTOP): its leases would hold
+        their hosts and the crawl forever. A worker beats every BEAT_S, whatever its pages do."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(BEAT_S)
+            for worker in self._workers:
+                alive = worker.process.returncode is None and not worker.said_bye and not worker.hung
+                if alive and worker.joined and loop.time() - worker.heard > SILENT_S:
+                    worker.hung = True
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.kill()
 
     def _warc_names(self) -> set[str]:
         if self._archive is None:
@@ -230,8 +257,10 @@ class WorkerProcesses:
     async def _serve(self, worker: _Worker) -> None:
         held: set[asyncio.Task[None]] = set()
         try:
+            loop = asyncio.get_running_loop()
             while True:
                 message = await worker.channel.receive()
+                worker.heard = loop.time()
                 kind = message[0]
                 if kind == "call":
                     _, call_id, method, args = message
@@ -248,10 +277,9 @@ class WorkerProcesses:
                 elif kind == "log":
                     _, level, name, text, extra = message
                     logging.getLogger(name).log(level, "%s", text, extra=extra)
-                elif kind == "bye":
-                    worker.said_bye = True
-                    for name, value in message[1].items():
-                        setattr(self._engine.stats, name, getattr(self._engine.stats, name) + value)
+                elif kind in ("beat", "bye"):
+                    worker.said_bye = kind == "bye"
+                    self._count(worker, message[1])
         except ChannelClosed:
             pass
         finally:
@@ -259,6 +287,13 @@ class WorkerProcesses:
                 task.cancel()
             worker.channel.close()
         await self._gone(worker)
+
+    def _count(self, worker: _Worker, counters: dict[str, int]) -> None:
+        """Add what a worker counted since its last report (requests, retries) to the crawl's stats."""
+        stats = self._engine.stats
+        for name, value in counters.items():
+            setattr(stats, name, getattr(stats, name) + value - worker.counters.get(name, 0))
+        worker.counters = counters
 
     async def _gone(self, worker: _Worker) -> None:
         """A worker's socket closed: what it still held goes back to the queue untried."""
@@ -277,24 +312,20 @@ class WorkerProcesses:
         self._share_slots()
         if worker.said_bye or self._ending:
             return
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if worker.hung:
+            how = f"stopped answering for {SILENT_S:.0f} s and was ended"
+        else:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        said = f"worker process {worker.process.pid} {how}; its {len(leases)} URLs in flight go back to "
+        said += "the queue"
         if self._restarts_left > 0:
             self._restarts_left -= 1
-            log.warning(
-                "worker process %d %s; its %d URLs in flight go back to the queue; starting another",
-                worker.process.pid,
-                how,
-                len(leases),
-            )
+            log.warning("%s; starting another", said)
             await self._start_one()
+        elif any(w.process.returncode is None and not w.said_bye for w in self._workers):
+            log.warning("%s; the crawl goes on with the worker processes left", said)
         else:
-            log.warning(
-                "worker process %d %s; its %d URLs in flight go back to the queue; the crawl goes on "
-                "with the processes left",
-                worker.process.pid,
-                how,
-                len(leases),
-            )
+            log.warning("%s; no worker process is left: this process crawls on alone", said)
 
     def _ended(self, lease: Lease) -> None:
         self.in_flight -= 1
@@ -353,8 +384,11 @@ class WorkerProcesses:
                 self._ended(lease)
             if method == "ack":
                 page = args[1]
+                self._count(worker, args[2])
                 done = await self._engine.commit(lease, page)
                 self.committed += done
+                if not done and not self._ending:  # it takes back only a dead worker's leases
+                    log.warning("worker process %d: its ack of %s was refused", worker.process.pid, page.url)
                 if done and page.warc_file is not None and page.warc_offset is not None:
                     self._archived[page.warc_file] = max(
                         self._archived.get(page.warc_file, -1), page.warc_offset

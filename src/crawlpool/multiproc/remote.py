@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from crawlpool.errors import FrontierError
@@ -36,7 +36,9 @@ class RemoteFrontier:
         self._calls: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._gone: str | None = None
         self.over = False  # the first process said the crawl is over
-        self.wait_for_acks = False
+        # What the worker counted (requests, retries), sent with each ack: a killed worker's requests
+        # then count up to its last commit.
+        self.counters: Callable[[], dict[str, int]] = dict
 
     async def _call(self, method: str, *args: Any) -> Any:
         if self._gone is not None:
@@ -87,15 +89,12 @@ class RemoteFrontier:
         return batch
 
     async def ack(self, lease: Lease, page: Page) -> bool:
-        """Sent without waiting unless the worker archives (`wait_for_acks`): the first process refuses
-        only the ack of a lease it took back, which it does only from a worker that died or at a stop;
-        it then publishes nothing, and the worker has nothing to undo. A WARC writer must undo the
-        exchange it appended for a refused ack, so with --warc the worker waits for the answer."""
-        if not self.wait_for_acks:
-            self._cast("ack", lease, page)
-            return True
-        done: bool = await self._call("ack", lease, page)
-        return done
+        """Sent without waiting (True is returned): the first process refuses only the ack of a lease it
+        took back, which it does only from a worker that died or at a stop, and then publishes nothing.
+        Acks leave in the order they are made, so a WARC writer's exchanges commit in the order it
+        appended them, as `warc.py` needs (a refused one of a dead worker is cut at the end)."""
+        self._cast("ack", lease, page, self.counters())
+        return True
 
     async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
         """Sent without waiting: the engine does not read the answer (True is returned)."""

@@ -21,6 +21,7 @@ from crawlpool.policy.pacing import Answered, Blocked, FloorRaised, HostPace
 from crawlpool.records import Page
 
 HEADER = struct.Struct("!I")
+BEAT_S = 1.0  # a worker says it is alive (with its counters) this often
 MAX_FRAME = 1 << 30  # a frame this large is a bug (the largest is a batch of seeds), never a message
 
 

@@ -25,7 +25,7 @@ from crawlpool.assembly import archive_writer, assembled_engine
 from crawlpool.config import CrawlConfig
 from crawlpool.frontier import FrontierCounts
 from crawlpool.multiproc.remote import RemoteFrontier
-from crawlpool.multiproc.wire import Channel, ChannelClosed
+from crawlpool.multiproc.wire import BEAT_S, Channel, ChannelClosed
 from crawlpool.records import Page
 from crawlpool.stats import CrawlStats
 from crawlpool.store import Manifest
@@ -75,7 +75,6 @@ async def serve(channel: Channel) -> int:
     logger.setLevel(log_level)
     logger.propagate = False
     remote = RemoteFrontier(channel)
-    remote.wait_for_acks = crawl_cfg.warc
     stats: CrawlStats | None = None
     async with (
         archive_writer(crawl_cfg) as archive,  # its own files, described by the crawl's options
@@ -91,12 +90,16 @@ async def serve(channel: Channel) -> int:
         ) as engine,
     ):
         stats = engine.stats
+        remote.counters = lambda: counters(engine.stats)
+        engine.tells_records = False  # the first process says what it commits, once
         crawl = asyncio.create_task(engine.run([]))
         reader = asyncio.create_task(_read(channel, remote, crawl))
+        beat = asyncio.create_task(_beat(channel, stats))
         try:
             await asyncio.wait([crawl])
         finally:
             reader.cancel()
+            beat.cancel()
         if not crawl.cancelled() and crawl.exception() is not None:
             error = crawl.exception()
             if not remote.over:  # after the first process said "over", nothing is lost
@@ -105,6 +108,14 @@ async def serve(channel: Channel) -> int:
         channel.send(("bye", counters(stats)))
         await channel.drain()
     return 0
+
+
+async def _beat(channel: Channel, stats: CrawlStats) -> None:
+    """Say every BEAT_S that this process is alive, with its counters so far."""
+    while True:
+        with contextlib.suppress(ChannelClosed):
+            channel.send(("beat", counters(stats)))
+        await asyncio.sleep(BEAT_S)
 
 
 def _over(remote: RemoteFrontier, counts: FrontierCounts) -> bool:
