@@ -222,10 +222,13 @@ class WorkerProcesses:
             await self._start_one()
 
     def _share_slots(self) -> None:
-        """While workers crawl, the first process only serves them: its event loop answering at once is
-        what keeps theirs busy. If every worker is gone, it crawls on alone."""
-        working = any(w.joined and w.process.returncode is None and not w.said_bye for w in self._workers)
-        self._engine.slots = 0 if working else self._cfg.concurrency
+        """The first process gives each worker that crawls its share of the request slots: with every
+        worker crawling it only serves them (its event loop answering at once is what keeps theirs busy);
+        while some are starting, or if every worker is gone, it crawls with the slots left."""
+        working = sum(w.joined and w.process.returncode is None and not w.said_bye for w in self._workers)
+        share = self._worker_config().concurrency
+        left = 0 if working >= self._extra else self._cfg.concurrency - working * share
+        self._engine.slots = max(0, left)
 
     def _worker_config(self) -> CrawlConfig:
         share = max(1, self._cfg.concurrency // self._extra)
