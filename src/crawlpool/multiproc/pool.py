@@ -44,7 +44,7 @@ from crawlpool.warc_index import WARC_DIR, repair_some_warc_files, warc_files
 
 log = logging.getLogger(__name__)
 
-START_AFTER_PAGES = 200  # worker processes cost ~0.5 s of start-up each: a small crawl does without
+START_AFTER_PAGES = 200  # a worker takes a second or so to start: a small crawl does without
 START_CHECK_S = 0.25
 BUSY_WINDOW_S = 1.0
 BUSY_SHARE = 0.6  # of one core, over BUSY_WINDOW_S
@@ -68,7 +68,8 @@ class _Worker:
 
 class WorkerProcesses:
     """`count` worker processes beside `engine` (the first process's), sharing its frontier. Until the
-    crawl has proved large the first process crawls alone; once a worker crawls, it only serves."""
+    crawl has proved large the first process crawls alone; as workers start crawling it hands them its
+    request slots, and once they all crawl it only serves them."""
 
     def __init__(
         self,
