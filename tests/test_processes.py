@@ -117,6 +117,19 @@ def act_after(site: Site, watch: list[Watch], action: Callable[[], None], more_r
     site.on_request = on_request
 
 
+async def signal_the_first_process(
+    site: Site, base: str, output: Path, sig: signal.Signals
+) -> tuple[list[int], int, str]:
+    """Crawl `site` and send `sig` to the first process 40 requests after both workers crawl: the
+    workers' pids, its exit code and what it printed."""
+    watch: list[Watch] = []
+    act_after(site, watch, lambda: os.kill(watch[0].proc.pid, sig))
+    watch.append(Watch(await start(base, output), site))
+    workers = await watch[0].until_joined(2)
+    code, err = await watch[0].finish()
+    return workers, code, err
+
+
 async def test_workers_crawl_every_page_once_within_the_per_host_limit(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path
 ) -> None:
@@ -195,11 +208,7 @@ async def test_when_the_first_process_is_killed_its_workers_end_and_resume_compl
     site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    watch: list[Watch] = []
-    act_after(site, watch, lambda: os.kill(watch[0].proc.pid, signal.SIGKILL))
-    watch.append(Watch(await start(base, output), site))
-    workers = await watch[0].until_joined(2)
-    code, err = await watch[0].finish()
+    workers, code, err = await signal_the_first_process(site, base, output, signal.SIGKILL)
     assert code == -signal.SIGKILL, err
     for pid in workers:
         await gone(pid)  # its socket closed: it ended without being told
@@ -215,11 +224,7 @@ async def test_ctrl_c_stops_every_process_gracefully_and_resume_completes(
     site = gated()
     base = await serve(site)
     output = tmp_path / "out"
-    watch: list[Watch] = []
-    act_after(site, watch, lambda: os.kill(watch[0].proc.pid, signal.SIGINT))
-    watch.append(Watch(await start(base, output), site))
-    workers = await watch[0].until_joined(2)
-    code, err = await watch[0].finish()
+    workers, code, err = await signal_the_first_process(site, base, output, signal.SIGINT)
     assert code == 130, err
     assert "Traceback" not in err
     assert "crawl stopped before it was done" in err

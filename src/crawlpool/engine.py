@@ -519,7 +519,8 @@ class Engine:
             await self._publish(page)
 
     async def commit(self, lease: Lease, page: Page) -> bool:
-        """Commit a record another process made for a lease it holds: classified, acked, published."""
+        """Commit a record (this process's, or one another process made for a lease it holds):
+        classified, acked, published. False: the lease was not current, and nothing was published."""
         if self._recrawl is not None:
             page = self._recrawl.classify(page)
         if not await self._frontier.ack(lease, page):
@@ -537,12 +538,8 @@ class Engine:
         return True
 
     async def _commit(self, lease: Lease, page: Page) -> None:
-        if self._recrawl is not None:
-            page = self._recrawl.classify(page)
-        if not await self._frontier.ack(lease, page):
+        if not await self.commit(lease, page):
             log.warning("lease of %s was no longer current; its record was dropped", page.url)
-            return
-        await self._publish(page)
 
     async def _publish(self, page: Page) -> None:
         """A committed record goes to the manifest, the counters and the caller."""
@@ -681,10 +678,7 @@ class Engine:
 
     async def _settle_trap(self, trap: SettleTrap) -> None:
         """Record a trap link once (it is never queued, so never requested)."""
-        page = self._unfetched(trap.request, f"trap: {trap.reason}")
-        if await self._frontier.settle(trap.request, page):
-            self.stats.traps += 1
-            await self._publish(page)
+        await self.settle(trap.request, self._unfetched(trap.request, f"trap: {trap.reason}"))
 
     def _unfetched(self, request: Request, error: str) -> Page:
         """The record of a URL that got no response of its own (robots, trap, an internal error)."""
