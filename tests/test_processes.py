@@ -351,3 +351,23 @@ def test_processes_is_checked_before_any_request() -> None:
         CrawlConfig(processes=2, update=True)
     with pytest.raises(ConfigError, match="processes: 4 processes need a concurrency of at least 4, got 2"):
         CrawlConfig(processes=4, concurrency=2)
+
+
+@pytest.mark.parametrize("with_pidfd", [True, False])
+def test_ending_a_worker_that_has_just_died_leaves_its_exit_to_asyncio(with_pidfd: bool) -> None:
+    """The first process ends a worker whose socket closed; if the worker had just died, that must not
+    reap it: asyncio's child watcher would then find no child and report exit code 255 instead of the
+    signal that killed it (`process.kill()` did so: Popen polls, and reaps, before it signals)."""
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-c", "pass"], os.environ)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has exited, and is not reaped
+    process = type("Exited", (), {"pid": pid, "returncode": None})()  # as asyncio sees it until reaped
+    worker = pool._Worker(process, channel=None, pidfd=os.pidfd_open(pid) if with_pidfd else None)  # type: ignore[arg-type]
+    try:
+        worker.kill()
+        still_ours = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        assert still_ours is not None and still_ours.si_pid == pid, "kill() reaped the worker"
+    finally:
+        worker.close_pidfd()
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # its own exit, for whoever waits for it
+    worker.kill()  # once reaped, ending it again is a no-op, not an error or a stray signal

@@ -60,10 +60,11 @@ def prepare_output(
         raise ConfigError(f"output: cannot write to {output}: {reason}") from None
 
 
-def clear_temp_files(output: Path) -> int:
-    """Remove temp files a killed process left behind; call only while holding the crawl's state."""
+def clear_temp_files(output: Path, pid: int | None = None) -> int:
+    """Remove temp files a killed process left behind (all, or those of process `pid`, which has been
+    reaped); call only while holding the crawl's state."""
     removed = 0
-    for leftover in (output / STATE_DIR / "tmp").glob("*.part"):
+    for leftover in (output / STATE_DIR / "tmp").glob("*.part" if pid is None else f"{pid}-*.part"):
         leftover.unlink(missing_ok=True)
         removed += 1
     return removed

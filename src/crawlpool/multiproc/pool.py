@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from crawlpool.errors import FrontierError
 from crawlpool.frontier import Frontier, Lease, LeaseBatch
 from crawlpool.multiproc.wire import BEAT_S, Channel, ChannelClosed
 from crawlpool.stats import CrawlStats
+from crawlpool.store import clear_temp_files
 from crawlpool.warc import WarcWriter
 from crawlpool.warc_index import WARC_DIR, repair_some_warc_files, warc_files
 
@@ -64,6 +66,25 @@ class _Worker:
     heard: float = 0.0  # loop time of its last message
     counters: dict[str, int] = field(default_factory=dict)  # its counters as it last reported them
     hung: bool = False  # ended by the watchdog
+    pidfd: int | None = None  # the process itself, whatever happens to its pid
+
+    def kill(self) -> None:
+        """SIGKILL the worker if it still runs. Not `process.kill()`: Popen polls first, and so reaps
+        a worker that has just died before asyncio's child watcher does, which then reports exit code
+        255 (a killed worker was said to have exited with 255). A pidfd names this process even once
+        it is reaped, where a bare pid could name another by then."""
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            else:
+                os.kill(self.process.pid, signal.SIGKILL)
+
+    def close_pidfd(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 class WorkerProcesses:
@@ -132,6 +153,8 @@ class WorkerProcesses:
                     worker.served.cancel()
             served = (w.served for w in self._workers if w.served)
             await asyncio.gather(grow, watchdog, *served, return_exceptions=True)
+            for worker in self._workers:
+                worker.close_pidfd()
 
     async def _stop(self, crawl: asyncio.Task[CrawlStats]) -> None:
         """Stop every process gracefully: the engines give back what they did not start and let what is
@@ -167,8 +190,7 @@ class WorkerProcesses:
                 alive = worker.process.returncode is None and not worker.said_bye and not worker.hung
                 if alive and worker.joined and loop.time() - worker.heard > SILENT_S:
                     worker.hung = True
-                    with contextlib.suppress(ProcessLookupError):
-                        worker.process.kill()
+                    worker.kill()
 
     def _warc_names(self) -> set[str]:
         if self._archive is None:
@@ -200,9 +222,7 @@ class WorkerProcesses:
 
     def _kill_all(self) -> None:
         for worker in self._workers:
-            if worker.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.kill()
+            worker.kill()
 
     async def _start_when_large(self) -> None:
         """Start the workers once `worth_starting` says so, asking every START_CHECK_S."""
@@ -251,10 +271,11 @@ class WorkerProcesses:
             )
         finally:
             theirs.close()
+        pidfd = _pidfd(process.pid)  # before any await: until asyncio reaps it, the pid is this process
         channel = await Channel.over(ours)
         level = logging.getLogger("crawlpool").getEffectiveLevel()
         channel.send(("init", self._worker_config(), self._cfg, self._seeds, level))
-        worker = _Worker(process, channel)
+        worker = _Worker(process, channel, pidfd=pidfd)
         worker.served = asyncio.create_task(self._serve(worker), name=f"crawlpool worker {process.pid}")
         self._workers.append(worker)
 
@@ -301,10 +322,12 @@ class WorkerProcesses:
 
     async def _gone(self, worker: _Worker) -> None:
         """A worker's socket closed: what it still held goes back to the queue untried."""
-        with contextlib.suppress(ProcessLookupError):
-            if worker.process.returncode is None and not worker.said_bye:
-                worker.process.kill()
+        if not worker.said_bye:
+            worker.kill()
         code = await worker.process.wait()
+        worker.close_pidfd()
+        if not worker.said_bye:  # a page it was writing when it died (reaped: no process has its pid)
+            await asyncio.to_thread(clear_temp_files, self._cfg.output, worker.process.pid)
         leases = list(worker.leases.values())
         worker.leases.clear()
         for lease in leases:
@@ -417,6 +440,15 @@ class WorkerProcesses:
         if method == "counts":
             return await frontier.counts(), self._ending
         return await getattr(frontier, method)(*args)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for our child `pid`, not yet reaped (asyncio reaps it only after telling its exit), or
+    None where the system has none (Linux before 5.3, other systems)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def worth_starting(stored: int, queued: int, concurrency: int, busy: float, processes: int | str) -> bool:
