@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -36,7 +37,7 @@ COMMITTED = re.compile(r"worker processes committed (\d+) of the (\d+) records")
 async def start(base: str, output: Path, *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crawlpool", "crawl", base + "/", "-o", str(output), "--concurrency", "8",
-        "--per-host", "4", "--retries", "0", "--processes", "2", "-v", "--progress-interval", "3600",
+        "--per-host", "4", "--retries", "0", "--processes", "3", "-v", "--progress-interval", "3600",
         *extra, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
     )  # fmt: skip
 
@@ -248,7 +249,7 @@ async def test_max_pages_counts_the_pages_of_every_process(
     site = Site(pages=PAGES, delay_s=0.005)
     base = await serve(site)
     result = await crawlpool.crawl(
-        [base + "/"], output=tmp_path / "out", processes=2, max_pages=300, concurrency=8, per_host=4
+        [base + "/"], output=tmp_path / "out", processes=3, max_pages=300, concurrency=8, per_host=4
     )
     assert result.stats.pages == 300
     records = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
@@ -293,7 +294,7 @@ async def test_a_worker_that_stops_answering_is_ended_and_the_crawl_completes(
     try:
         with caplog_warnings() as warnings:
             result = await crawlpool.crawl(
-                [base + "/"], output=tmp_path / "out", processes=2, concurrency=8, per_host=4, retries=0
+                [base + "/"], output=tmp_path / "out", processes=3, concurrency=8, per_host=4, retries=0
             )
     finally:
         logger.removeHandler(joins)
@@ -322,6 +323,30 @@ def caplog_warnings() -> Iterator[list[str]]:
         yield said
     finally:
         logging.getLogger("crawlpool").removeHandler(handler)
+
+
+def test_the_first_process_keeps_a_share_of_the_slots_and_crawls_with_what_no_worker_has() -> None:
+    engine = SimpleNamespace(slots=8)
+    cfg = CrawlConfig(concurrency=8, processes=3)
+    workers = pool.WorkerProcesses(engine, None, cfg, [], cfg.process_count)  # type: ignore[arg-type]
+    assert workers._worker_config().concurrency == 2  # 8 slots over 3 processes: 2, 2 and 4 for it
+
+    def worker(*, joined: bool = True, returncode: int | None = None) -> pool._Worker:
+        process = SimpleNamespace(pid=0, returncode=returncode)
+        return pool._Worker(process, channel=None, joined=joined)  # type: ignore[arg-type]
+
+    workers._workers = [worker(joined=False), worker(joined=False)]
+    workers._share_slots()
+    assert engine.slots == 8  # none crawls yet
+    workers._workers[0].joined = True
+    workers._share_slots()
+    assert engine.slots == 6
+    workers._workers[1].joined = True
+    workers._share_slots()
+    assert engine.slots == 4  # every worker crawls: it keeps its own share and the rest
+    workers._workers[0].process.returncode = -9
+    workers._share_slots()
+    assert engine.slots == 6  # a dead worker's share comes back
 
 
 def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() -> None:
