@@ -53,7 +53,7 @@ class LinkParser:
         self._processes = processes
         self._parsed_inline = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._turn: asyncio.Lock | None = None
+        self._turn = asyncio.Lock()  # bound to a loop at its first contended use, not here
 
     def _pool_now(self) -> ProcessPoolExecutor | None:
         if self._pool is None and self._processes > 0 and self._parsed_inline >= POOL_AFTER_PAGES:
@@ -76,7 +76,7 @@ class LinkParser:
                 log.warning("a link-extraction process died; parsing on the event loop from now on")
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
-            return self._extract(body, url, content_type)
+            return await self._inline(loop, body, url, content_type)
 
     async def _inline(
         self, loop: asyncio.AbstractEventLoop, body: bytes, url: str, content_type: str | None
@@ -86,8 +86,6 @@ class LinkParser:
         wave: requests sent together come back together) would otherwise all be parsed before the
         loop sends a single new request, and a crawl would alternate between waiting and parsing; a
         broad crawl with two worker processes kept each at half a core that way."""
-        if self._turn is None:
-            self._turn = asyncio.Lock()
         await self._turn.acquire()
         try:
             return self._extract(body, url, content_type)

@@ -251,9 +251,8 @@ class WorkerProcesses:
     def _share_slots(self) -> None:
         """The first process gives each worker that crawls its share of the request slots and crawls with
         the slots left: one share once every worker crawls (it parses one page per turn of its loop, so
-        it still answers the workers between pages), all of them while none does. With N processes on N
-        cores this beat a first process that only served N workers: as fast or faster on one host and on
-        many, with less CPU a page and one process' memory less."""
+        it still answers the workers between pages), all of them while none does. (Serving N workers
+        without crawling cost more CPU a page and a process's memory, and was no faster.)"""
         working = sum(w.joined and w.process.returncode is None and not w.said_bye for w in self._workers)
         share = self._worker_config().concurrency
         self._engine.slots = max(1, self._cfg.concurrency - working * share)
