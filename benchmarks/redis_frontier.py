@@ -4,8 +4,10 @@
     python -m benchmarks.redis_frontier --memory 1000000     # bytes per seen and per queued URL
 
 No HTTP: each worker is a separate process that runs the frontier calls the engine makes for a page
-(engine.py: `lease` for free slots, then per URL `observe` of the answer, `add` of the links its
-per-process known-links cache has not handed over yet, `ack`), with a fake fetch that returns at once.
+(engine.py: `lease` for free slots, then per URL `add` of the links its per-process known-links cache
+has not handed over yet and `ack_answered`, the ack that carries the host's answer for its pacing; a
+`--compare` tree from before it sends `observe` of the answer first, then `ack`), with a fake fetch
+that returns at once.
 The site is a deterministic graph of `--pages` pages over `--hosts` hosts of Zipf-like sizes (the biggest
 host has a few thousand pages, most have tens), seeded with each host's page 0; every page has 50 links:
 40 to its own host (one of them its successor, so every page is reachable), 8 to the first pages of
@@ -138,6 +140,7 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
             return None
 
         confirm_with(manifest_synced)
+    ack_answered = getattr(frontier, "ack_answered", None)  # the answer goes with the ack (engine.py)
     known: set[int] = set()
     acked: list[str] = []
     active = 0
@@ -148,7 +151,9 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
         request = lease.request
         h, i = site.parse(request.url)
         await asyncio.sleep(FETCH_S)  # the fetch
-        await frontier.observe(request.host, Answered(200, 5, None))
+        answer = Answered(200, 5, None)
+        if ack_answered is None:  # a --compare tree before PacesOnAck: the engine observes first
+            await frontier.observe(request.host, answer)
         follow = []
         for link in site.links(h, i):
             request_link = make_request(link, request.depth + 1, request.url)
@@ -173,7 +178,10 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
             error=None,
             links=len(site.links(h, i)),
         )
-        if await frontier.ack(lease, record):
+        acked_now = await (
+            frontier.ack(lease, record) if ack_answered is None else ack_answered(lease, record, answer)
+        )
+        if acked_now:
             acked.append(request.url)
         active -= 1
         changed.set()

@@ -37,6 +37,25 @@ JITTER_S = 0.05
 LEASE_S = 1.0
 
 
+async def held_records(url: str, wanted: set[str]) -> dict[str, list[str]]:
+    """Which records streams of the crawl hold the `wanted` URLs (for a failure's message)."""
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    plain = url.replace("redis+cluster://", "redis://")
+    client = RedisCluster.from_url(plain) if plain != url else Redis.from_url(url)
+    found: dict[str, list[str]] = defaultdict(list)
+    try:
+        async for key in client.scan_iter(match="crawlpool:*records*"):
+            for _, fields in await client.xrange(key):
+                page = json.loads(fields[b"page"])
+                if page["url"] in wanted:
+                    found[page["url"]].append(key.decode())
+    finally:
+        await client.aclose()
+    return dict(found)
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("server", ["redis", "cluster"])
 async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) -> None:
@@ -45,10 +64,11 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     scripts_before = (
         [await evalsha_calls(port) for port in redis_cluster.ports] if server == "cluster" else []
     )
-    log: list[tuple[int, str, float, float]] = []  # (host port, path, start, end)
+    log: list[tuple[int, str, float, float, str]] = []  # (host port, path, start, end, user agent)
     workers: dict[str, asyncio.subprocess.Process] = {}
     served = 0
     acted: set[str] = set()
+    moments: dict[str, float] = {}  # when the kill and the stop came (for a failure's message)
     loop = asyncio.get_running_loop()
     servers: list[TestServer] = []
 
@@ -63,9 +83,11 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
         agent = request.headers.get("User-Agent", "")
         if served >= 20 and "w1" in agent and "kill" not in acted:
             acted.add("kill")  # w1 is waiting on this very request: it holds a lease right now
+            moments["kill"] = started
             os.kill(workers["w1"].pid, signal.SIGKILL)
         if served >= 50 and "w2" in agent and "stop" not in acted:
             acted.add("stop")
+            moments["stop"] = started
             os.kill(workers["w2"].pid, signal.SIGSTOP)
             loop.call_later(3 * LEASE_S, os.kill, workers["w2"].pid, signal.SIGCONT)
         if request.path == "/robots.txt":
@@ -73,7 +95,7 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
         else:
             i = 0 if request.path == "/" else int(request.path.rsplit("/", 1)[1])
             response = web.Response(text=f"<html><body>{links(i)}</body></html>", content_type="text/html")
-        log.append((request.url.port or 0, request.path, started, time.monotonic()))
+        log.append((request.url.port or 0, request.path, started, time.monotonic(), agent))
         return response
 
     app = web.Application()
@@ -85,19 +107,28 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     ports = [server.port for server in servers]
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("".join(f"http://127.0.0.1:{port}/p/0\n" for port in ports))
+
+    async def start(name: str, *extra: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawlpool", "crawl", str(seeds), "-o", str(tmp_path / name), *extra,
+            "--frontier", url, "--crawl-id", crawl_id, "--lease", str(LEASE_S),
+            "--delay", str(DELAY_S), "--per-host", "1", "--concurrency", "4", "--retries", "0",
+            "--user-agent", f"crawlpool-{name}/1.0", "-q",
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
+        )  # fmt: skip
+
     try:
         for name in ("w0", "w1", "w2"):
-            workers[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "crawlpool", "crawl", str(seeds), "-o", str(tmp_path / name),
-                "--frontier", url, "--crawl-id", crawl_id, "--lease", str(LEASE_S),
-                "--delay", str(DELAY_S), "--per-host", "1", "--concurrency", "4", "--retries", "0",
-                "--user-agent", f"crawlpool-{name}/1.0", "-q",
-                stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC},
-            )  # fmt: skip
+            workers[name] = await start(name)
         results = {}
         for name, proc in workers.items():
             _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
             results[name] = (proc.returncode, err.decode())
+        # w1 may have been killed between a commit and its manifest line: resumed, it repairs its
+        # manifest from the records Redis holds for it (README), and finds the crawl finished.
+        workers["w1 resumed"] = await start("w1", "--resume")
+        _, err = await asyncio.wait_for(workers["w1 resumed"].communicate(), timeout=120)
+        results["w1 resumed"] = (workers["w1 resumed"].returncode, err.decode())
     finally:
         for proc in workers.values():
             if proc.returncode is None:
@@ -107,6 +138,7 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     assert acted == {"kill", "stop"}
     assert results["w1"][0] == -signal.SIGKILL
     assert results["w0"] == (0, "") and results["w2"][0] == 0, results
+    assert results["w1 resumed"] == (0, ""), results
 
     # The union of manifests: every page exactly once.
     records = [
@@ -118,18 +150,20 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     urls = [r["url"] for r in records]
     assert len(urls) == len(set(urls)), "a URL has records from two workers"
     expected = {f"http://127.0.0.1:{port}/p/{i}" for port in ports for i in range(PAGES_PER_HOST)}
+    missing = expected - set(urls)
+    assert not missing, f"no manifest has {sorted(missing)}; in Redis: {await held_records(url, missing)}"
     assert set(urls) == expected
     assert all(r["status"] == 200 for r in records)
 
     # Politeness across all workers: one request at a time per host, DELAY_S between starts.
-    by_host: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for port, _, start, end in log:
-        by_host[port].append((start, end))
+    by_host: dict[int, list[tuple[float, float, str, str]]] = defaultdict(list)
+    for port, path, start, end, agent in log:
+        by_host[port].append((start, end, path, agent))
     for hits in by_host.values():
         hits.sort()
-        for (start, end), (next_start, _) in itertools.pairwise(hits):
-            assert next_start >= end - 0.001, "two workers hit one host at once"
-            assert next_start - start >= DELAY_S - JITTER_S, "the delay did not hold across workers"
+        for first, then in itertools.pairwise(hits):
+            assert then[0] >= first[1] - 0.001, f"two at once: {first}, {then}; {moments}"
+            assert then[0] - first[0] >= DELAY_S - JITTER_S, f"delay broken: {first}, {then}; {moments}"
 
     # The crawl's Redis state reads as done.
     proc = await asyncio.create_subprocess_exec(

@@ -22,6 +22,7 @@ from crawlpool.errors import FrontierError
 from crawlpool.fetch import FetchError, Response
 from crawlpool.frontier import FrontierCounts, Lease, LeaseBatch, Politeness
 from crawlpool.frontier.memory import MemoryFrontier
+from crawlpool.policy.pacing import Answered, HostEvent, HostPace
 from crawlpool.records import Page
 from crawlpool.scope import Scope
 from crawlpool.store import Manifest, PageStore, prepare_output
@@ -132,6 +133,38 @@ async def test_transient_failures_are_retried_then_the_page_is_recorded(tmp_path
     assert [(p.status, p.error) for p in pages] == [(200, None)]
     assert (fetcher.requests[SEED], engine.stats.retries) == (3, 2)
     assert 30.0 <= clock.elapsed() < 31.0  # the Retry-After held the host, on virtual time
+
+
+class PacesOnAcks(MemoryFrontier):
+    """Takes a host's answer with the ack (PacesOnAck, as the Redis frontier does), noting which way
+    each answer came."""
+
+    def __init__(self, politeness: Politeness, clock: VirtualClock) -> None:
+        super().__init__(politeness, clock=clock)
+        self.observed: list[HostEvent] = []
+        self.with_ack: list[tuple[str, Answered]] = []
+
+    async def observe(self, host: str, event: HostEvent) -> HostPace:
+        self.observed.append(event)
+        return await super().observe(host, event)
+
+    async def ack_answered(self, lease: Lease, page: Page, answer: Answered) -> bool:
+        self.with_ack.append((lease.request.url, answer))
+        await super().observe(lease.request.host, answer)
+        return await self.ack(lease, page)
+
+
+async def test_a_healthy_answer_goes_with_the_ack_and_an_overload_signal_at_once(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    frontier = PacesOnAcks(Politeness(), clock)
+    site = {SEED: [page("/a")], SEED + "a": [failure(None, "timeout"), failure(503, "http_5xx"), page()]}
+    pages, _, _ = await run(tmp_path, site, frontier=frontier, clock=clock)
+    assert sorted(p.url for p in pages) == sorted(site)
+    assert [(url, answer.status) for url, answer in frontier.with_ack] == [(SEED, 200), (SEED + "a", 200)]
+    assert [(a.status, a.error_code) for a in frontier.observed if isinstance(a, Answered)] == [
+        (None, "timeout"),
+        (503, "http_5xx"),
+    ], "an overload signal is not held back until a record"
 
 
 async def test_a_self_redirect_after_three_timeouts_is_followed_not_called_a_loop(tmp_path: Path) -> None:

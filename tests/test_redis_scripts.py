@@ -95,12 +95,49 @@ async def take_one(env: Env, slot: str, token: int) -> str:
     return str(result)
 
 
-def end_call(env: Env, token: int, rec: str, mode: str, payload: str = "", extra: str = "") -> Any:
+def end_call(
+    env: Env,
+    token: int,
+    rec: str,
+    mode: str,
+    payload: str = "",
+    extra: str = "",
+    answer: list[Any] | None = None,
+) -> Any:
+    """end.lua; `answer`: [status, elapsed_ms, error code] of the host's answer, paced in the same step."""
     k = env.keys
     fp = json.loads(rec)["fp"]
+    from crawlpool.policy.pacing import PACE_RULE
+
+    paced = ["answer", *answer, PACE_RULE] if answer else []
     return env.scripts.end(
-        keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1"), k.done_by, k.acks],
-        args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, token, mode, payload, extra, "w1"],
+        keys=[
+            k.meta,
+            k.ready,
+            k.leased,
+            k.owner,
+            *env.host("a.test"),
+            k.records("w1"),
+            k.done_by,
+            k.acks,
+            k.paced,
+        ],
+        args=[
+            NOW,
+            LEASE_MS,
+            PER_HOST,
+            DELAY_MS,
+            10,
+            "a.test",
+            fp,
+            token,
+            mode,
+            payload,
+            extra,
+            "w1",
+            "",
+            *paced,
+        ],
     )
 
 
@@ -294,6 +331,26 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     # The same ack again (a lost reply, retried): ALREADY, nothing changes.
     assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["ALREADY"]
     assert await env.client.xlen(k.records("w1")) == 1
+
+
+async def test_an_ack_with_the_hosts_answer_paces_it_once_in_the_same_step(env: Env) -> None:
+    """The answer an ack carries counts as pace.lua would count it, and only when the URL ends there:
+    a resent ack (ALREADY) or a stale one leaves the host's pace alone."""
+    cfg = env.host("a.test")[2]
+    rec = await in_flight(env, 7, record("1"), record("2"))
+    reply = await end_call(env, 7, rec, "ack", "{}", "ok", answer=["503", "40", ""])
+    assert reply[0] == "FREED", "backed off before the slot's fate is decided: the host is not due now"
+    floor, extra, baseline, answers = json.loads(await env.client.hget(cfg, "pace"))
+    assert (extra > 0, baseline, answers) == (True, 40, 1), "a 503 backs the host off"
+    delay_ms = int(await env.client.hget(cfg, "delay_ms"))
+    assert delay_ms == round((floor + extra) * 1000) > DELAY_MS
+    assert await env.client.zscore(env.keys.paced, "a.test") is not None
+    ready = await env.client.zrange(env.keys.ready, 0, -1, withscores=True)
+    assert ready and all(score == NOW + delay_ms for _, score in ready), "its free slots wait the new delay"
+    paced = await env.client.hget(cfg, "pace")
+    assert await end_call(env, 7, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["ALREADY"]
+    assert await end_call(env, 99, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["STALE"]
+    assert await env.client.hget(cfg, "pace") == paced, "counted once"
 
 
 async def test_end_keeps_the_slot_when_the_host_may_start_again_now(env: Env) -> None:

@@ -33,7 +33,7 @@ from typing import Protocol
 from crawlpool.config import CrawlConfig
 from crawlpool.errors import FrontierError, StorageError
 from crawlpool.fetch import Fetcher, Response
-from crawlpool.frontier import Frontier, FrontierCounts, Lease, Request
+from crawlpool.frontier import Frontier, FrontierCounts, Lease, PacesOnAck, Request
 from crawlpool.links import is_html
 from crawlpool.parsing import LinkParser
 from crawlpool.paths import page_path
@@ -48,6 +48,7 @@ from crawlpool.policy.actions import (
     Retry,
     SettleTrap,
 )
+from crawlpool.policy.pacing import OVERLOAD_STATUSES, Answered
 from crawlpool.policy.rules import (
     Rules,
     links_to_follow,
@@ -452,14 +453,16 @@ class Engine:
         response: Response | None = None,
         sitemap: SitemapFeed | None = None,
     ) -> bool:
-        """Do what the policy decided, in order. True when one of the actions is `Fetch`."""
+        """Do what the policy decided, in order. True when one of the actions is `Fetch`. A healthy
+        answer may go with the record's ack instead (`_answer_with_ack`)."""
         request = lease.request
         fetch = False
+        answer = self._answer_with_ack(actions)
         for action in actions:
             match action:
                 case Fetch():
                     fetch = True
-                case PaceHost(event):
+                case PaceHost(event) if event is not answer:
                     await self._frontier.observe(request.host, event)
                 case Retry(after_s, reason):
                     await self._frontier.retry(lease, after_s)
@@ -476,18 +479,36 @@ class Engine:
                 case Record():
                     if response is None or not action.fetched:
                         self.stats.robots_blocked += action.robots_blocked
-                        await self._commit(lease, self._unfetched(request, action.error or ""))
+                        await self._commit(lease, self._unfetched(request, action.error or ""), answer)
                     elif sitemap is not None:
-                        await self._commit(lease, self._sitemap_record(request, response, action, sitemap))
+                        page = self._sitemap_record(request, response, action, sitemap)
+                        await self._commit(lease, page, answer)
                     else:
                         page = await self._record(request, response, action)
                         if self._archive is not None and response.exchange is not None:
-                            await self._commit_archived(lease, page, response)
+                            await self._commit_archived(lease, page, response, answer)
                         else:
-                            await self._commit(lease, page)
+                            await self._commit(lease, page, answer)
         return fetch
 
-    async def _commit_archived(self, lease: Lease, page: Page, response: Response) -> None:
+    def _answer_with_ack(self, actions: Sequence[Action]) -> Answered | None:
+        """The host's answer to send with the record's ack, in one step, when the frontier can
+        (PacesOnAck): one Redis script per page instead of two. Only an answer with a status that is
+        no overload signal: its pace then counts once the record is made (body stored, links
+        queued), a few ms later; a slow one may still add backoff then. No answer, a timeout or an
+        overload status is applied at once, as is any answer of a URL that ends without a record."""
+        if not isinstance(self._frontier, PacesOnAck) or not any(isinstance(a, Record) for a in actions):
+            return None
+        answers = [a.event for a in actions if isinstance(a, PaceHost) and isinstance(a.event, Answered)]
+        if len(answers) != 1:
+            return None
+        answer = answers[0]
+        healthy = answer.status is not None and answer.status not in OVERLOAD_STATUSES
+        return answer if healthy and answer.error_code is None else None
+
+    async def _commit_archived(
+        self, lease: Lease, page: Page, response: Response, answer: Answered | None = None
+    ) -> None:
         """Archive the exchange, then commit its record: see `warc.py` for why in this order.
 
         The append and the commit are shielded: stopped between the two (the crawl cancelled while the
@@ -499,7 +520,7 @@ class Engine:
             page = self._recrawl.classify(page)
             exchange = self._recrawl.revisit(page, exchange)
         built = await self._archive.build(exchange)
-        task = asyncio.ensure_future(self._append_and_commit(lease, page, built))
+        task = asyncio.ensure_future(self._append_and_commit(lease, page, built, answer))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -507,23 +528,26 @@ class Engine:
                 await asyncio.wait([task])
             raise
 
-    async def _append_and_commit(self, lease: Lease, page: Page, built: BuiltExchange) -> None:
+    async def _append_and_commit(
+        self, lease: Lease, page: Page, built: BuiltExchange, answer: Answered | None = None
+    ) -> None:
         assert self._archive is not None
         async with self._archive.order:  # commits in the order their exchanges were appended
             where = await self._archive.append(built)
             page = dataclasses.replace(page, warc_file=where.file, warc_offset=where.offset)
-            if not await self._frontier.ack(lease, page):
+            if not await self._ack(lease, page, answer):
                 await self._archive.undo(where)
                 log.warning("lease of %s was no longer current; its record was dropped", page.url)
                 return
             await self._publish(page)
 
-    async def commit(self, lease: Lease, page: Page) -> bool:
+    async def commit(self, lease: Lease, page: Page, answer: Answered | None = None) -> bool:
         """Commit a record (this process's, or one another process made for a lease it holds):
-        classified, acked, published. False: the lease was not current, and nothing was published."""
+        classified, acked (with the host's answer, when `_answer_with_ack` chose to send it along),
+        published. False: the lease was not current, and nothing was published."""
         if self._recrawl is not None:
             page = self._recrawl.classify(page)
-        if not await self._frontier.ack(lease, page):
+        if not await self._ack(lease, page, answer):
             return False
         await self._publish(page)
         return True
@@ -537,9 +561,15 @@ class Engine:
         await self._publish(page)
         return True
 
-    async def _commit(self, lease: Lease, page: Page) -> None:
-        if not await self.commit(lease, page):
+    async def _commit(self, lease: Lease, page: Page, answer: Answered | None = None) -> None:
+        if not await self.commit(lease, page, answer):
             log.warning("lease of %s was no longer current; its record was dropped", page.url)
+
+    async def _ack(self, lease: Lease, page: Page, answer: Answered | None) -> bool:
+        """Ack `page`, with the host's answer when `_answer_with_ack` chose to send it along."""
+        if answer is not None and isinstance(self._frontier, PacesOnAck):
+            return await self._frontier.ack_answered(lease, page, answer)
+        return await self._frontier.ack(lease, page)
 
     async def _publish(self, page: Page) -> None:
         """A committed record goes to the manifest, the counters and the caller."""

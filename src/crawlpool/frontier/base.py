@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from crawlpool.policy.pacing import HostEvent, HostPace
+from crawlpool.policy.pacing import Answered, HostEvent, HostPace
 from crawlpool.records import Page
 
 RequestKind = Literal["page", "sitemap", "requisite"]
@@ -207,6 +207,17 @@ class RobotsState:
     reason: str | None
     failures: int
     valid_for_s: float
+
+
+@runtime_checkable
+class PacesOnAck(Protocol):
+    """A frontier that takes a host's answer with the URL's ack, in one step (Redis: one script per
+    page instead of two)."""
+
+    async def ack_answered(self, lease: Lease, page: Page, answer: Answered) -> bool:
+        """`observe(lease.request.host, answer)`, then `ack(lease, page)`, as one step: the answer
+        counts only when the ack does (so never twice when a call is sent again)."""
+        ...
 
 
 @runtime_checkable

@@ -25,7 +25,10 @@ would starve the host's other slots (a host with 4 URLs and 5 slots must be able
 One exception saves a call per page: an ack that keeps its slot on a host without delay takes the
 host's next URL in the same script (end.lua's NEXT), and the worker's next `lease` hands it out without
 asking Redis. It is in flight under the slot's token like any other; `counts` shows it as queued until
-`lease` hands it out, and `aclose` gives it back uncharged.
+`lease` hands it out, and `aclose` gives it back uncharged. Likewise an ack may carry the host's
+answer (`ack_answered`, which the engine uses for answers that signal no overload): end.lua applies
+it to the host's pacing first, as pace.lua would, in the same script, so a page costs one script
+call instead of two; the answer counts only when the URL ends there, so never twice.
 
 Key schema: redis_keys.py's docstring lists every key of a crawl, the records stored and the sizing of
 the seen set. A crawl has B key buckets, fixed when it is created (1 by default on one server, 16 on a
@@ -124,7 +127,7 @@ from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.frontier.redis_trim import Claims, id_key
-from crawlpool.policy.pacing import PACE_RULE, Blocked, FloorRaised, HostEvent, HostPace
+from crawlpool.policy.pacing import PACE_RULE, Answered, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -371,6 +374,11 @@ class RedisFrontier:
         """Commit `page` as the URL's record. False: the lease was not current and nothing was
         committed (the slot was reaped from this worker, or the lease had already ended)."""
         return await self._end(lease, "ack", page.to_json(), page.error_code or "ok")
+
+    async def ack_answered(self, lease: Lease, page: Page, answer: Answered) -> bool:
+        """`observe` of the host's answer and `ack`, in one script (end.lua): the answer counts only
+        when the ack commits, so a call sent again never counts it twice (PacesOnAck)."""
+        return await self._end(lease, "ack", page.to_json(), page.error_code or "ok", answer)
 
     async def retry(self, lease: Lease, delay_s: float, *, self_redirect: bool = False) -> bool:
         """Queue the URL again with one more attempt (or self-redirect), due `delay_s` from now.
@@ -849,12 +857,22 @@ class RedisFrontier:
             wait_s = self._views.wait_s(self._view_clock(), len(self._slots.tokens))
         return wait_s
 
-    async def _end(self, lease: Lease, mode: str, payload: str, extra: str) -> bool:
+    async def _end(
+        self, lease: Lease, mode: str, payload: str, extra: str, answer: Answered | None = None
+    ) -> bool:
         request = lease.request
         bucket = self._layout.bucket_of(request.host)
         keys, claims = self._layout.buckets[bucket], self._claims[bucket]
         call = self._calls.end(
-            keys, self._now(), request, lease.token, mode, payload, extra, next_url=not self._closed
+            keys,
+            self._now(),
+            request,
+            lease.token,
+            mode,
+            payload,
+            extra,
+            next_url=not self._closed,
+            answer=answer,
         )
         attempt = (lease.token, request.fp)
         sent_at = time.monotonic()

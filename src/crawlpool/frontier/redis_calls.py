@@ -12,6 +12,7 @@ from crawlpool.frontier.base import Request
 from crawlpool.frontier.redis_keys import Keys, Layout, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import encode
 from crawlpool.frontier.redis_trim import KEEP_MS
+from crawlpool.policy.pacing import PACE_RULE, Answered
 
 Args = list[str | int]
 Call = tuple[list[str], Args]  # (KEYS, ARGV)
@@ -79,13 +80,18 @@ class Calls:
         extra: str,
         *,
         next_url: bool,
+        answer: Answered | None = None,
     ) -> Call:
-        """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps."""
+        """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps;
+        `answer`: the host's answer, applied to its pacing in the same step (as pace.lua would)."""
         script_keys = [keys.counts, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
-        script_keys += [keys.records(self.worker), keys.done_by, keys.acks]
+        script_keys += [keys.records(self.worker), keys.done_by, keys.acks, keys.paced]
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
         args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
         args.append("next" if next_url else "")
+        if answer is not None:
+            status = "" if answer.status is None else answer.status
+            args += ["answer", status, answer.elapsed_ms, answer.error_code or "", PACE_RULE]
         return script_keys, args
 
     def extend(self, keys: Keys, now: str, slots: Sequence[tuple[str, int]]) -> Call:

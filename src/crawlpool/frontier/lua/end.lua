@@ -14,6 +14,7 @@
       KEYS[9]  records:<w>      STREAM, this worker's records in this bucket
       KEYS[10] done_by          HASH
       KEYS[11] acks             ZSET
+      KEYS[12] h:paced          ZSET   (pace.lua's KEYS[6])
 
       ARGV[1]  now_ms           or '' for Redis TIME
       ARGV[2]  lease_ms
@@ -30,6 +31,14 @@
       ARGV[12] worker           worker id
       ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
                                 the host's next URL through it; '' (or absent): never
+      ARGV[14] answer           'answer': apply the host's answer to its pacing first, as pace.lua
+                                does, in this same step (ARGV[15..18] are pace.lua's ARGV[6..9]);
+                                '': no answer. Only a URL that ends here counts it (not STALE or
+                                ALREADY: a resent call must not count one answer twice)
+      ARGV[15] status           or ''
+      ARGV[16] elapsed_ms
+      ARGV[17] error code       or ''
+      ARGV[18] the pacing rule's constants (JSON)
 
     Output:
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
@@ -53,6 +62,11 @@ local slot = host .. '#' .. idx
 local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
+local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
+if ARGV[14] == 'answer' then
+  local _
+  _, paced_moved = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15], ARGV[16], ARGV[17], ARGV[18])
+end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
 if mode == 'ack' then
@@ -105,7 +119,7 @@ if queued_before > 0 then
   -- An ack leaves the host's work as it was, a retry or a release adds some: score the free slots
   -- (none with one slot). A URL handed out without delay leaves the host due now, so only a queue it
   -- emptied changes their scores.
-  if per_host > 1 and (mode ~= 'ack' or (next_rec and queued_before == 1)) then
+  if per_host > 1 and (mode ~= 'ack' or paced_moved or (next_rec and queued_before == 1)) then
     rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, next_rec and math.max(now, blocked) or due)
   end
 else

@@ -27,60 +27,10 @@
     Output:
       the host's pace after the event, as JSON [floor_s, extra_s, baseline_ms, answers]
 ]]
-local now = now_ms()
-local host_key = KEYS[5]
-local held = redis.call('HMGET', host_key, 'pace', 'blocked_until_ms', 'delay_ms')
-local raw, old_blocked, old_delay = held[1], held[2], held[3]
-local pace
-if raw then pace = cjson.decode(raw) else pace = {tonumber(ARGV[3]) / 1000, 0, 0, 0} end
-local floor, extra, baseline, answers = pace[1], pace[2], pace[3], pace[4]
-local event = ARGV[5]
-
-if event == 'block' then
-  local blocked = now + tonumber(ARGV[6])
-  if not old_blocked or tonumber(old_blocked) < blocked then
-    redis.call('HSET', host_key, 'blocked_until_ms', blocked)
-  end
-elseif event == 'floor' then
-  floor = math.max(floor, tonumber(ARGV[6]))
-else
-  local c = cjson.decode(ARGV[9])
-  local status = tonumber(ARGV[6])
-  local elapsed = tonumber(ARGV[7])
-  local overloaded = ARGV[8] == 'timeout'
-    or (answers >= c.warmup and elapsed >= c.slow_min_ms and elapsed >= c.slow_factor * baseline)
-  for _, s in ipairs(c.overload) do
-    if status == s then overloaded = true end
-  end
-  if overloaded then
-    extra = math.min(c.max_extra_s, math.max(c.step_s, extra * 2))
-  elseif status and status < 500 then
-    extra = math.max(0, extra - math.max(c.step_s, extra * c.recovery))
-  end
-  if status then
-    if answers == 0 then
-      baseline = elapsed
-    else
-      local weight = c.up_weight
-      if elapsed < baseline then weight = c.down_weight end
-      baseline = baseline + weight * (elapsed - baseline)
-    end
-    answers = answers + 1
-  end
-end
-
-local blocked_until = tonumber(old_blocked or '0')
-if event == 'block' then blocked_until = math.max(blocked_until, now + tonumber(ARGV[6])) end
-if extra > 0 or blocked_until > now then
-  redis.call('ZADD', KEYS[6], blocked_until, ARGV[4])
-elseif pace[2] > 0 or old_blocked then
-  redis.call('ZREM', KEYS[6], ARGV[4])  -- it may be listed: it was backed off or blocked once
-end
-local after = cjson.encode({floor, extra, baseline, answers})
-local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
-redis.call('HSET', host_key, 'pace', after, 'delay_ms', delay_ms)
+local after, moved = apply_pace(now_ms(), ARGV[4], KEYS[5], KEYS[6], tonumber(ARGV[3]), ARGV[5], ARGV[6],
+  ARGV[7], ARGV[8], ARGV[9])
 -- Only a new delay or a new block moves the host's next start: most answers change neither.
-if event == 'block' or tonumber(old_delay or '-1') ~= delay_ms then
+if moved then
   rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
 end
 return after

@@ -10,8 +10,10 @@
     Output:
       none; defines now_ms(), host_due(cfg, default_delay), rescore(host, q, d, cfg, ready, leased,
       per_host, default_delay, due), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
-      default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots} and
-      owner_of(owner, slot) -> the decoded owner record or false.
+      default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots},
+      owner_of(owner, slot) -> the decoded owner record or false, and apply_pace(now, host, cfg,
+      paced, default_delay, event, a6, a7, a8, rule) -> pace JSON, next start moved (pace.lua's step,
+      which end.lua also takes for the answer an ack brings).
 ]]
 local function now_ms()
   if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
@@ -72,4 +74,60 @@ local function owner_of(owner, slot)
   local raw = redis.call('HGET', owner, slot)
   if raw then return cjson.decode(raw) end
   return false
+end
+
+-- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
+-- rule's constants in `rule`, JSON): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
+-- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
+-- delay_ms, its block and its place in `paced`; returns the pace as JSON and whether the host's next
+-- start moved (a new delay or a new block: its free slots need a rescore).
+local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, rule)
+  local held = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms')
+  local raw, old_blocked, old_delay = held[1], held[2], held[3]
+  local pace
+  if raw then pace = cjson.decode(raw) else pace = {default_delay / 1000, 0, 0, 0} end
+  local floor, extra, baseline, answers = pace[1], pace[2], pace[3], pace[4]
+  if event == 'block' then
+    local blocked = now + tonumber(a6)
+    if not old_blocked or tonumber(old_blocked) < blocked then
+      redis.call('HSET', cfg, 'blocked_until_ms', blocked)
+    end
+  elseif event == 'floor' then
+    floor = math.max(floor, tonumber(a6))
+  else
+    local c = cjson.decode(rule)
+    local status = tonumber(a6)
+    local elapsed = tonumber(a7)
+    local overloaded = a8 == 'timeout'
+      or (answers >= c.warmup and elapsed >= c.slow_min_ms and elapsed >= c.slow_factor * baseline)
+    for _, s in ipairs(c.overload) do
+      if status == s then overloaded = true end
+    end
+    if overloaded then
+      extra = math.min(c.max_extra_s, math.max(c.step_s, extra * 2))
+    elseif status and status < 500 then
+      extra = math.max(0, extra - math.max(c.step_s, extra * c.recovery))
+    end
+    if status then
+      if answers == 0 then
+        baseline = elapsed
+      else
+        local weight = c.up_weight
+        if elapsed < baseline then weight = c.down_weight end
+        baseline = baseline + weight * (elapsed - baseline)
+      end
+      answers = answers + 1
+    end
+  end
+  local blocked_until = tonumber(old_blocked or '0')
+  if event == 'block' then blocked_until = math.max(blocked_until, now + tonumber(a6)) end
+  if extra > 0 or blocked_until > now then
+    redis.call('ZADD', paced, blocked_until, host)
+  elseif pace[2] > 0 or old_blocked then
+    redis.call('ZREM', paced, host)  -- it may be listed: it was backed off or blocked once
+  end
+  local after = cjson.encode({floor, extra, baseline, answers})
+  local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
+  redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms)
+  return after, event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
 end
