@@ -63,9 +63,14 @@ local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
+local times = false  -- the host's last_start_ms, delay_ms and blocked_until_ms
 if ARGV[14] == 'answer' then
-  local _
-  _, paced_moved = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15], ARGV[16], ARGV[17], ARGV[18])
+  -- One read of the host for its pace and its times (an answer moves no block and no last start).
+  local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
+  local _, moved, delay_ms = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15], ARGV[16],
+    ARGV[17], ARGV[18], h)
+  paced_moved = moved
+  times = {h[4], delay_ms, h[2]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
@@ -87,7 +92,7 @@ else
   queued_by = 1
 end
 o.fp = nil
-local times = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+times = times or redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
 local gap, blocked = tonumber(times[2] or delay), tonumber(times[3] or '0')
 local due = math.max(times[1] and tonumber(times[1]) + gap or 0, blocked)
 local reply

@@ -12,8 +12,8 @@
       per_host, default_delay, due), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
       default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots},
       owner_of(owner, slot) -> the decoded owner record or false, and apply_pace(now, host, cfg,
-      paced, default_delay, event, a6, a7, a8, rule) -> pace JSON, next start moved (pace.lua's step,
-      which end.lua also takes for the answer an ack brings).
+      paced, default_delay, event, a6, a7, a8, rule, held) -> pace JSON, next start moved, delay_ms
+      (pace.lua's step, which end.lua also takes for the answer an ack brings).
 ]]
 local function now_ms()
   if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
@@ -79,10 +79,11 @@ end
 -- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
 -- rule's constants in `rule`, JSON): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
 -- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
--- delay_ms, its block and its place in `paced`; returns the pace as JSON and whether the host's next
--- start moved (a new delay or a new block: its free slots need a rescore).
-local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, rule)
-  local held = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms')
+-- delay_ms, its block and its place in `paced`; returns the pace as JSON, whether the host's next
+-- start moved (a new delay or a new block: its free slots need a rescore) and its new delay_ms.
+-- `held`: the host's pace, blocked_until_ms and delay_ms when the caller read them already (nil: read).
+local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, rule, held)
+  held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms')
   local raw, old_blocked, old_delay = held[1], held[2], held[3]
   local pace
   if raw then pace = cjson.decode(raw) else pace = {default_delay / 1000, 0, 0, 0} end
@@ -129,5 +130,5 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   local after = cjson.encode({floor, extra, baseline, answers})
   local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
   redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms)
-  return after, event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
+  return after, event == 'block' or tonumber(old_delay or '-1') ~= delay_ms, delay_ms
 end
