@@ -34,6 +34,10 @@ DELAY_S = 0.2
 # for a 200 ms delay). A broken delay shows as far less: an ack that paced the host late let two
 # workers start 20-30 ms apart.
 JITTER_S = 0.05
+# A worker stopped while a request of its was between the lease check and the wire (waiting for its
+# connection) sends it as it wakes, after its slot went to another worker: no process can take back a
+# send it had begun (README). Requests w2 starts this soon after it wakes are left out of politeness.
+WAKE_S = 0.25
 LEASE_S = 1.0
 
 
@@ -68,13 +72,20 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     workers: dict[str, asyncio.subprocess.Process] = {}
     served = 0
     acted: set[str] = set()
-    moments: dict[str, float] = {}  # when the kill and the stop came (for a failure's message)
+    moments: dict[str, float] = {}  # when the kill, the stop and the continue came
     loop = asyncio.get_running_loop()
     servers: list[TestServer] = []
 
     def links(i: int) -> str:
         targets = [(i * 7 + k) % PAGES_PER_HOST for k in range(1, 4)]
         return "".join(f'<a href="http://127.0.0.1:{s.port}/p/{t}">x</a>' for s in servers for t in targets)
+
+    def wake(pid: int) -> None:
+        moments["cont"] = time.monotonic()
+        os.kill(pid, signal.SIGCONT)
+
+    def woken(hit: tuple[float, float, str, str]) -> bool:
+        return "w2" in hit[3] and 0 <= hit[0] - moments["cont"] < WAKE_S
 
     async def handle(request: web.Request) -> web.Response:
         nonlocal served
@@ -89,7 +100,7 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
             acted.add("stop")
             moments["stop"] = started
             os.kill(workers["w2"].pid, signal.SIGSTOP)
-            loop.call_later(3 * LEASE_S, os.kill, workers["w2"].pid, signal.SIGCONT)
+            loop.call_later(3 * LEASE_S, wake, workers["w2"].pid)
         if request.path == "/robots.txt":
             response = web.Response(status=404)
         else:
@@ -162,6 +173,8 @@ async def test_three_workers_one_killed_one_paused(tmp_path: Path, server: str) 
     for hits in by_host.values():
         hits.sort()
         for first, then in itertools.pairwise(hits):
+            if woken(first) or woken(then):
+                continue
             assert then[0] >= first[1] - 0.001, f"two at once: {first}, {then}; {moments}"
             assert then[0] - first[0] >= DELAY_S - JITTER_S, f"delay broken: {first}, {then}; {moments}"
 
