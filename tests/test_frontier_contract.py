@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crawlpool.frontier import Frontier, Politeness, Request, RobotsState
-from crawlpool.frontier.base import ROBOTS_FAILURES_KEPT_S
+from crawlpool.frontier.base import ROBOTS_FAILURES_KEPT_S, PacesOnAck
 from crawlpool.policy.pacing import Answered, Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.reports import status_lines
@@ -223,6 +223,42 @@ async def test_observed_answers_pace_the_host_as_the_policy_says(
     assert await frontier.ack(lease, page(A[0]))
     assert (await frontier.lease(10)).wait_s == pytest.approx(1.0)
     assert (await frontier.observe(host_key(A[0]), Answered(200, 5))).delay_s == 0.75  # recovering
+
+
+@pytest.mark.parametrize("with_ack", [False, True], ids=["observe then ack", "answer with the ack"])
+async def test_the_delay_runs_from_when_the_request_went_out_not_from_its_lease(
+    make_frontier: FrontierFactory, clock: FakeClock, with_ack: bool
+) -> None:
+    # A worker may hold a lease a while before its request goes out (its own queue, a paused
+    # process): the answer says when the request started, and the next start waits the delay from then.
+    frontier = await make_frontier(Politeness(per_host=1, delay_s=2.0))
+    await frontier.add([req(u) for u in A[:2]])
+    (lease,) = (await frontier.lease(10)).leases
+    clock.now += 2.4  # sent 1.9 s after the lease, answered 0.5 s later
+    answer = Answered(200, 500)
+    if with_ack:
+        if not isinstance(frontier, PacesOnAck):
+            pytest.skip("this backend takes no answer with its ack")
+        assert await frontier.ack_answered(lease, page(A[0]), answer)
+    else:
+        await frontier.observe(host_key(A[0]), answer)
+        assert await frontier.ack(lease, page(A[0]))
+    early = await frontier.lease(10)
+    assert early.leases == [] and early.wait_s == pytest.approx(1.5)
+    clock.now += 1.5
+    assert [lease.request.url for lease in (await frontier.lease(10)).leases] == [A[1]]
+
+
+async def test_an_answer_without_a_request_moves_no_start(
+    make_frontier: FrontierFactory, clock: FakeClock
+) -> None:
+    frontier = await make_frontier(Politeness(per_host=1, delay_s=2.0))
+    await frontier.add([req(u) for u in A[:2]])
+    (lease,) = (await frontier.lease(10)).leases
+    clock.now += 2.4
+    await frontier.observe(host_key(A[0]), Answered(None, 0, "blocked_address"))  # never sent
+    assert await frontier.ack(lease, page(A[0]))
+    assert [lease.request.url for lease in (await frontier.lease(10)).leases] == [A[1]]
 
 
 async def test_status_shows_the_hosts_backed_off_or_blocked(

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from crawlpool.frontier.base import HostRow
-from crawlpool.policy.pacing import Blocked, HostEvent, HostPace, next_pace
+from crawlpool.policy.pacing import Answered, Blocked, HostEvent, HostPace, next_pace
 
 NEVER = float("-inf")
 
 
 @dataclass(slots=True)
 class HostPacing:
-    """One host's politeness state: its pacing (`HostPace`, whose `delay_s` spaces lease starts), and
-    the instants of its last lease start and of the end of a block, on the backend's clock."""
+    """One host's politeness state: its pacing (`HostPace`, whose `delay_s` spaces request starts),
+    and the instants of its last start and of the end of a block, on the backend's clock."""
 
     pace: HostPace = field(default_factory=HostPace)
     in_flight: int = 0
@@ -39,8 +39,20 @@ class HostPacing:
         """Apply `event` (see `Frontier.observe`); the caller re-paces the host in the ready heap."""
         if isinstance(event, Blocked):
             self.blocked_until = max(self.blocked_until, now + event.for_s)
-        else:
-            self.pace = next_pace(self.pace, event)
+            return
+        self.pace = next_pace(self.pace, event)
+        if isinstance(event, Answered) and self.pace.delay_s > 0:
+            self.last_start = max(self.last_start, request_start(event, now))
+
+
+def request_start(answer: Answered, now: float) -> float:
+    """When the answered request went out, at the latest: `last_start` is stamped when a URL is leased,
+    but a worker may hold the lease a while before it sends (its own queue, a paused process), and the
+    delay runs from the request the host saw. A URL never requested (elapsed 0, no status) started
+    nothing. The redis frontier's apply_pace (prelude.lua) does the same."""
+    if answer.status is None and answer.elapsed_ms == 0:
+        return NEVER
+    return now - answer.elapsed_ms / 1000
 
 
 class ReadyHosts:

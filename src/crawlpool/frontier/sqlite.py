@@ -380,18 +380,21 @@ class SqliteFrontier:
             with self._transaction() as conn:
                 state = self._new_host(conn, host)
         before = (state.pace.delay_s, state.blocked_until)
+        due = state.due()
         state.observe(event, self._clock())
         pace = state.pace
+        if state.due() != due:  # a new delay, a block, or a request that went out after its lease
+            self._ready.repace(host, state, state.queued > 0)
         if (pace.delay_s, state.blocked_until) == before and pace.answers % _PACE_SAVE_EVERY:
             # The latency baseline moves with every answer, but only what schedules the host must
-            # survive a kill at once: a resumed crawl relearns the rest within a few answers.
+            # survive a kill at once (the last start is saved at each lease): a resumed crawl
+            # relearns the rest within a few answers.
             return pace
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE hosts SET pace = ?, delay_s = ?, blocked_until = ? WHERE id = ?",
                 (json.dumps(pace.to_json()), pace.delay_s, _stored(state.blocked_until), state.id),
             )
-        self._ready.repace(host, state, state.queued > 0)
         return pace
 
     async def robots(self, host: str) -> RobotsState | None:

@@ -65,12 +65,12 @@ redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
 local times = false  -- the host's last_start_ms, delay_ms and blocked_until_ms
 if ARGV[14] == 'answer' then
-  -- One read of the host for its pace and its times (an answer moves no block and no last start).
+  -- One read of the host for its pace and its times (an answer moves no block).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
-  local _, moved, delay_ms = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15], ARGV[16],
-    ARGV[17], ARGV[18], h)
+  local _, moved, delay_ms, last_start = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15],
+    ARGV[16], ARGV[17], ARGV[18], h)
   paced_moved = moved
-  times = {h[4], delay_ms, h[2]}
+  times = {last_start, delay_ms, h[2]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id

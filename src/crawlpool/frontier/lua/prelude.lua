@@ -12,8 +12,8 @@
       per_host, default_delay, due), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
       default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots},
       owner_of(owner, slot) -> the decoded owner record or false, and apply_pace(now, host, cfg,
-      paced, default_delay, event, a6, a7, a8, rule, held) -> pace JSON, next start moved, delay_ms
-      (pace.lua's step, which end.lua also takes for the answer an ack brings).
+      paced, default_delay, event, a6, a7, a8, rule, held) -> pace JSON, next start moved, delay_ms,
+      last_start_ms (pace.lua's step, which end.lua also takes for the answer an ack brings).
 ]]
 local function now_ms()
   if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
@@ -79,12 +79,15 @@ end
 -- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
 -- rule's constants in `rule`, JSON): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
 -- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
--- delay_ms, its block and its place in `paced`; returns the pace as JSON, whether the host's next
--- start moved (a new delay or a new block: its free slots need a rescore) and its new delay_ms.
--- `held`: the host's pace, blocked_until_ms and delay_ms when the caller read them already (nil: read).
+-- delay_ms, its block and its place in `paced`, and, for an answer, its last start: a worker may send
+-- a while after its lease began (schedule.request_start), so with a delay the next start waits from
+-- now - elapsed when that is later. Returns the pace as JSON, whether the host's next start moved (a
+-- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms and
+-- its last_start_ms (or false). `held`: the host's pace, blocked_until_ms, delay_ms and
+-- last_start_ms when the caller read them already (nil: read).
 local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, rule, held)
-  held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms')
-  local raw, old_blocked, old_delay = held[1], held[2], held[3]
+  held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
+  local raw, old_blocked, old_delay, last_start = held[1], held[2], held[3], held[4]
   local pace
   if raw then pace = cjson.decode(raw) else pace = {default_delay / 1000, 0, 0, 0} end
   local floor, extra, baseline, answers = pace[1], pace[2], pace[3], pace[4]
@@ -129,6 +132,15 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   end
   local after = cjson.encode({floor, extra, baseline, answers})
   local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
-  redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms)
-  return after, event == 'block' or tonumber(old_delay or '-1') ~= delay_ms, delay_ms
+  local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
+  local started = event == 'answer' and delay_ms > 0 and (a6 ~= '' or tonumber(a7) > 0)
+    and now - tonumber(a7)
+  if started and (not last_start or started > tonumber(last_start)) then
+    last_start = started
+    redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms, 'last_start_ms', started)
+    moved = true
+  else
+    redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms)
+  end
+  return after, moved, delay_ms, last_start
 end
