@@ -107,9 +107,7 @@ def end_call(
     """end.lua; `answer`: [status, elapsed_ms, error code] of the host's answer, paced in the same step."""
     k = env.keys
     fp = json.loads(rec)["fp"]
-    from crawlpool.policy.pacing import PACE_RULE
-
-    paced = ["answer", *answer, PACE_RULE] if answer else []
+    paced = ["answer", *answer] if answer else []
     return env.scripts.end(
         keys=[
             k.meta,
@@ -470,35 +468,33 @@ async def test_reclaim_mine_takes_back_the_slots_of_this_worker_id(env: Env) -> 
 
 
 async def test_pace_sets_the_delay_and_only_ever_extends_a_block(env: Env) -> None:
-    from crawlpool.policy.pacing import PACE_RULE
-
     k = env.keys
     q, d, cfg, _ = env.host("a.test")
     await env.client.rpush(q, record("1"))
     await env.client.hset(cfg, "last_start_ms", NOW)
     keys = [k.ready, k.leased, q, d, cfg, k.paced]
     fixed = [NOW, PER_HOST, DELAY_MS, "a.test"]
-    reply = await env.scripts.pace(keys=keys, args=[*fixed, "floor", "5", "", "", PACE_RULE])
+    reply = await env.scripts.pace(keys=keys, args=[*fixed, "floor", "5", "", ""])
     assert json.loads(reply) == [5, 0, 0, 0]
     assert await env.client.hget(cfg, "delay_ms") == "5000"
     assert await env.client.zscore(k.ready, "a.test#0") == NOW + 5000
-    await env.scripts.pace(keys=keys, args=[*fixed, "block", "9000", "", "", PACE_RULE])
+    await env.scripts.pace(keys=keys, args=[*fixed, "block", "9000", "", ""])
     assert await env.client.hget(cfg, "blocked_until_ms") == str(NOW + 9000)
     assert await env.client.zscore(k.ready, "a.test#1") == NOW + 9000
-    await env.scripts.pace(keys=keys, args=[*fixed, "block", "10", "", "", PACE_RULE])  # shorter
+    await env.scripts.pace(keys=keys, args=[*fixed, "block", "10", "", ""])  # shorter
     assert await env.client.hget(cfg, "blocked_until_ms") == str(NOW + 9000)
-    reply = await env.scripts.pace(keys=keys, args=[*fixed, "answer", "503", "7", "", PACE_RULE])
+    reply = await env.scripts.pace(keys=keys, args=[*fixed, "answer", "503", "7", ""])
     assert json.loads(reply) == [5, 0.25, 7, 1]
     assert await env.client.hget(cfg, "delay_ms") == "5250"
     assert await env.client.zrange(k.paced, 0, -1) == ["a.test"]  # backed off: listed for status
-    await env.scripts.pace(keys=keys, args=[*fixed, "answer", "200", "7", "", PACE_RULE])
+    await env.scripts.pace(keys=keys, args=[*fixed, "answer", "200", "7", ""])
     assert await env.client.zscore(k.paced, "a.test") == NOW + 9000  # recovered, but still blocked
 
 
 @pytest.mark.parametrize(("events", "_extra_s"), PACING_ROWS)
 async def test_the_lua_pacing_rule_is_the_python_one(env: Env, events: list[Any], _extra_s: object) -> None:
     """Every row of the pacing table, replayed through lua/pace.lua: the same state, event by event."""
-    from crawlpool.policy.pacing import PACE_RULE, Answered, FloorRaised, HostPace, next_pace
+    from crawlpool.policy.pacing import Answered, FloorRaised, HostPace, next_pace
 
     q, d, cfg, _ = env.host("a.test")
     keys = [env.keys.ready, env.keys.leased, q, d, cfg, env.keys.paced]
@@ -511,7 +507,7 @@ async def test_the_lua_pacing_rule_is_the_python_one(env: Env, events: list[Any]
         else:
             assert isinstance(event, FloorRaised)
             args = ["floor", repr(event.floor_s), "", ""]
-        reply = await env.scripts.pace(keys=keys, args=[NOW, PER_HOST, DELAY_MS, "a.test", *args, PACE_RULE])
+        reply = await env.scripts.pace(keys=keys, args=[NOW, PER_HOST, DELAY_MS, "a.test", *args])
         got = HostPace.from_json(json.loads(reply))
         assert got.answers == expected.answers
         assert (got.floor_s, got.extra_s, got.baseline_ms) == pytest.approx(
@@ -599,3 +595,14 @@ def test_every_lua_file_opens_with_a_header_naming_keys_argv_and_the_reply(name:
     declared_argv = {int(i) for i in re.findall(r"^\s*ARGV\[(\d+)\]", text, re.MULTILINE)}
     for used in sorted({int(i) for i in re.findall(r"ARGV\[(\d+)\]", body)}):
         assert used in declared_argv, f"{name}.lua uses ARGV[{used}], which its header does not name"
+
+
+def test_the_pacing_rule_is_written_into_every_script_as_a_lua_table() -> None:
+    from crawlpool.frontier.redis_scripts import NAMES, RULE_PLACE, lua_table, source
+
+    assert lua_table({"step_s": 0.25, "warmup": 3, "overload": [429, 503]}) == (
+        "{step_s = 0.25, warmup = 3, overload = {429, 503}}"
+    )
+    with pytest.raises(ValueError, match="only numbers"):
+        lua_table({"name": "x"})
+    assert all(RULE_PLACE not in source(name) and "local RULE = {step_s = " in source(name) for name in NAMES)

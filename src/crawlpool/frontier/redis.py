@@ -127,7 +127,7 @@ from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
 from crawlpool.frontier.redis_trim import Claims, id_key
-from crawlpool.policy.pacing import PACE_RULE, Answered, Blocked, FloorRaised, HostEvent, HostPace
+from crawlpool.policy.pacing import Answered, Blocked, FloorRaised, HostEvent, HostPace
 from crawlpool.records import Page
 
 log = logging.getLogger(__name__)
@@ -420,7 +420,7 @@ class RedisFrontier:
             status = "" if event.status is None else event.status
             args += ["answer", status, event.elapsed_ms, event.error_code or ""]
         script_keys = [keys.ready, keys.leased, q, d, cfg, keys.paced]
-        reply = await self._run(self._scripts.pace, script_keys, [*args, PACE_RULE])
+        reply = await self._run(self._scripts.pace, script_keys, args)
         return HostPace.from_json(json.loads(reply))
 
     async def robots(self, host: str) -> RobotsState | None:

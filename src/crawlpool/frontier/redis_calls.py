@@ -12,7 +12,7 @@ from crawlpool.frontier.base import Request
 from crawlpool.frontier.redis_keys import Keys, Layout, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import encode
 from crawlpool.frontier.redis_trim import KEEP_MS
-from crawlpool.policy.pacing import PACE_RULE, Answered
+from crawlpool.policy.pacing import Answered
 
 Args = list[str | int]
 Call = tuple[list[str], Args]  # (KEYS, ARGV)
@@ -91,7 +91,7 @@ class Calls:
         args.append("next" if next_url else "")
         if answer is not None:
             status = "" if answer.status is None else answer.status
-            args += ["answer", status, answer.elapsed_ms, answer.error_code or "", PACE_RULE]
+            args += ["answer", status, answer.elapsed_ms, answer.error_code or ""]
         return script_keys, args
 
     def extend(self, keys: Keys, now: str, slots: Sequence[tuple[str, int]]) -> Call:

@@ -1,6 +1,8 @@
 """The Redis frontier's Lua scripts: loaded from `lua/*.lua`, registered on a client, arity-checked.
 
-Each script is `lua/prelude.lua` (the shared helpers) followed by `lua/<name>.lua`, sent as one chunk.
+Each script is `lua/prelude.lua` (the shared helpers) followed by `lua/<name>.lua`, sent as one chunk,
+with the pacing rule's constants (`policy.pacing`) written into the prelude as a Lua table: decoding
+them from JSON on every call cost an ack about a seventh of its Redis CPU.
 Every file opens with a `--[[ ... ]]` header naming each KEYS[i] and ARGV[i] and the return value:
 that header is the script's contract. The loader reads the header's KEYS lines too: a script whose
 KEYS are all numbered (`KEYS[5]`) takes exactly that many keys, one with a repeated group
@@ -11,6 +13,7 @@ anything reaches Redis: a missing key must not turn into a nil inside a script.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from crawlpool.frontier.redis_pipeline import Pipeliner
+from crawlpool.policy.pacing import PACE_RULE
 
 NAMES = (
     "init",
@@ -39,6 +43,7 @@ NAMES = (
     "trim",
 )
 PRELUDE = "prelude"
+RULE_PLACE = "{--[[PACE_RULE]]}"  # in prelude.lua: where source() writes the pacing rule's table
 
 _HEADER = re.compile(r"\A--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 _NUMBERED_KEY = re.compile(r"^\s*KEYS\[(\d+)\]\s", re.MULTILINE)
@@ -52,8 +57,24 @@ def lua_file(name: str) -> str:
 
 
 def source(name: str) -> str:
-    """What is sent to Redis for script `name`: the prelude, then the script's file."""
-    return lua_file(PRELUDE) + lua_file(name)
+    """What is sent to Redis for script `name`: the prelude with the pacing rule, then the script's file."""
+    prelude = lua_file(PRELUDE)
+    if RULE_PLACE not in prelude:
+        raise ValueError(f"lua/{PRELUDE}.lua has no {RULE_PLACE} for the pacing rule")
+    return prelude.replace(RULE_PLACE, lua_table(json.loads(PACE_RULE)), 1) + lua_file(name)
+
+
+def lua_table(rule: dict[str, Any]) -> str:
+    """`rule` (numbers and lists of numbers) as a Lua table constructor."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, list):
+            return "{" + ", ".join(value(x) for x in v) + "}"
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"the pacing rule holds {v!r}: only numbers go into Lua")
+        return repr(v)
+
+    return "{" + ", ".join(f"{key} = {value(v)}" for key, v in rule.items()) + "}"
 
 
 def header(name: str) -> str:

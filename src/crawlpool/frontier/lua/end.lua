@@ -32,13 +32,12 @@
       ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
                                 the host's next URL through it; '' (or absent): never
       ARGV[14] answer           'answer': apply the host's answer to its pacing first, as pace.lua
-                                does, in this same step (ARGV[15..18] are pace.lua's ARGV[6..9]);
+                                does, in this same step (ARGV[15..17] are pace.lua's ARGV[6..8]);
                                 '': no answer. Only a URL that ends here counts it (not STALE or
                                 ALREADY: a resent call must not count one answer twice)
       ARGV[15] status           or ''
       ARGV[16] elapsed_ms
       ARGV[17] error code       or ''
-      ARGV[18] the pacing rule's constants (JSON)
 
     Output:
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
@@ -68,7 +67,7 @@ if ARGV[14] == 'answer' then
   -- One read of the host for its pace and its times (an answer moves no block).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
   local _, moved, delay_ms, last_start = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15],
-    ARGV[16], ARGV[17], ARGV[18], h)
+    ARGV[16], ARGV[17], h)
   paced_moved = moved
   times = {last_start, delay_ms, h[2]}
 end

@@ -2,7 +2,8 @@
   Apply one event to a host's pacing, for every worker of the crawl at once, then re-score its free
   slots. This is `policy.pacing.next_pace` in Lua, so that the read, the rule and the write are one
   atomic step: two workers' backoffs add up, never overwrite each other. Its numbers come from the
-  Python module in ARGV[9], and tests/test_redis_scripts.py replays the Python rule's table through it.
+  Python module (the loader writes them into the prelude's RULE), and tests/test_redis_scripts.py
+  replays the Python rule's table through it.
 
     Input:
       KEYS[1] ready          ZSET
@@ -21,14 +22,12 @@
       ARGV[6] answer: the status, or '' for none; floor: the new floor in s; block: for how many ms
       ARGV[7] answer: elapsed ms
       ARGV[8] answer: the error code, or ''
-      ARGV[9] the rule's constants, JSON {step_s, max_extra_s, slow_factor, slow_min_ms, down_weight,
-              up_weight, warmup, recovery, overload: [statuses]}
 
     Output:
       the host's pace after the event, as JSON [floor_s, extra_s, baseline_ms, answers]
 ]]
 local after, moved = apply_pace(now_ms(), ARGV[4], KEYS[5], KEYS[6], tonumber(ARGV[3]), ARGV[5], ARGV[6],
-  ARGV[7], ARGV[8], ARGV[9])
+  ARGV[7], ARGV[8])
 -- Only a new delay or a new block moves the host's next start: most answers change neither.
 if moved then
   rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))

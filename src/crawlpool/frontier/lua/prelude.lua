@@ -12,9 +12,13 @@
       per_host, default_delay, due), free_slot(slot, host, q, d, cfg, ready, leased, owner, per_host,
       default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots},
       owner_of(owner, slot) -> the decoded owner record or false, and apply_pace(now, host, cfg,
-      paced, default_delay, event, a6, a7, a8, rule, held) -> pace JSON, next start moved, delay_ms,
+      paced, default_delay, event, a6, a7, a8, held) -> pace JSON, next start moved, delay_ms,
       last_start_ms (pace.lua's step, which end.lua also takes for the answer an ack brings).
 ]]
+-- The pacing rule's constants (`policy.pacing.PACE_RULE`: step_s, max_extra_s, slow_factor, slow_min_ms,
+-- down_weight, up_weight, warmup, recovery, overload = {statuses}), written in by the loader.
+local RULE = {--[[PACE_RULE]]}
+
 local function now_ms()
   if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
   local t = redis.call('TIME')
@@ -77,7 +81,7 @@ local function owner_of(owner, slot)
 end
 
 -- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
--- rule's constants in `rule`, JSON): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
+-- rule's constants in RULE): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
 -- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
 -- delay_ms, its block and its place in `paced`, and, for an answer, its last start: a worker may send
 -- a while after its lease began (schedule.request_start), so with a delay the next start waits from
@@ -85,7 +89,7 @@ end
 -- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms and
 -- its last_start_ms (or false). `held`: the host's pace, blocked_until_ms, delay_ms and
 -- last_start_ms when the caller read them already (nil: read).
-local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, rule, held)
+local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, held)
   held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
   local raw, old_blocked, old_delay, last_start = held[1], held[2], held[3], held[4]
   local pace
@@ -99,7 +103,7 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   elseif event == 'floor' then
     floor = math.max(floor, tonumber(a6))
   else
-    local c = cjson.decode(rule)
+    local c = RULE
     local status = tonumber(a6)
     local elapsed = tonumber(a7)
     local overloaded = a8 == 'timeout'
