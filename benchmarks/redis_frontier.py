@@ -24,6 +24,9 @@ each worker count the crawl runs from scratch and the table reports, per committ
 | round trips/page | writes to the socket by the workers' Redis clients (`send_packed_command`: one per call |
 |  | or per pipeline), heartbeat and reaper included, ÷ pages |
 | pages/s | pages ÷ wall time of the slowest worker (bounded here by the workers' own CPU: 2 cores) |
+| in empty calls | Redis CPU per page ÷ Redis CPU per empty script call (`EVALSHA` of `return 1`, 10,000 |
+|  | pipelined, measured on the same server right after the run): the same figure in a unit of |
+|  | this server and this moment, so that machines (and a shared machine's drifting speed) compare |
 
 With `--cluster`, the server is a local Redis Cluster of 3 masters (loopback ports, no persistence,
 created with `redis-cli --cluster create`) and the crawl's keys are in its default 16 host buckets: CPU
@@ -386,6 +389,7 @@ async def measure(
             held += int(await node.memory_usage(key, samples=0) or 0)
     record_bytes = held / max(1, left)
     used_mb = sum([int((await node.info("memory"))["used_memory"]) for node in clients]) / 2**20
+    empty_call_us = await empty_call_cost(clients[0])
     for node in clients:
         await node.flushall()  # the next run starts from an empty server
         await node.aclose()
@@ -401,6 +405,7 @@ async def measure(
         "workers": workers,
         "pages": pages,
         "cpu_us_per_page": (cpu1 - cpu0) * 1e6 / pages,
+        "empty_call_us": empty_call_us,
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
@@ -424,9 +429,26 @@ async def cluster_done(url: str, crawl_id: str) -> int:
         await observer.aclose()
 
 
+async def empty_call_cost(client: Any) -> float:
+    """Redis CPU µs per EVALSHA of `return 1` on this server now: the unit of the 'in empty calls' column."""
+    sha = await client.script_load("return 1")
+    before = await client.info("cpu")
+    calls = 10_000
+    for _ in range(calls // 1000):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(1000):
+            pipe.evalsha(sha, 0)
+        await pipe.execute()
+    after = await client.info("cpu")
+    used = sum(float(after[k]) - float(before[k]) for k in ("used_cpu_sys", "used_cpu_user"))
+    return used * 1e6 / calls
+
+
 def row(r: dict[str, Any]) -> str:
+    unit = r.get("empty_call_us")
     line = (
-        f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} | {r['commands_per_page']:.1f} "
+        f"| {r['workers']} | {r['pages']:,} | {r['cpu_us_per_page']:.0f} "
+        f"| {r['cpu_us_per_page'] / unit if unit else 0:.0f} | {r['commands_per_page']:.1f} "
         f"| {r['round_trips_per_page']:.2f} | {r['pages_per_s']:,.0f} "
         f"| {r.get('records_left', '')} | {r.get('bytes_per_record', '')} |"
     )
@@ -491,7 +513,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=400)
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
     parser.add_argument("--concurrency", type=int, default=32, help="pages in flight per worker")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the row is the median by CPU")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; the row is the median by CPU in empty calls"
+    )
     parser.add_argument(
         "--compare", metavar="SRC", help="also measure the crawlpool in SRC (a src/ dir), runs interleaved"
     )
@@ -557,15 +581,17 @@ def main() -> None:
             + (", 3-master cluster" if args.cluster else "")
             + ":\n"
         )
-        head = "| workers | pages | Redis CPU µs/page | commands/page | round trips/page | pages/s "
-        head += "| records left | bytes/record |"
-        rule = "|--:|--:|--:|--:|--:|--:|--:|--:|"
+        head = "| workers | pages | Redis CPU µs/page | in empty calls | commands/page | round trips/page "
+        head += "| pages/s | records left | bytes/record |"
+        rule = "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         if args.cluster:
             head, rule = head + " commands per master |", rule + "--:|"
         print(head)
         print(rule)
         for n in counts:
-            runs = sorted(results[src, n], key=lambda r: float(r["cpu_us_per_page"]))
+            runs = sorted(
+                results[src, n], key=lambda r: float(r["cpu_us_per_page"]) / float(r["empty_call_us"])
+            )
             median = runs[(len(runs) - 1) // 2]
             print(row(median))
             for r in runs:
