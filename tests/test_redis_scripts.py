@@ -489,6 +489,10 @@ async def test_pace_sets_the_delay_and_only_ever_extends_a_block(env: Env) -> No
     assert await env.client.zrange(k.paced, 0, -1) == ["a.test"]  # backed off: listed for status
     await env.scripts.pace(keys=keys, args=[*fixed, "answer", "200", "7", ""])
     assert await env.client.zscore(k.paced, "a.test") == NOW + 9000  # recovered, but still blocked
+    later = [NOW + 10_000, *fixed[1:]]
+    await env.scripts.pace(keys=keys, args=[*later, "answer", "200", "7", ""])
+    assert await env.client.zrange(k.paced, 0, -1) == []  # the block is over
+    assert await env.client.hget(cfg, "blocked_until_ms") == "0", "so that no later answer unlists it again"
 
 
 @pytest.mark.parametrize(("events", "_extra_s"), PACING_ROWS)

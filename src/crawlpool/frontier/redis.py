@@ -875,7 +875,6 @@ class RedisFrontier:
             answer=answer,
         )
         attempt = (lease.token, request.fp)
-        sent_at = time.monotonic()
         sent = claims.sent() if mode == "ack" else None
 
         def lost_a_reply() -> None:
@@ -912,8 +911,7 @@ class RedisFrontier:
         if status == "FREED" or mode != "ack":
             # A freed slot, a retry or a release may leave the bucket a slot due: ask it next time.
             self._views.added(bucket, self._view_clock())
-        if status == "NEXT":
-            self._slots.touch([slot], sent_at)  # its deadline was pushed
+        if status == "NEXT":  # the slot's deadline is the heartbeat's to push, as for a kept slot
             self._next.append(Lease(decode(reply[2]), lease.token))
         elif status == "KEPT":
             self._slots.keep(slot, lease.token)

@@ -63,12 +63,13 @@ if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
 local times = false  -- the host's last_start_ms, delay_ms and blocked_until_ms
+local host_fields = false  -- what to write to the host's hash, in one HSET at the end
 if ARGV[14] == 'answer' then
   -- One read of the host for its pace and its times (an answer moves no block).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
-  local _, moved, delay_ms, last_start = apply_pace(now, host, cfg, KEYS[12], delay, 'answer', ARGV[15],
-    ARGV[16], ARGV[17], h)
-  paced_moved = moved
+  local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[12], delay, 'answer',
+    ARGV[15], ARGV[16], ARGV[17], h)
+  paced_moved, host_fields = moved, fields
   times = {last_start, delay_ms, h[2]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
@@ -112,8 +113,10 @@ if queued_before > 0 then
     redis.call('HSET', inflight, next_fp, idx .. '|' .. token .. '|' .. next_rec)
     o.fp = next_fp
     o.n = o.n + 1
-    redis.call('ZADD', KEYS[3], now + lease_ms, slot)
-    redis.call('HSET', cfg, 'last_start_ms', now)
+    -- The slot's deadline stays: the holder's heartbeat pushes it, as for a slot kept idle.
+    host_fields = host_fields or {}
+    host_fields[#host_fields + 1] = 'last_start_ms'
+    host_fields[#host_fields + 1] = now
     leased_by, queued_by = leased_by + 1, queued_by - 1
     reply = {'NEXT', slot, next_rec}
   else
@@ -130,6 +133,7 @@ else
   free_slot(slot, host, q, d, cfg, KEYS[2], KEYS[3], KEYS[4], per_host, delay, due)
   reply = {'FREED', slot}
 end
+if host_fields then redis.call('HSET', cfg, unpack(host_fields)) end
 if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
 if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
 if record_id then reply[#reply + 1] = record_id end

@@ -26,8 +26,9 @@
     Output:
       the host's pace after the event, as JSON [floor_s, extra_s, baseline_ms, answers]
 ]]
-local after, moved = apply_pace(now_ms(), ARGV[4], KEYS[5], KEYS[6], tonumber(ARGV[3]), ARGV[5], ARGV[6],
-  ARGV[7], ARGV[8])
+local after, moved, _, _, fields = apply_pace(now_ms(), ARGV[4], KEYS[5], KEYS[6], tonumber(ARGV[3]),
+  ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+redis.call('HSET', KEYS[5], unpack(fields))
 -- Only a new delay or a new block moves the host's next start: most answers change neither.
 if moved then
   rescore(ARGV[4], KEYS[3], KEYS[4], KEYS[5], KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))

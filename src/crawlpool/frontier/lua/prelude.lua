@@ -13,7 +13,8 @@
       default_delay, due) (due: host_due() if known, else false), next_wait(ready, leased, now) -> {wait_ms or -1, leased slots},
       owner_of(owner, slot) -> the decoded owner record or false, and apply_pace(now, host, cfg,
       paced, default_delay, event, a6, a7, a8, held) -> pace JSON, next start moved, delay_ms,
-      last_start_ms (pace.lua's step, which end.lua also takes for the answer an ack brings).
+      last_start_ms, host fields to write (pace.lua's step, which end.lua also takes for the answer
+      an ack brings).
 ]]
 -- The pacing rule's constants (`policy.pacing.PACE_RULE`: step_s, max_extra_s, slow_factor, slow_min_ms,
 -- down_weight, up_weight, warmup, recovery, overload = {statuses}), written in by the loader.
@@ -86,9 +87,10 @@ end
 -- delay_ms, its block and its place in `paced`, and, for an answer, its last start: a worker may send
 -- a while after its lease began (schedule.request_start), so with a delay the next start waits from
 -- now - elapsed when that is later. Returns the pace as JSON, whether the host's next start moved (a
--- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms and
--- its last_start_ms (or false). `held`: the host's pace, blocked_until_ms, delay_ms and
--- last_start_ms when the caller read them already (nil: read).
+-- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms,
+-- its last_start_ms (or false) and the host fields to write: `HSET cfg unpack(fields)`, which the
+-- caller does, once with any fields of its own. `held`: the host's pace, blocked_until_ms, delay_ms
+-- and last_start_ms when the caller read them already (nil: read).
 local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, held)
   held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
   local raw, old_blocked, old_delay, last_start = held[1], held[2], held[3], held[4]
@@ -127,24 +129,26 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
       answers = answers + 1
     end
   end
+  local after = cjson.encode({floor, extra, baseline, answers})
+  local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
+  local fields = {'pace', after, 'delay_ms', delay_ms}
   local blocked_until = tonumber(old_blocked or '0')
   if event == 'block' then blocked_until = math.max(blocked_until, now + tonumber(a6)) end
   if extra > 0 or blocked_until > now then
     redis.call('ZADD', paced, blocked_until, host)
-  elseif pace[2] > 0 or old_blocked then
-    redis.call('ZREM', paced, host)  -- it may be listed: it was backed off or blocked once
+  elseif pace[2] > 0 or blocked_until > 0 then
+    redis.call('ZREM', paced, host)  -- it may be listed: it was backed off or blocked
+    -- A block that is over schedules nothing: 0 says so, and no later answer removes it again.
+    if blocked_until > 0 then fields[#fields + 1] = 'blocked_until_ms'; fields[#fields + 1] = 0 end
   end
-  local after = cjson.encode({floor, extra, baseline, answers})
-  local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
   local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
   local started = event == 'answer' and delay_ms > 0 and (a6 ~= '' or tonumber(a7) > 0)
     and now - tonumber(a7)
   if started and (not last_start or started > tonumber(last_start)) then
     last_start = started
-    redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms, 'last_start_ms', started)
+    fields[#fields + 1] = 'last_start_ms'
+    fields[#fields + 1] = started
     moved = true
-  else
-    redis.call('HSET', cfg, 'pace', after, 'delay_ms', delay_ms)
   end
-  return after, moved, delay_ms, last_start
+  return after, moved, delay_ms, last_start, fields
 end
