@@ -103,8 +103,10 @@ def end_call(
     payload: str = "",
     extra: str = "",
     answer: list[Any] | None = None,
+    after: str = "0-0",
 ) -> Any:
-    """end.lua; `answer`: [status, elapsed_ms, error code] of the host's answer, paced in the same step."""
+    """end.lua; `answer`: [status, elapsed_ms, error code] of the host's answer, paced in the same step;
+    `after`: the last id of the worker's stream it had seen."""
     k = env.keys
     fp = json.loads(rec)["fp"]
     paced = ["answer", *answer] if answer else []
@@ -117,7 +119,6 @@ def end_call(
             *env.host("a.test"),
             k.records("w1"),
             k.done_by,
-            k.acks,
             k.paced,
         ],
         args=[
@@ -134,6 +135,7 @@ def end_call(
             extra,
             "w1",
             "",
+            after,
             *paced,
         ],
     )
@@ -323,12 +325,31 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     assert entry == {"fp": json.loads(rec)["fp"], "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
     assert await env.meta("queued", "leased", "done") == [0, 0, 1]
-    assert await env.client.zscore(k.acks, f"7:{json.loads(rec)['fp']}") == NOW
     assert await env.owner("a.test#0") is None  # nothing queued: the slot was freed, and not re-scored
     assert await env.client.zscore(k.ready, "a.test#0") is None
     # The same ack again (a lost reply, retried): ALREADY, nothing changes.
     assert await end_call(env, 7, rec, "ack", '{"page":1}', "ok") == ["ALREADY"]
     assert await env.client.xlen(k.records("w1")) == 1
+
+
+async def test_a_resent_ack_finds_its_record_among_the_workers_records_since_it_was_first_sent(
+    env: Env,
+) -> None:
+    k = env.keys
+    before = await env.client.xadd(k.records("w1"), {"fp": "1", "worker": "w1", "page": "{}"})
+    rec = await in_flight(env, 7, record("2"))
+    fp = json.loads(rec)["fp"]
+    await end_call(env, 7, rec, "ack", '{"page":2}', "ok", after=before)
+    for i in range(600):  # other acks of this worker since: the search reads them a page at a time
+        await env.client.xadd(k.records("w1"), {"fp": str(1000 + i), "worker": "w1", "page": "{}"})
+    assert await end_call(env, 7, rec, "ack", '{"page":2}', "ok", after=before) == ["ALREADY"]
+    last = (await env.client.xrevrange(k.records("w1"), count=1))[0][0]
+    assert await end_call(env, 7, rec, "ack", '{"page":2}', "ok", after=last) == ["STALE"], (
+        "a record below `after` is no record of this call"
+    )
+    other = json.dumps({**json.loads(rec), "fp": "3"})
+    assert await end_call(env, 7, other, "ack", "{}", "ok", after=before) == ["STALE"]
+    assert await env.client.xlen(k.records("w1")) == 602 and fp
 
 
 async def test_an_ack_with_the_hosts_answer_paces_it_once_in_the_same_step(env: Env) -> None:
@@ -347,7 +368,9 @@ async def test_an_ack_with_the_hosts_answer_paces_it_once_in_the_same_step(env: 
     assert ready and all(score == NOW + delay_ms for _, score in ready), "its free slots wait the new delay"
     paced = await env.client.hget(cfg, "pace")
     assert await end_call(env, 7, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["ALREADY"]
-    assert await end_call(env, 99, rec, "ack", "{}", "ok", answer=["503", "40", ""]) == ["STALE"]
+    last = (await env.client.xrevrange(env.keys.records("w1"), count=1))[0][0]
+    stale = await end_call(env, 99, rec, "ack", "{}", "ok", answer=["503", "40", ""], after=last)
+    assert stale == ["STALE"]
     assert await env.client.hget(cfg, "pace") == paced, "counted once"
 
 
@@ -558,10 +581,12 @@ async def test_the_raw_script_with_a_key_missing_is_a_redis_error_not_a_silent_n
     rec = await in_flight(env, 7, record("1"))
     raw = env.client.register_script(source("end"))
     fp = json.loads(rec)["fp"]
-    with pytest.raises(ResponseError):  # acks (KEYS[11]) is missing: its ZADD fails, after the XADD
+    with pytest.raises(
+        ResponseError
+    ):  # done_by (KEYS[10]) is missing: a failure's count fails, after the XADD
         await raw(
-            keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1"), k.done_by],
-            args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, 7, "ack", "{}", "ok", "w1"],
+            keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1")],
+            args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, 7, "ack", "{}", "timeout", "w1"],
         )
     assert await env.client.xlen(k.records("w1")) == 1  # half done: a record, its URL still in flight
 

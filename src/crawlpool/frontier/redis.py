@@ -872,6 +872,7 @@ class RedisFrontier:
             payload,
             extra,
             next_url=not self._closed,
+            after=claims.known or "0-0",
             answer=answer,
         )
         attempt = (lease.token, request.fp)

@@ -80,15 +80,18 @@ class Calls:
         extra: str,
         *,
         next_url: bool,
+        after: str,
         answer: Answered | None = None,
     ) -> Call:
         """end.lua; `next_url`: an ack may hand out the host's next URL through the slot it keeps;
-        `answer`: the host's answer, applied to its pacing in the same step (as pace.lua would)."""
+        `after`: the last id of this worker's stream seen before the call (an ack that committed did
+        so above it); `answer`: the host's answer, applied to its pacing in the same step (as
+        pace.lua would)."""
         script_keys = [keys.counts, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
-        script_keys += [keys.records(self.worker), keys.done_by, keys.acks, keys.paced]
+        script_keys += [keys.records(self.worker), keys.done_by, keys.paced]
         args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
         args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
-        args.append("next" if next_url else "")
+        args += ["next" if next_url else "", after]
         if answer is not None:
             status = "" if answer.status is None else answer.status
             args += ["answer", status, answer.elapsed_ms, answer.error_code or ""]

@@ -31,7 +31,6 @@ the keys of one tag, so one Cluster slot; per-host key names are built in Python
 |                   |        | (redis_trim.py); every worker that opened is there, so `status` finds the    |
 |                   |        | streams                                                                      |
 | `done_by`         | HASH   | error code → records acked or settled with it (failures; `ok` not counted)   |
-| `acks`            | ZSET   | `<token>:<fp>` → ack ms, kept 2 × lease_ms: tells an ack retried             |
 |                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
 | `robots:<host>`   | STRING | the host's robots.txt state, JSON {body, reason, failures, kept_ms}          |
 |                   |        | (`set_robots`), SET with PX = its validity + kept_ms (unavailable: 24 h, so  |
@@ -102,7 +101,6 @@ class Keys:
         self.leases = prefix + "leases"
         self.claims = prefix + "claims"
         self.done_by = prefix + "done_by"
-        self.acks = prefix + "acks"
 
     def robots(self, host: str) -> str:
         return f"{self.prefix}robots:{host}"

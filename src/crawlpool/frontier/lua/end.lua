@@ -13,11 +13,10 @@
       KEYS[8]  inflight:<host>  HASH
       KEYS[9]  records:<w>      STREAM, this worker's records in this bucket
       KEYS[10] done_by          HASH
-      KEYS[11] acks             ZSET
-      KEYS[12] h:paced          ZSET   (pace.lua's KEYS[6])
+      KEYS[11] h:paced          ZSET   (pace.lua's KEYS[6])
 
       ARGV[1]  now_ms           or '' for Redis TIME
-      ARGV[2]  lease_ms
+      ARGV[2]  lease_ms         unused (the holder's heartbeat pushes deadlines), kept in its place
       ARGV[3]  per_host
       ARGV[4]  delay_ms         the crawl's default delay
       ARGV[5]  urls_per_lease
@@ -31,29 +30,43 @@
       ARGV[12] worker           worker id
       ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
                                 the host's next URL through it; '' (or absent): never
-      ARGV[14] answer           'answer': apply the host's answer to its pacing first, as pace.lua
-                                does, in this same step (ARGV[15..17] are pace.lua's ARGV[6..8]);
+      ARGV[14] after            the last id of records:<w> the worker had seen when it first sent
+                                this call ('0-0': none): an ack that committed did so above it
+      ARGV[15] answer           'answer': apply the host's answer to its pacing first, as pace.lua
+                                does, in this same step (ARGV[16..18] are pace.lua's ARGV[6..8]);
                                 '': no answer. Only a URL that ends here counts it (not STALE or
                                 ALREADY: a resent call must not count one answer twice)
-      ARGV[15] status           or ''
-      ARGV[16] elapsed_ms
-      ARGV[17] error code       or ''
+      ARGV[16] status           or ''
+      ARGV[17] elapsed_ms
+      ARGV[18] error code       or ''
 
     Output:
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
-      the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'} when the token is not the
-      slot owner's (nothing changed); {'ALREADY'} for an ack of <token>:<fp> that already committed
-      (acks remembers it for 2 * lease_ms). An ack's reply ends with its record's stream id.
+      the slot, kept, has the host's next URL (its record) in flight under the same token; {'STALE'}
+      when the token is not the slot owner's (nothing changed); {'ALREADY'} for an ack whose URL
+      this worker already committed: its record is in records:<w> above `after` (a resent call
+      whose first reply was lost; the worker's claim keeps those records in the stream while the
+      call is open, redis_trim.py). An ack's reply ends with its record's stream id.
 ]]
 local now = now_ms()
-local lease_ms, per_host = tonumber(ARGV[2]), tonumber(ARGV[3])
+local per_host = tonumber(ARGV[3])
 local delay, k_max = tonumber(ARGV[4]), tonumber(ARGV[5])
 local host, fp, token, mode = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local q, d, cfg, inflight = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local ack_id = ARGV[8] .. ':' .. fp
 local v = redis.call('HGET', inflight, fp)
 if not v then
-  if mode == 'ack' and redis.call('ZSCORE', KEYS[11], ack_id) then return {'ALREADY'} end
+  -- Rare (a resent ack, a paused worker's): look for the URL's record among this worker's records
+  -- since `after`, a page of entries at a time.
+  if mode == 'ack' then
+    local from = '(' .. ARGV[14]
+    repeat
+      local entries = redis.call('XRANGE', KEYS[9], from, '+', 'COUNT', 256)
+      for _, entry in ipairs(entries) do
+        if entry[2][2] == fp then return {'ALREADY'} end  -- fields: 'fp', fp, 'worker', ...
+      end
+      if #entries > 0 then from = '(' .. entries[#entries][1] end
+    until #entries < 256
+  end
   return {'STALE'}
 end
 local idx, t, rec = string.match(v, '^(%d+)|(%d+)|(.*)$')
@@ -64,11 +77,11 @@ redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
 local times = false  -- the host's last_start_ms, delay_ms and blocked_until_ms
 local host_fields = false  -- what to write to the host's hash, in one HSET at the end
-if ARGV[14] == 'answer' then
+if ARGV[15] == 'answer' then
   -- One read of the host for its pace and its times (an answer moves no block).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
-  local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[12], delay, 'answer',
-    ARGV[15], ARGV[16], ARGV[17], h)
+  local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[11], delay, 'answer',
+    ARGV[16], ARGV[17], ARGV[18], h)
   paced_moved, host_fields = moved, fields
   times = {last_start, delay_ms, h[2]}
 end
@@ -79,11 +92,6 @@ if mode == 'ack' then
   redis.call('HINCRBY', KEYS[1], 'done', 1)
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
   if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
-  redis.call('ZADD', KEYS[11], now, ack_id)
-  -- Forgetting old ack ids is not urgent: done on about one ack in 32 (by the fp's last digits).
-  if tonumber(string.sub(fp, -3)) % 32 == 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 2 * lease_ms)
-  end
 elseif mode == 'retry' then
   redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
   queued_by = 1
