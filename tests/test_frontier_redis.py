@@ -174,6 +174,22 @@ async def test_an_ack_hands_out_the_next_url_of_a_host_without_delay_through_its
     assert json.loads(left)["attempts"] == 0
 
 
+async def test_an_ack_hands_out_a_due_retry_of_its_host_first_and_counts_it_out(
+    open_worker: OpenWorker, clock: FakeClock, raw: Any
+) -> None:
+    w1 = await open_worker(Politeness(per_host=2))
+    await w1.add([req(u) for u in urls("a.test", 4)])
+    first, second = (await w1.lease(2)).leases
+    assert await w1.retry(first, 1.0)
+    state = w1._keys.host(first.request.host)[2]
+    assert await raw.hget(state, "retries") == "1"  # what spares an ack the look when there is none
+    clock.now += 1.5
+    assert await w1.ack(second, page(second))
+    (handed,) = (await w1.lease(1)).leases  # the ack's next URL: the retry, now due, before the queue
+    assert handed.request.url == first.request.url and handed.request.attempts == 1
+    assert await raw.hget(state, "retries") == "0"
+
+
 async def test_no_url_is_handed_out_by_an_ack_when_the_host_has_a_delay(open_worker: OpenWorker) -> None:
     w1 = await open_worker(Politeness(per_host=1, delay_s=0.5))
     await w1.add([req(u) for u in urls("a.test", 3)])

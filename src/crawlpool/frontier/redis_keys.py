@@ -15,7 +15,8 @@ the keys of one tag, so one Cluster slot; per-host key names are built in Python
 | `q:<host>`        | LIST   | the host's queued URL records (JSON), handed out from the left               |
 | `retry:<host>`    | ZSET   | record → due ms: retries waiting; moved to the front of q when due           |
 | `host:<host>`     | HASH   | last_start_ms, pace (the host's HostPace, JSON), delay_ms (its delay),       |
-|                   |        | blocked_until_ms: all but last_start_ms set by pace.lua (`observe`)          |
+|                   |        | blocked_until_ms (0: over): set by pace.lua or by an ack's answer;           |
+|                   |        | retries: how many wait in retry:<host> (an ack skips the look when 0)        |
 | `inflight:<host>` | HASH   | fp → `<slot index>|<token>|<record>` for each URL handed out                 |
 | `h:ready`         | ZSET   | free slot `<host>#<i>` → earliest ms its next URL may start                  |
 | `h:leased`        | ZSET   | leased slot → lease deadline ms                                              |

@@ -75,15 +75,15 @@ local o = owner_of(KEYS[4], slot)
 if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
-local times = false  -- the host's last_start_ms, delay_ms and blocked_until_ms
+local times = false  -- the host's last_start_ms, delay_ms, blocked_until_ms and retries
 local host_fields = false  -- what to write to the host's hash, in one HSET at the end
 if ARGV[15] == 'answer' then
   -- One read of the host for its pace and its times (an answer moves no block).
-  local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
+  local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms', 'retries')
   local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[11], delay, 'answer',
     ARGV[16], ARGV[17], ARGV[18], h)
   paced_moved, host_fields = moved, fields
-  times = {last_start, delay_ms, h[2]}
+  times = {last_start, delay_ms, h[2], h[5]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
@@ -94,13 +94,14 @@ if mode == 'ack' then
   if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
 elseif mode == 'retry' then
   redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
+  redis.call('HINCRBY', cfg, 'retries', 1)
   queued_by = 1
 else
   redis.call('LPUSH', q, rec)
   queued_by = 1
 end
 o.fp = nil
-times = times or redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+times = times or redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms', 'retries')
 local gap, blocked = tonumber(times[2] or delay), tonumber(times[3] or '0')
 local due = math.max(times[1] and tonumber(times[1]) + gap or 0, blocked)
 local reply
@@ -110,10 +111,19 @@ if queued_before > 0 then
   local next_rec = false
   if ARGV[13] == 'next' and mode == 'ack' and gap == 0 then
     -- The host has no delay: hand its next URL out at once through this slot (what take would do),
-    -- saving the worker a call. Due retries go first, as in take.
-    local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
-    for _, r in ipairs(waiting) do redis.call('LPUSH', q, r) end
-    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
+    -- saving the worker a call. Due retries go first, as in take; the host's count of retries
+    -- waiting spares the look when there are none (take looks always, so a wrong count only delays).
+    local retries = tonumber(times[4] or '0')
+    if retries > 0 then
+      local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
+      for _, r in ipairs(waiting) do redis.call('LPUSH', q, r) end
+      if #waiting > 0 then
+        redis.call('ZREMRANGEBYSCORE', d, '-inf', now)
+        host_fields = host_fields or {}
+        host_fields[#host_fields + 1] = 'retries'
+        host_fields[#host_fields + 1] = math.max(0, retries - #waiting)
+      end
+    end
     next_rec = redis.call('LPOP', q)
   end
   if next_rec then

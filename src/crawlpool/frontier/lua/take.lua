@@ -49,10 +49,13 @@ for j = 7, #ARGV, 4 do
   elseif given >= limit and kind == 'h' then
     out[#out + 1] = 'SKIP'
   else
+    local v = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms', 'retries')
     local waiting = redis.call('ZRANGEBYSCORE', d, '-inf', now)
     for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
-    if #waiting > 0 then redis.call('ZREMRANGEBYSCORE', d, '-inf', now) end
-    local v = redis.call('HMGET', cfg, 'last_start_ms', 'delay_ms', 'blocked_until_ms')
+    if #waiting > 0 then
+      redis.call('ZREMRANGEBYSCORE', d, '-inf', now)
+      redis.call('HSET', cfg, 'retries', math.max(0, tonumber(v[4] or '0') - #waiting))
+    end
     local gap, blocked = tonumber(v[2] or delay), tonumber(v[3] or '0')
     local due = math.max(v[1] and tonumber(v[1]) + gap or 0, blocked)
     local rec = false
