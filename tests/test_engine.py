@@ -193,6 +193,29 @@ async def test_an_unexpected_error_is_recorded_and_the_crawl_goes_on(tmp_path: P
     assert errors[SEED + "b"] is None  # linked from the seed too: the crawl went on
 
 
+class PausedPastFreshness(MemoryFrontier):
+    """Says a lease is not current the first time it is asked about each URL (a worker woke from a
+    pause past most of its lease, as the Redis frontier judges it), while the lease still stands."""
+
+    def __init__(self, politeness: Politeness, clock: VirtualClock) -> None:
+        super().__init__(politeness, clock=clock)
+        self.asked: set[str] = set()
+
+    def is_current(self, lease: Lease) -> bool:
+        if lease.request.url in self.asked:
+            return super().is_current(lease)
+        self.asked.add(lease.request.url)
+        return False
+
+
+async def test_a_lease_not_known_current_is_given_back_unfetched_and_crawled_later(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    frontier = PausedPastFreshness(Politeness(), clock=clock)
+    pages, _, fetcher = await asyncio.wait_for(run(tmp_path, SITE, frontier=frontier, clock=clock), 10)
+    assert sorted(p.url for p in pages) == sorted(SITE)  # none left in flight for ever
+    assert set(fetcher.requests.values()) == {1}  # never fetched on the lease it doubted
+
+
 class FailingAcks(MemoryFrontier):
     async def ack(self, lease: Lease, page: Page) -> bool:
         raise FrontierError("crawl state: the disk is full")

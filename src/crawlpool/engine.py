@@ -384,8 +384,13 @@ class Engine:
             ):
                 return
         if not self._frontier.is_current(lease):
-            log.warning("lease of %s was lost while this process was paused; not fetching it", request.url)
-            return  # another worker has the host now; the URL comes back to whoever holds it
+            log.warning(
+                "lease of %s may have been lost while this process was paused; not fetching it", request.url
+            )
+            # Another worker may have the host by now (then the release is STALE and the reaper gave
+            # the URL back); if the slot is still this worker's, the URL goes back to its queue.
+            await self._frontier.release(lease)
+            return
         sitemap = None
         if request.kind == "sitemap":
             sitemap = SitemapFeed(request, self._rules, queue=self._queue, settle=self._settle_trap)

@@ -19,7 +19,7 @@ A slot is in `ready` only while its host has work (queued or waiting to retry) a
 `Lease.token` is the slot lease's token. Every mutating step is one Lua script that checks it first:
 a token that is no longer the slot owner's (the slot was reaped, freed, or the URL already ended)
 gets STALE, and the method returns False — nothing changed. URLs are taken lazily, one per hand-out,
-rather than K at once as REDIS-FRONTIER.md §3 suggests: the protocol hands out URLs one by one and
+rather than K at once (a batch per lease): the protocol hands out URLs one by one and
 spaces starts per host, so a prefetched batch would still need a server round trip per URL, and it
 would starve the host's other slots (a host with 4 URLs and 5 slots must be able to serve 4 at once).
 One exception saves a call per page: an ack that keeps its slot on a host without delay takes the
@@ -819,7 +819,7 @@ class RedisFrontier:
         return leases
 
     async def _take_in(self, bucket: int, slots: list[tuple[str, int, str]], call: Any) -> list[Lease]:
-        sent_at, seen_at = time.monotonic(), self._view_clock()
+        seen_at = self._view_clock()
         try:
             results, (wait_ms, leased_slots) = await self._run(self._scripts.take, *call)
         except FrontierError:
@@ -829,8 +829,7 @@ class RedisFrontier:
                 self._slots.forget(slot, token)
             raise
         self._views.seen(bucket, int(wait_ms), int(leased_slots), seen_at)
-        self._slots.touch((slot for slot, _, _ in slots), sent_at)
-        leases: list[Lease] = []
+        leases: list[Lease] = []  # a take pushes no deadline: the slots' freshness stays as it was
         for (slot, token, _), result in zip(slots, results, strict=True):
             if result == "SKIP":
                 self._slots.idle[slot] = None

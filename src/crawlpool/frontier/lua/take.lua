@@ -15,7 +15,8 @@
       KEYS[base + 4]         inflight:<host> HASH
 
       ARGV[1]                now_ms         or '' for Redis TIME
-      ARGV[2]                lease_ms
+      ARGV[2]                lease_ms       unused (a slot's deadline is its lease's and the
+                                            holder's heartbeat's to push), kept in its place
       ARGV[3]                per_host
       ARGV[4]                delay_ms       the crawl's default delay
       ARGV[5]                urls_per_lease most URLs taken under one lease
@@ -33,7 +34,7 @@
       'FREED'; wait_ms and leased_slots as in lease_slots.lua.
 ]]
 local now = now_ms()
-local lease_ms, per_host, delay = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local per_host, delay = tonumber(ARGV[3]), tonumber(ARGV[4])
 local k_max, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 local given, out = 0, {}
 for j = 7, #ARGV, 4 do
@@ -69,17 +70,19 @@ for j = 7, #ARGV, 4 do
       o.fp = fp
       o.n = o.n + 1
       redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-      redis.call('ZADD', KEYS[3], now + lease_ms, slot)
       redis.call('HSET', cfg, 'last_start_ms', now)
-      redis.call('HINCRBY', KEYS[1], 'queued', -1)
-      redis.call('HINCRBY', KEYS[1], 'leased', 1)
       -- This start moves the host's next one: re-score its other free slots (none with one slot).
-      if per_host > 1 then
+      -- Without a delay the host stays due now, so only a queue this emptied changes their scores.
+      if per_host > 1 and (gap > 0 or redis.call('LLEN', q) == 0) then
         rescore(host, q, d, cfg, KEYS[2], KEYS[3], per_host, delay, math.max(now + gap, blocked))
       end
       given = given + 1
       out[#out + 1] = rec
     end
   end
+end
+if given > 0 then  -- meta's counters move once per call
+  redis.call('HINCRBY', KEYS[1], 'queued', -given)
+  redis.call('HINCRBY', KEYS[1], 'leased', given)
 end
 return {out, next_wait(KEYS[2], KEYS[3], now)}
