@@ -89,12 +89,12 @@ local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
 if mode == 'ack' then
   record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
-  redis.call('HINCRBY', KEYS[1], 'done', 1)
+  redis.call('HINCRBY', KEYS[1], 'done', '1')
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
-  if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], 1) end
+  if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], '1') end
 elseif mode == 'retry' then
   redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
-  redis.call('HINCRBY', cfg, 'retries', 1)
+  redis.call('HINCRBY', cfg, 'retries', '1')
   queued_by = 1
 else
   redis.call('LPUSH', q, rec)
@@ -121,20 +121,20 @@ if queued_before > 0 then
         redis.call('ZREMRANGEBYSCORE', d, '-inf', now)
         host_fields = host_fields or {}
         host_fields[#host_fields + 1] = 'retries'
-        host_fields[#host_fields + 1] = math.max(0, retries - #waiting)
+        host_fields[#host_fields + 1] = int(math.max(0, retries - #waiting))
       end
     end
     next_rec = redis.call('LPOP', q)
   end
   if next_rec then
     local next_fp = string.match(next_rec, '"fp":"(-?%d+)"')
-    redis.call('HSET', inflight, next_fp, idx .. '|' .. token .. '|' .. next_rec)
+    redis.call('HSET', inflight, next_fp, idx .. '|' .. ARGV[8] .. '|' .. next_rec)
     o.fp = next_fp
     o.n = o.n + 1
     -- The slot's deadline stays: the holder's heartbeat pushes it, as for a slot kept idle.
     host_fields = host_fields or {}
     host_fields[#host_fields + 1] = 'last_start_ms'
-    host_fields[#host_fields + 1] = now
+    host_fields[#host_fields + 1] = int(now)
     leased_by, queued_by = leased_by + 1, queued_by - 1
     reply = {'NEXT', slot, next_rec}
   else
@@ -152,7 +152,7 @@ else
   reply = {'FREED', slot}
 end
 if host_fields then redis.call('HSET', cfg, unpack(host_fields)) end
-if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', leased_by) end
-if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued_by) end
+if leased_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'leased', int(leased_by)) end
+if queued_by ~= 0 then redis.call('HINCRBY', KEYS[1], 'queued', int(queued_by)) end
 if record_id then reply[#reply + 1] = record_id end
 return reply

@@ -66,11 +66,11 @@ for j = 7, #ARGV, 4 do
       out[#out + 1] = 'FREED'
     else
       local fp = string.match(rec, '"fp":"(-?%d+)"')  -- encode() writes it so, a string
-      redis.call('HSET', inflight, fp, idx .. '|' .. token .. '|' .. rec)
+      redis.call('HSET', inflight, fp, idx .. '|' .. ARGV[j + 1] .. '|' .. rec)
       o.fp = fp
       o.n = o.n + 1
       redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-      redis.call('HSET', cfg, 'last_start_ms', now)
+      redis.call('HSET', cfg, 'last_start_ms', int(now))
       -- This start moves the host's next one: re-score its other free slots (none with one slot).
       -- Without a delay the host stays due now, so only a queue this emptied changes their scores.
       if per_host > 1 and (gap > 0 or redis.call('LLEN', q) == 0) then
@@ -82,7 +82,7 @@ for j = 7, #ARGV, 4 do
   end
 end
 if given > 0 then  -- meta's counters move once per call
-  redis.call('HINCRBY', KEYS[1], 'queued', -given)
-  redis.call('HINCRBY', KEYS[1], 'leased', given)
+  redis.call('HINCRBY', KEYS[1], 'queued', int(-given))
+  redis.call('HINCRBY', KEYS[1], 'leased', int(given))
 end
 return {out, next_wait(KEYS[2], KEYS[3], now)}
