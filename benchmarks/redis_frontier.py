@@ -27,6 +27,10 @@ each worker count the crawl runs from scratch and the table reports, per committ
 | in empty calls | Redis CPU per page ÷ Redis CPU per empty script call (`EVALSHA` of `return 1`, 10,000 |
 |  | pipelined, measured on the same server right after the run): the same figure in a unit of |
 |  | this server and this moment, so that machines (and a shared machine's drifting speed) compare |
+| k instructions/page | with `--callgrind`: the instructions redis-server ran while the workers |
+|  | crawled (valgrind's callgrind, zeroed before and dumped after), ÷ pages. Unlike CPU time, the |
+|  | same on a busy or quiet machine, so a change of a few percent shows; the server runs some 50 |
+|  | times slower, so use fewer `--pages` (5,000 take about a minute a row) |
 
 With `--cluster`, the server is a local Redis Cluster of 3 masters (loopback ports, no persistence,
 created with `redis-cli --cluster create`) and the crawl's keys are in its default 16 host buckets: CPU
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import math
 import os
@@ -224,7 +229,8 @@ async def run_worker(url: str, crawl_id: str, site: Site, index: int, concurrenc
 # -- the driver --------------------------------------------------------------------------------------
 
 
-def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(tmp: str, callgrind: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    """A private redis-server; with `callgrind`, run under valgrind's callgrind (CALLGRIND_OUT in tmp)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -232,8 +238,13 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
     if binary is None:
         sys.exit("benchmarks.redis_frontier: needs redis-server on PATH (apt-get install redis-server)")
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*args, "--dir", tmp], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
+    if callgrind:
+        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+            sys.exit("benchmarks.redis_frontier: --callgrind needs valgrind (apt-get install valgrind)")
+        out = os.path.join(tmp, CALLGRIND_OUT)
+        args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args]
+    proc = subprocess.Popen([*args, "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + (60 if callgrind else 5)
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -340,6 +351,21 @@ def start_cluster(tmp: str, masters: int = 3) -> tuple[list[subprocess.Popen[byt
     return procs, ports
 
 
+CALLGRIND_OUT = "callgrind.out"
+
+
+def callgrind(pid: int, command: str) -> None:
+    """`callgrind_control --zero` or `--dump` of the redis-server that valgrind runs as `pid`."""
+    subprocess.run(["callgrind_control", f"--{command}", str(pid)], capture_output=True, check=True)
+
+
+def dumped_instructions(tmp: str) -> int:
+    """The instructions counted in callgrind's newest dump (`<out>.<n>`, n counting up)."""
+    dumps = sorted(glob.glob(os.path.join(tmp, CALLGRIND_OUT + ".*")), key=lambda f: int(f.rsplit(".", 1)[1]))
+    with open(dumps[-1], encoding="utf-8") as dump:
+        return next(int(line.split()[1]) for line in dump if line.startswith("totals:"))
+
+
 def wait_for(ready: Any) -> None:
     deadline = time.monotonic() + 20
     while not ready():
@@ -349,10 +375,15 @@ def wait_for(ready: Any) -> None:
 
 
 async def measure(
-    ports: list[int], site: Site, workers: int, concurrency: int, src: str | None
+    ports: list[int],
+    site: Site,
+    workers: int,
+    concurrency: int,
+    src: str | None,
+    traced: tuple[int, str] | None = None,
 ) -> dict[str, object]:
     """One crawl of the site by `workers` processes, crawlpool imported from `src` (None: this one);
-    `ports`: one redis-server, or a cluster's masters."""
+    `ports`: one redis-server, or a cluster's masters; `traced`: (pid, dir) of a server under callgrind."""
     import redis.asyncio as aioredis
 
     cluster = len(ports) > 1
@@ -363,10 +394,16 @@ async def measure(
     for node in clients:
         await node.config_resetstat()
     before = [await server_figures(node) for node in clients]
+    if traced:
+        callgrind(traced[0], "zero")
     started = time.monotonic()
     runs = [child("worker", f"{url} {crawl_id} {w} {concurrency}", site, src) for w in range(workers)]
     outputs = [json.loads(out) for out in await asyncio.gather(*runs)]
     wall = time.monotonic() - started
+    instructions = None
+    if traced:
+        callgrind(traced[0], "dump")
+        instructions = dumped_instructions(traced[1])
     after = [await server_figures(node) for node in clients]
     cpu0, cpu1 = sum(b[0] for b in before), sum(a[0] for a in after)
     # this function's own INFO calls after the reset (the reset itself is not counted)
@@ -406,6 +443,7 @@ async def measure(
         "pages": pages,
         "cpu_us_per_page": (cpu1 - cpu0) * 1e6 / pages,
         "empty_call_us": empty_call_us,
+        "instructions_per_page": instructions / pages if instructions is not None else None,
         "commands_per_page": commands / pages,
         "round_trips_per_page": sum(int(out["round_trips"]) for out in outputs) / pages,
         "pages_per_s": pages / wall,
@@ -456,6 +494,8 @@ def row(r: dict[str, Any]) -> str:
     if len(by_node) > 1:
         total = sum(by_node)
         line += " " + " / ".join(f"{n / total:.0%}" for n in by_node) + " |"
+    if r.get("instructions_per_page") is not None:
+        line += f" {r['instructions_per_page'] / 1000:,.0f} |"
     return line
 
 
@@ -526,6 +566,11 @@ def main() -> None:
     parser.add_argument(
         "--fetch-ms", type=float, default=0.0, help="time each fake fetch takes (0: full speed, CPU-bound)"
     )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="run redis-server under valgrind's callgrind: adds its instructions per page (same on any load)",
+    )
     parser.add_argument("--memory", type=int, metavar="N", help="measure memory per seen URL over N URLs")
     parser.add_argument("--seen-bits", type=int, help="--memory: the seen set's bucket bits")
     parser.add_argument("--intset-entries", type=int, help="--memory: Redis' set-max-intset-entries")
@@ -559,17 +604,21 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     results: dict[tuple[str | None, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        traced = None
         if args.cluster:
+            if args.callgrind:
+                sys.exit("benchmarks.redis_frontier: --callgrind measures one redis-server, not --cluster")
             procs, ports = start_cluster(tmp)
         else:
-            proc, port = start_redis(tmp)
+            proc, port = start_redis(tmp, callgrind=args.callgrind)
             procs, ports = [proc], [port]
+            traced = (proc.pid, tmp) if args.callgrind else None
         try:
             for _ in range(args.repeat):
                 for n in counts:
                     for src in sources:  # interleaved, so that a busy machine weighs on both alike
                         results.setdefault((src, n), []).append(
-                            asyncio.run(measure(ports, site, n, args.concurrency, src))
+                            asyncio.run(measure(ports, site, n, args.concurrency, src, traced))
                         )
         finally:
             for proc in procs:
@@ -586,6 +635,8 @@ def main() -> None:
         rule = "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         if args.cluster:
             head, rule = head + " commands per master |", rule + "--:|"
+        if args.callgrind:
+            head, rule = head + " k instructions/page |", rule + "--:|"
         print(head)
         print(rule)
         for n in counts:

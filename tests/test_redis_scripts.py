@@ -634,4 +634,4 @@ def test_the_pacing_rule_is_written_into_every_script_as_a_lua_table() -> None:
     )
     with pytest.raises(ValueError, match="only numbers"):
         lua_table({"name": "x"})
-    assert all(RULE_PLACE not in source(name) and "local RULE = {step_s = " in source(name) for name in NAMES)
+    assert all(RULE_PLACE not in source(name) and "local c = {step_s = " in source(name) for name in NAMES)

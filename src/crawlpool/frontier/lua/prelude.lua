@@ -16,10 +16,6 @@
       last_start_ms, host fields to write (pace.lua's step, which end.lua also takes for the answer
       an ack brings).
 ]]
--- The pacing rule's constants (`policy.pacing.PACE_RULE`: step_s, max_extra_s, slow_factor, slow_min_ms,
--- down_weight, up_weight, warmup, recovery, overload = {statuses}), written in by the loader.
-local RULE = {--[[PACE_RULE]]}
-
 -- An integer as a command argument: Redis formats a Lua number with %.17g, a floating-point
 -- conversion that cost an ack more instructions than most of its commands (measured with callgrind).
 local function int(n)
@@ -88,7 +84,7 @@ local function owner_of(owner, slot)
 end
 
 -- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
--- rule's constants in RULE): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
+-- rule's constants, written in by the loader): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
 -- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
 -- delay_ms, its block and its place in `paced`, and, for an answer, its last start: a worker may send
 -- a while after its lease began (schedule.request_start), so with a delay the next start waits from
@@ -111,7 +107,9 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   elseif event == 'floor' then
     floor = math.max(floor, tonumber(a6))
   else
-    local c = RULE
+    -- The rule's constants (`policy.pacing.PACE_RULE`), written in by the loader; built here, only
+    -- for an answer: a table made at the top would cost every call of every script.
+    local c = {--[[PACE_RULE]]}
     local status = tonumber(a6)
     local elapsed = tonumber(a7)
     local overloaded = a8 == 'timeout'
