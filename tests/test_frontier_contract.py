@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crawlpool.frontier import Frontier, Politeness, Request, RobotsState
-from crawlpool.frontier.base import ROBOTS_FAILURES_KEPT_S, PacesOnAck
+from crawlpool.frontier.base import ROBOTS_FAILURES_KEPT_S
 from crawlpool.policy.pacing import Answered, Blocked, FloorRaised
 from crawlpool.records import Page
 from crawlpool.reports import status_lines
@@ -225,9 +225,8 @@ async def test_observed_answers_pace_the_host_as_the_policy_says(
     assert (await frontier.observe(host_key(A[0]), Answered(200, 5))).delay_s == 0.75  # recovering
 
 
-@pytest.mark.parametrize("with_ack", [False, True], ids=["observe then ack", "answer with the ack"])
 async def test_the_delay_runs_from_when_the_request_went_out_not_from_its_lease(
-    make_frontier: FrontierFactory, clock: FakeClock, with_ack: bool
+    make_frontier: FrontierFactory, clock: FakeClock
 ) -> None:
     # A worker may hold a lease a while before its request goes out (its own queue, a paused
     # process): the answer says when the request started, and the next start waits the delay from then.
@@ -235,14 +234,8 @@ async def test_the_delay_runs_from_when_the_request_went_out_not_from_its_lease(
     await frontier.add([req(u) for u in A[:2]])
     (lease,) = (await frontier.lease(10)).leases
     clock.now += 2.4  # sent 1.9 s after the lease, answered 0.5 s later
-    answer = Answered(200, 500)
-    if with_ack:
-        if not isinstance(frontier, PacesOnAck):
-            pytest.skip("this backend takes no answer with its ack")
-        assert await frontier.ack_answered(lease, page(A[0]), answer)
-    else:
-        await frontier.observe(host_key(A[0]), answer)
-        assert await frontier.ack(lease, page(A[0]))
+    await frontier.observe(host_key(A[0]), Answered(200, 500))
+    assert await frontier.ack(lease, page(A[0]))
     early = await frontier.lease(10)
     assert early.leases == [] and early.wait_s == pytest.approx(1.5)
     clock.now += 1.5

@@ -190,6 +190,23 @@ async def test_an_ack_hands_out_a_due_retry_of_its_host_first_and_counts_it_out(
     assert await raw.hget(state, "retries") == "0"
 
 
+async def test_an_answer_with_the_ack_moves_the_hosts_last_start_to_when_the_request_went_out(
+    open_worker: OpenWorker, clock: FakeClock
+) -> None:
+    # The contract suite's test of this, with the answer in the ack's own script (end.lua).
+    from crawlpool.policy.pacing import Answered
+
+    w1 = await open_worker(Politeness(per_host=1, delay_s=2.0))
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    (lease,) = (await w1.lease(1)).leases
+    clock.now += 2.4  # sent 1.9 s after the lease, answered 0.5 s later
+    assert await w1.ack_answered(lease, page(lease), Answered(200, 500))
+    early = await w1.lease(1)
+    assert early.leases == [] and early.wait_s == pytest.approx(1.5)
+    clock.now += 1.5
+    assert len((await w1.lease(1)).leases) == 1
+
+
 async def test_no_url_is_handed_out_by_an_ack_when_the_host_has_a_delay(open_worker: OpenWorker) -> None:
     w1 = await open_worker(Politeness(per_host=1, delay_s=0.5))
     await w1.add([req(u) for u in urls("a.test", 3)])
@@ -443,6 +460,71 @@ async def test_an_ack_whose_reply_was_lost_counts_once(
     assert not await worker.ack(lease, page(lease))  # a real second ack
     assert await all_records(raw, worker) == 1
     assert (await worker.counts()).done == 1
+
+
+async def test_a_zombies_resent_ack_is_not_taken_for_the_record_of_its_url_under_a_later_lease(
+    open_worker: OpenWorker, clock: FakeClock, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    w1 = await open_worker(lease_ms=1000)
+    w2 = await open_worker(lease_ms=1000)
+    await w1.add([req("http://a.test/1")])
+    (zombie,) = (await w1.lease(1)).leases
+    clock.now += 2  # w1 paused past its lease; the URL comes back and w1 leases it again
+    assert await w2.reap() == 1
+    (again,) = (await w1.lease(1)).leases
+    assert again.request.url == zombie.request.url and again.token != zombie.token
+    end = w1._scripts.end
+    calls = 0
+
+    async def stale_reply_lost_while_the_later_lease_commits(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        result = await end(**kwargs)
+        if calls == 1:
+            monkeypatch.setattr(w1._scripts, "end", end)
+            assert await w1.ack(again, page(again))
+            monkeypatch.setattr(w1._scripts, "end", stale_reply_lost_while_the_later_lease_commits)
+            raise RedisConnectionError("Connection reset by peer")
+        return result
+
+    monkeypatch.setattr(w1._scripts, "end", stale_reply_lost_while_the_later_lease_commits)
+    assert not await w1.ack(zombie, page(zombie)), "the zombie's ack committed nothing: no second line"
+    assert await all_records(raw, w1) == 1
+
+
+async def test_an_ack_called_again_after_a_frontier_error_finds_what_its_first_call_committed(
+    open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch, raw: Any
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    w1 = await open_worker(Politeness(per_host=2), lease_ms=300)  # it rides out a lost reply 0.3 s
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    one, two = (await w1.lease(2)).leases
+    end = w1._scripts.end
+
+    async def every_reply_lost(**kwargs: Any) -> Any:
+        await end(**kwargs)
+        raise RedisConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(w1._scripts, "end", every_reply_lost)
+    with pytest.raises(FrontierError):
+        await w1.ack(one, page(one))  # it committed; no reply came back
+    monkeypatch.setattr(w1._scripts, "end", end)
+    assert await w1.ack(two, page(two))  # the worker now knows a later id of its stream
+    assert await w1.ack(one, page(one)), "its first call's record counts, found above that call's id"
+    assert await all_records(raw, w1) == 2
+
+
+async def test_a_worker_joining_a_crawl_from_before_lets_its_unread_ack_ids_go(
+    open_worker: OpenWorker, raw: Any
+) -> None:
+    w1 = await open_worker()
+    old = w1._keys.prefix + "acks"
+    await raw.zadd(old, {"7:123": 1})  # what an older version kept for every ack
+    await open_worker()
+    assert not await raw.exists(old)
 
 
 async def test_unreachable_redis_is_a_one_line_frontier_error(url: str) -> None:

@@ -189,7 +189,9 @@ class RedisFrontier:
         self._slots = HeldSlots()  # the slots this worker leases, with their tokens
         # URLs an ack handed out through the slot it kept (end.lua's NEXT), for the next lease() call
         self._next: deque[Lease] = deque()
-        self._ambiguous: set[tuple[int, int]] = set()  # (token, fp) of acks whose reply was lost
+        # (token, fp) of acks whose reply was lost → the `after` of the first try: its record, if it
+        # committed, is above that id of the worker's stream, and an ack sent again must look there.
+        self._ambiguous: dict[tuple[int, int], str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._observer = False  # opened with observe=True: never writes, even on close
@@ -315,6 +317,10 @@ class RedisFrontier:
             )
             if worker_id is not None:
                 await frontier._reclaim_mine()
+            # Crawls begun before acks were found in the records streams kept their ids in a sorted
+            # set per bucket, which nothing reads now: let it go (one key per call: a cluster's slots).
+            for bucket in frontier._layout.buckets:
+                await frontier._call(client.unlink(bucket.prefix + "acks"))
         except FrontierError:
             await client.aclose()
             raise
@@ -862,6 +868,8 @@ class RedisFrontier:
         request = lease.request
         bucket = self._layout.bucket_of(request.host)
         keys, claims = self._layout.buckets[bucket], self._claims[bucket]
+        attempt = (lease.token, request.fp)
+        after = self._ambiguous.get(attempt) or claims.known or "0-0"
         call = self._calls.end(
             keys,
             self._now(),
@@ -871,16 +879,15 @@ class RedisFrontier:
             payload,
             extra,
             next_url=not self._closed,
-            after=claims.known or "0-0",
+            after=after,
             answer=answer,
         )
-        attempt = (lease.token, request.fp)
         sent = claims.sent() if mode == "ack" else None
 
         def lost_a_reply() -> None:
             # The script may have run: an ALREADY from the next try then means this very ack committed.
             if mode == "ack":
-                self._ambiguous.add(attempt)
+                self._ambiguous.setdefault(attempt, after)
             self._slots.forget_token(lease.token)
 
         try:
@@ -889,14 +896,14 @@ class RedisFrontier:
             if mode == "ack":
                 if len(self._ambiguous) > 10_000:
                     self._ambiguous.clear()
-                self._ambiguous.add(attempt)
+                self._ambiguous.setdefault(attempt, after)
             # The slot's state is unknown: stop extending it; a later end that succeeds adopts it again.
             self._slots.forget_token(lease.token)
             raise
         status = reply[0]
         if status == "ALREADY":
             committed = attempt in self._ambiguous  # the earlier call, whose reply was lost, committed it
-            self._ambiguous.discard(attempt)
+            self._ambiguous.pop(attempt, None)
             if sent is not None:
                 claims.answered(sent, committed)
             return committed
@@ -904,7 +911,7 @@ class RedisFrontier:
             if sent is not None:
                 claims.answered(sent, False)
             return False
-        self._ambiguous.discard(attempt)
+        self._ambiguous.pop(attempt, None)
         if sent is not None:  # the caller writes the record's manifest line as soon as this returns
             claims.answered(sent, True, str(reply[-1]))
         slot = str(reply[1])
@@ -912,6 +919,7 @@ class RedisFrontier:
             # A freed slot, a retry or a release may leave the bucket a slot due: ask it next time.
             self._views.added(bucket, self._view_clock())
         if status == "NEXT":  # the slot's deadline is the heartbeat's to push, as for a kept slot
+            self._slots.adopt(slot, lease.token)  # its token may have been forgotten after a lost reply
             self._next.append(Lease(decode(reply[2]), lease.token))
         elif status == "KEPT":
             self._slots.keep(slot, lease.token)

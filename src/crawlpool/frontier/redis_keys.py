@@ -26,13 +26,13 @@ the keys of one tag, so one Cluster slot; per-host key names are built in Python
 | `workers`         | ZSET   | worker id → last heartbeat ms (for `status`)                                 |
 | `leases`          | HASH   | worker id → its lease_ms, set when it opens (`status`: a heartbeat older     |
 |                   |        | than the worker's own lease is stale)                                        |
-| `records:<w>`     | STREAM | one entry per ack or settle of worker w: fp, worker, page (the manifest      |
-|                   |        | record as JSON); trimmed once w's manifest has them (redis_trim.py)         |
+| `records:<w>`     | STREAM | one entry per ack or settle of worker w: fp, t (an ack's token: a resent ack |
+|                   |        | finds its record by fp and t), worker, page (the manifest record as JSON);   |
+|                   |        | trimmed once w's manifest has them (redis_trim.py)                           |
 | `claims`          | HASH   | worker id → its claim, a stream id: its records below it are in its manifest |
 |                   |        | (redis_trim.py); every worker that opened is there, so `status` finds the    |
 |                   |        | streams                                                                      |
 | `done_by`         | HASH   | error code → records acked or settled with it (failures; `ok` not counted)   |
-|                   |        | after a lost reply (ALREADY: it had committed) from a stale one              |
 | `robots:<host>`   | STRING | the host's robots.txt state, JSON {body, reason, failures, kept_ms}          |
 |                   |        | (`set_robots`), SET with PX = its validity + kept_ms (unavailable: 24 h, so  |
 |                   |        | the failure count outlives the retry time), so Redis expires it; `robots`    |

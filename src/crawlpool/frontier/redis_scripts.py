@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -70,8 +71,8 @@ def lua_table(rule: dict[str, Any]) -> str:
     def value(v: Any) -> str:
         if isinstance(v, list):
             return "{" + ", ".join(value(x) for x in v) + "}"
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"the pacing rule holds {v!r}: only numbers go into Lua")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"the pacing rule holds {v!r}: only finite numbers go into Lua")
         return repr(v)
 
     return "{" + ", ".join(f"{key} = {value(v)}" for key, v in rule.items()) + "}"

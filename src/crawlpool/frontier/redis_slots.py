@@ -29,6 +29,10 @@ class HeldSlots:
         """A call sent at `sent_at` pushed these slots' deadlines forward."""
         self.fresh.update((slot, sent_at) for slot in slots)
 
+    def adopt(self, slot: str, token: int) -> None:
+        """The slot is this worker's under `token`, with a URL out (an ack handed out the next one)."""
+        self.tokens[slot] = token
+
     def keep(self, slot: str, token: int) -> None:
         """The slot's URL ended and the slot stays this worker's, idle, under `token`."""
         self.tokens[slot] = token

@@ -29,9 +29,9 @@
       ARGV[11] extra            ack: error code or 'ok'; retry: delay ms; release: ''
       ARGV[12] worker           worker id
       ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
-                                the host's next URL through it; '' (or absent): never
+                                the host's next URL through it; '': never
       ARGV[14] after            the last id of records:<w> the worker had seen when it first sent
-                                this call ('0-0': none): an ack that committed did so above it
+                                this ack ('0-0': none): had it committed, its record is above it
       ARGV[15] answer           'answer': apply the host's answer to its pacing first, as pace.lua
                                 does, in this same step (ARGV[16..18] are pace.lua's ARGV[6..8]);
                                 '': no answer. Only a URL that ends here counts it (not STALE or
@@ -62,7 +62,8 @@ if not v then
     repeat
       local entries = redis.call('XRANGE', KEYS[9], from, '+', 'COUNT', 256)
       for _, entry in ipairs(entries) do
-        if entry[2][2] == fp then return {'ALREADY'} end  -- fields: 'fp', fp, 'worker', ...
+        -- fields: 'fp', fp, 't', token, ...: this very lease's record, not one of a later lease
+        if entry[2][2] == fp and entry[2][4] == ARGV[8] then return {'ALREADY'} end
       end
       if #entries > 0 then from = '(' .. entries[#entries][1] end
     until #entries < 256
@@ -78,7 +79,8 @@ local paced_moved = false  -- the answer moved the host's next start: its free s
 local times = false  -- the host's last_start_ms, delay_ms, blocked_until_ms and retries
 local host_fields = false  -- what to write to the host's hash, in one HSET at the end
 if ARGV[15] == 'answer' then
-  -- One read of the host for its pace and its times (an answer moves no block).
+  -- One read of the host for its pace and its times (an answer starts no block; it may write 0 for
+  -- one that is over, which schedules nothing, so the times read here stay right).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms', 'retries')
   local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[11], delay, 'answer',
     ARGV[16], ARGV[17], ARGV[18], h)
@@ -88,7 +90,7 @@ end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
 if mode == 'ack' then
-  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 'worker', ARGV[12], 'page', ARGV[10])
+  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 't', ARGV[8], 'worker', ARGV[12], 'page', ARGV[10])
   redis.call('HINCRBY', KEYS[1], 'done', '1')
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
   if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], '1') end

@@ -84,11 +84,11 @@ local function owner_of(owner, slot)
 end
 
 -- One event applied to a host's pacing (pace.lua's contract: `policy.pacing.next_pace` in Lua, the
--- rule's constants, written in by the loader): event 'answer' (a6 status or '', a7 elapsed ms, a8 error code or
--- ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes the host's pace and
--- delay_ms, its block and its place in `paced`, and, for an answer, its last start: a worker may send
--- a while after its lease began (schedule.request_start), so with a delay the next start waits from
--- now - elapsed when that is later. Returns the pace as JSON, whether the host's next start moved (a
+-- rule's constants written in by the loader): event 'answer' (a6 status or '', a7 elapsed ms, a8 error
+-- code or ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes a new block and
+-- the host's place in `paced`; works out its pace, delay_ms, a block that is over (0) and, for an
+-- answer, its last start: a worker may send a while after its lease began (schedule.request_start),
+-- so with a delay the next start waits from now - elapsed when that is later. Returns the pace as JSON, whether the host's next start moved (a
 -- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms,
 -- its last_start_ms (or false) and the host fields to write: `HSET cfg unpack(fields)`, which the
 -- caller does, once with any fields of its own. `held`: the host's pace, blocked_until_ms, delay_ms
@@ -143,7 +143,7 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   elseif pace[2] > 0 or blocked_until > 0 then
     redis.call('ZREM', paced, host)  -- it may be listed: it was backed off or blocked
     -- A block that is over schedules nothing: 0 says so, and no later answer removes it again.
-    if blocked_until > 0 then fields[#fields + 1] = 'blocked_until_ms'; fields[#fields + 1] = 0 end
+    if blocked_until > 0 then fields[#fields + 1] = 'blocked_until_ms'; fields[#fields + 1] = '0' end
   end
   local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
   local started = event == 'answer' and delay_ms > 0 and (a6 ~= '' or tonumber(a7) > 0)

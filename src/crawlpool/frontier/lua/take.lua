@@ -55,7 +55,7 @@ for j = 7, #ARGV, 4 do
     for _, rec in ipairs(waiting) do redis.call('LPUSH', q, rec) end
     if #waiting > 0 then
       redis.call('ZREMRANGEBYSCORE', d, '-inf', now)
-      redis.call('HSET', cfg, 'retries', math.max(0, tonumber(v[4] or '0') - #waiting))
+      redis.call('HSET', cfg, 'retries', int(math.max(0, tonumber(v[4] or '0') - #waiting)))
     end
     local gap, blocked = tonumber(v[2] or delay), tonumber(v[3] or '0')
     local due = math.max(v[1] and tonumber(v[1]) + gap or 0, blocked)
