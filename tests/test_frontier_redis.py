@@ -435,28 +435,40 @@ async def test_status_shows_workers_and_errors(open_worker: OpenWorker) -> None:
     )
 
 
-async def test_an_ack_whose_reply_was_lost_counts_once(
-    open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch, raw: Any
-) -> None:
+def lose_the_first_end_reply(
+    monkeypatch: pytest.MonkeyPatch, worker: Any, meanwhile: Callable[[], Awaitable[None]] | None = None
+) -> list[int]:
+    """The worker's next end.lua call runs in Redis but its reply is lost (after `meanwhile`, run with the
+    script as it is); the worker's retry and later calls go through. Returns the count of calls, live."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    worker = await open_worker()
-    await worker.add([req("http://a.test/1")])
-    (lease,) = (await worker.lease(1)).leases
     end = worker._scripts.end
-    calls = 0
+    calls = [0]
 
-    async def loses_the_first_reply(**kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
+    async def lossy(**kwargs: Any) -> Any:
+        calls[0] += 1
         result = await end(**kwargs)
-        if calls == 1:
+        if calls[0] == 1:
+            if meanwhile is not None:
+                monkeypatch.setattr(worker._scripts, "end", end)
+                await meanwhile()
+                monkeypatch.setattr(worker._scripts, "end", lossy)
             raise RedisConnectionError("Connection reset by peer")
         return result
 
-    monkeypatch.setattr(worker._scripts, "end", loses_the_first_reply)
+    monkeypatch.setattr(worker._scripts, "end", lossy)
+    return calls
+
+
+async def test_an_ack_whose_reply_was_lost_counts_once(
+    open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch, raw: Any
+) -> None:
+    worker = await open_worker()
+    await worker.add([req("http://a.test/1")])
+    (lease,) = (await worker.lease(1)).leases
+    calls = lose_the_first_end_reply(monkeypatch, worker)
     assert await worker.ack(lease, page(lease))  # run again after the lost reply: it had committed
-    assert calls == 2
+    assert calls == [2]
     assert not await worker.ack(lease, page(lease))  # a real second ack
     assert await all_records(raw, worker) == 1
     assert (await worker.counts()).done == 1
@@ -465,8 +477,6 @@ async def test_an_ack_whose_reply_was_lost_counts_once(
 async def test_a_zombies_resent_ack_is_not_taken_for_the_record_of_its_url_under_a_later_lease(
     open_worker: OpenWorker, clock: FakeClock, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     w1 = await open_worker(lease_ms=1000)
     w2 = await open_worker(lease_ms=1000)
     await w1.add([req("http://a.test/1")])
@@ -475,21 +485,11 @@ async def test_a_zombies_resent_ack_is_not_taken_for_the_record_of_its_url_under
     assert await w2.reap() == 1
     (again,) = (await w1.lease(1)).leases
     assert again.request.url == zombie.request.url and again.token != zombie.token
-    end = w1._scripts.end
-    calls = 0
 
-    async def stale_reply_lost_while_the_later_lease_commits(**kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        result = await end(**kwargs)
-        if calls == 1:
-            monkeypatch.setattr(w1._scripts, "end", end)
-            assert await w1.ack(again, page(again))
-            monkeypatch.setattr(w1._scripts, "end", stale_reply_lost_while_the_later_lease_commits)
-            raise RedisConnectionError("Connection reset by peer")
-        return result
+    async def the_later_lease_commits() -> None:
+        assert await w1.ack(again, page(again))
 
-    monkeypatch.setattr(w1._scripts, "end", stale_reply_lost_while_the_later_lease_commits)
+    lose_the_first_end_reply(monkeypatch, w1, meanwhile=the_later_lease_commits)  # its STALE reply
     assert not await w1.ack(zombie, page(zombie)), "the zombie's ack committed nothing: no second line"
     assert await all_records(raw, w1) == 1
 
