@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 
 Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,6 +50,27 @@ class PoliteSite:
 
     def hits_of(self, host: str) -> list[Hit]:
         return sorted((h for h in self.hits if h.host == host), key=lambda h: h.start)
+
+
+@dataclass
+class Sends:
+    """When the crawler handed each request to aiohttp, on its own clock, recorded by a client middleware.
+
+    The site sees a request later by a lag that varies: the site and the crawler share the test's event
+    loop, so a request waits in the socket while the crawler commits or parses. The delay between starts
+    is what the crawler keeps, so tests assert it here; the site's log is for what a host can tell
+    exactly (requests in flight, a request inside a Retry-After window)."""
+
+    times: list[tuple[str, str, float]] = field(default_factory=list)  # (host, path, when)
+
+    async def middleware(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        self.times.append((request.url.host or "", request.url.path_qs, time.monotonic()))
+        return await handler(request)
+
+    def of(self, host: str) -> list[float]:
+        return [when for name, _, when in self.times if name == host]
 
 
 def page(*hrefs: str, delay_s: float = 0.0) -> Behaviour:
