@@ -286,6 +286,27 @@ async def test_add_is_idempotent_across_workers(open_worker: OpenWorker) -> None
     assert (counts.seen, counts.queued) == (50, 50)
 
 
+async def test_links_another_worker_queued_are_not_sent_to_add_lua(
+    open_worker: OpenWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w1, w2 = await open_worker(), await open_worker()
+    assert await w1.add([req(u) for u in urls("a.test", 3)]) == 3
+    sent: list[list[str | int]] = []
+    add = w2._scripts.add
+
+    def counted(*, keys: list[str], args: list[str | int]) -> Awaitable[Any]:
+        sent.append(args)
+        return add(keys=keys, args=args)
+
+    monkeypatch.setattr(w2._scripts, "add", counted)
+    assert await w2.add([req(u) for u in urls("a.test", 3)]) == 0
+    assert sent == [], "every link was seen: add.lua is not called"
+    assert await w2.add([req(u) for u in urls("a.test", 5)]) == 2
+    fps = {str(req(u).fp) for u in urls("a.test", 5)[3:]}
+    assert len(sent) == 1 and fps <= set(sent[0]) and len(sent[0]) == 5 + 1 + 4 * 2, "only the 2 new links"
+    assert (await w1.counts()).queued == 5
+
+
 async def test_per_host_holds_across_workers_for_a_whole_crawl(open_worker: OpenWorker, raw: Any) -> None:
     workers = [await open_worker(Politeness(per_host=2), urls_per_lease=3) for _ in range(3)]
     everything = [u for h in ("a.test", "b.test", "c.test") for u in urls(h, 8)]

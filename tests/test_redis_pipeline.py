@@ -75,6 +75,27 @@ async def test_a_script_the_server_does_not_know_is_loaded_and_sent_again(client
     assert pipeliner.batches == 2  # the first try, then the NOSCRIPT calls alone
 
 
+async def test_plain_commands_share_the_pipeline_with_scripts_the_server_must_load(client: Any) -> None:
+    from crawlpool.frontier.redis_pipeline import Pipeliner
+
+    source = "return 'loaded ' .. ARGV[1]"  # never loaded: its call is sent twice, the commands once
+    pipeliner = Pipeliner(client)
+    await client.sadd("pipeline-test-set", "x")
+    try:
+        replies = await asyncio.gather(
+            pipeliner.command("SISMEMBER", "pipeline-test-set", "x"),
+            pipeliner.call(sha(source), source, ["k"], [1]),
+            pipeliner.command("SADD", "pipeline-test-set", "y"),
+            pipeliner.command("SISMEMBER", "pipeline-test-set", "z"),
+        )
+    finally:
+        members = await client.smembers("pipeline-test-set")
+        await client.delete("pipeline-test-set")
+    assert replies == [1, "loaded 1", 1, 0]
+    assert members == {"x", "y"}, "a command was sent again with the NOSCRIPT retry"
+    assert pipeliner.batches == 2
+
+
 async def test_a_lost_server_is_every_calls_connection_error() -> None:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry

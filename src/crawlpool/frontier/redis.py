@@ -120,7 +120,7 @@ from crawlpool.frontier.redis_connection import safe_url as _safe_url
 from crawlpool.frontier.redis_hosts import redis_host_rows
 from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
-from crawlpool.frontier.redis_keys import Layout, slot_host
+from crawlpool.frontier.redis_keys import Layout, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
 from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
 from crawlpool.frontier.redis_slots import HeldSlots
@@ -334,7 +334,7 @@ class RedisFrontier:
         how many were new. Each chunk of 500 of one bucket's requests is one atomic step (the chunks
         are sent together), and add is idempotent."""
         groups: dict[int, list[Request]] = {}
-        for request in requests:
+        for request in await self._not_seen(requests):
             groups.setdefault(self._layout.bucket_of(request.host), []).append(request)
         calls = []
         for bucket, group in groups.items():
@@ -347,6 +347,29 @@ class RedisFrontier:
             for bucket in groups:
                 self._views.added(bucket, self._view_clock())
         return added
+
+    async def _not_seen(self, requests: Sequence[Request]) -> list[Request]:
+        """The requests not in the seen set, by one SISMEMBER each (sent with the turn's other calls).
+        A link that another worker queued is common (each worker's known-links cache is its own), and
+        add.lua's arguments cost Redis about five times the read per request (benchmarks/README.md).
+        add.lua still decides atomically; this only drops what is seen for good (it never shrinks)."""
+        if not requests:
+            return []
+
+        async def read() -> list[Any]:
+            command = self._scripts.pipeliner.command
+            return list(
+                await asyncio.gather(
+                    *(command("SISMEMBER", self._seen_key(request), str(request.fp)) for request in requests)
+                )
+            )
+
+        members = await with_retries(read, self._url, self._lease_ms / 1000)
+        return [request for request, member in zip(requests, members, strict=True) if not member]
+
+    def _seen_key(self, request: Request) -> str:
+        keys = self._layout.buckets[self._layout.bucket_of(request.host)]
+        return keys.seen(seen_bucket(request.fp, self._seen_bits))
 
     async def lease(self, limit: int) -> LeaseBatch:
         """Up to `limit` URLs whose host may be hit now. `wait_s` is None only when nothing can come

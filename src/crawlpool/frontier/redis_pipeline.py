@@ -1,6 +1,6 @@
-"""Automatic pipelining of the Redis frontier's script calls: every call made in one turn of the event
-loop goes to Redis in one pipeline, so one round trip serves the many tasks of a worker that end their
-pages together.
+"""Automatic pipelining of the Redis frontier's script calls (and of the few plain commands sent with them,
+add's seen reads): every call made in one turn of the event loop goes to Redis in one pipeline, so one
+round trip serves the many tasks of a worker that end their pages together.
 
 Why: a worker's fetches end in bursts, and each page costs a few script calls (observe, add, ack, take).
 Sent one by one, each is a round trip, and on the server a read, a write and an event-loop wake-up: a
@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
-    sha: str
+    sha: str  # '': a plain command, `args` (its name first)
     source: str
     keys: list[str]
     args: list[str | int]
@@ -37,7 +37,8 @@ class ScriptCall:
 
 
 class Pipeliner:
-    """Collects script calls (EVALSHA) and sends those of one event-loop turn in one pipeline."""
+    """Collects script calls (EVALSHA) and plain commands, and sends those of one event-loop turn in one
+    pipeline."""
 
     def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
         self._client = client
@@ -47,9 +48,16 @@ class Pipeliner:
 
     def call(self, sha: str, source: str, keys: list[str], args: list[str | int]) -> asyncio.Future[Any]:
         """The reply of EVALSHA `sha` (whose text is `source`) with `keys` and `args`, once sent."""
+        return self._queue(ScriptCall(sha, source, keys, args, asyncio.get_running_loop().create_future()))
+
+    def command(self, *args: str | int) -> asyncio.Future[Any]:
+        """The reply of a plain command (`args`: its name, then its key first), once sent."""
+        return self._queue(ScriptCall("", "", [], list(args), asyncio.get_running_loop().create_future()))
+
+    def _queue(self, call: ScriptCall) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        self._batch.append(ScriptCall(sha, source, keys, args, reply))
+        reply = call.reply
+        self._batch.append(call)
         if len(self._batch) == 1:
             loop.call_soon(self._flush)  # after every task ready in this turn has added its calls
         return reply
@@ -94,6 +102,9 @@ class Pipeliner:
         self.batches += 1
         pipe = self._client.pipeline(transaction=False)
         for call in batch:
-            pipe.execute_command("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args)
+            if call.sha:
+                pipe.execute_command("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args)
+            else:
+                pipe.execute_command(*call.args)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
