@@ -28,6 +28,7 @@ NOW = 1_000_000  # ms, passed as ARGV[1]
 LEASE_MS = 60_000
 PER_HOST = 2
 DELAY_MS = 1000
+CRAWL = {"per_host": PER_HOST, "delay_ms": DELAY_MS, "urls_per_lease": 10}  # written into the scripts
 
 
 @dataclass
@@ -58,7 +59,7 @@ async def env() -> AsyncIterator[Env]:
     url, crawl_id = redis_url(), new_crawl_id()
     client = aioredis.from_url(url, decode_responses=True)
     try:
-        yield Env(client, Scripts(client), Keys(crawl_id))
+        yield Env(client, Scripts(client, **CRAWL), Keys(crawl_id))
     finally:
         await client.aclose()
         await drop_crawl(url, crawl_id)
@@ -90,7 +91,7 @@ async def take_one(env: Env, slot: str, token: int) -> str:
     k = env.keys
     (result,), _ = await env.scripts.take(
         keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test")],
-        args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, 5, slot, token, 1, "n"],
+        args=[NOW, 5, slot, token, 1, "n"],
     )
     return str(result)
 
@@ -123,10 +124,6 @@ def end_call(
         ],
         args=[
             NOW,
-            LEASE_MS,
-            PER_HOST,
-            DELAY_MS,
-            10,
             "a.test",
             fp,
             token,
@@ -170,7 +167,7 @@ async def test_add_queues_new_fingerprints_per_host_and_scores_their_free_slots(
     k = env.keys
     a1, a2, b1 = record("1"), record("2"), record("1", "b.test")
     keys = [k.meta, k.ready, k.leased, k.seen(0), k.seen(7), *env.host("a.test")[:3], *env.host("b.test")[:3]]
-    args: list[str | int] = [NOW, PER_HOST, DELAY_MS, 2, 2, "a.test", "b.test"]
+    args: list[str | int] = [NOW, 2, 2, "a.test", "b.test"]
     args += [1, 1, json.loads(a1)["fp"], a1, 2, 1, json.loads(a2)["fp"], a2, 1, 2, json.loads(b1)["fp"], b1]
     assert await env.scripts.add(keys=keys, args=args) == 3
     assert await env.client.lrange(env.host("a.test")[0], 0, -1) == [a1, a2]
@@ -187,7 +184,7 @@ async def test_add_is_idempotent_a_second_add_of_the_same_fp_adds_nothing(env: E
     k = env.keys
     rec = record("1")
     keys = [k.meta, k.ready, k.leased, k.seen(0), *env.host("a.test")[:3]]
-    args: list[str | int] = [NOW, PER_HOST, DELAY_MS, 1, 1, "a.test", 1, 1, json.loads(rec)["fp"], rec]
+    args: list[str | int] = [NOW, 1, 1, "a.test", 1, 1, json.loads(rec)["fp"], rec]
     assert await env.scripts.add(keys=keys, args=args) == 1
     assert await env.scripts.add(keys=keys, args=args) == 0
     assert await env.client.llen(env.host("a.test")[0]) == 1
@@ -199,7 +196,7 @@ async def test_add_of_a_new_url_makes_a_done_crawl_running_again(env: Env) -> No
     await env.client.hset(k.meta, mapping={"state": "done", "seen": 0, "queued": 0})
     rec = record("1")
     keys = [k.meta, k.ready, k.leased, k.seen(0), *env.host("a.test")[:3]]
-    args: list[str | int] = [NOW, PER_HOST, DELAY_MS, 1, 1, "a.test", 1, 1, json.loads(rec)["fp"], rec]
+    args: list[str | int] = [NOW, 1, 1, "a.test", 1, 1, json.loads(rec)["fp"], rec]
     assert await env.scripts.add(keys=keys, args=args) == 1
     assert await env.client.hget(k.meta, "state") == "running"
 
@@ -283,7 +280,7 @@ async def test_take_answers_stale_skip_and_freed(env: Env) -> None:
     assert await take_one(env, "gone.test#0", 1) == "STALE"  # no owner at all
     results, _ = await env.scripts.take(
         keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test")],
-        args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, 0, "a.test#0", 7, 1, "h", "a.test#1", 8, 1, "n"],
+        args=[NOW, 0, "a.test#0", 7, 1, "h", "a.test#1", 8, 1, "n"],
     )
     # Limit 0: a held idle slot is kept (SKIP), a slot leased for this call is freed.
     assert results == ["SKIP", "FREED"]
@@ -439,7 +436,7 @@ async def test_expired_lists_slots_past_their_deadline_only(env: Env) -> None:
 
 def reclaim_call(env: Env, now: int, mode: str, *slots: tuple[str, int]) -> Any:
     k = env.keys
-    args: list[str | int] = [now, PER_HOST, DELAY_MS, mode, "w1"]
+    args: list[str | int] = [now, mode, "w1"]
     for slot, token in slots:
         args += [slot, token, 1]
     return env.scripts.reclaim(keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test")], args=args)
@@ -496,7 +493,7 @@ async def test_pace_sets_the_delay_and_only_ever_extends_a_block(env: Env) -> No
     await env.client.rpush(q, record("1"))
     await env.client.hset(cfg, "last_start_ms", NOW)
     keys = [k.ready, k.leased, q, d, cfg, k.paced]
-    fixed = [NOW, PER_HOST, DELAY_MS, "a.test"]
+    fixed = [NOW, "a.test"]
     reply = await env.scripts.pace(keys=keys, args=[*fixed, "floor", "5", "", ""])
     assert json.loads(reply) == [5, 0, 0, 0]
     assert await env.client.hget(cfg, "delay_ms") == "5000"
@@ -534,7 +531,7 @@ async def test_the_lua_pacing_rule_is_the_python_one(env: Env, events: list[Any]
         else:
             assert isinstance(event, FloorRaised)
             args = ["floor", repr(event.floor_s), "", ""]
-        reply = await env.scripts.pace(keys=keys, args=[NOW, PER_HOST, DELAY_MS, "a.test", *args])
+        reply = await env.scripts.pace(keys=keys, args=[NOW, "a.test", *args])
         got = HostPace.from_json(json.loads(reply))
         assert got.answers == expected.answers
         assert (got.floor_s, got.extra_s, got.baseline_ms) == pytest.approx(
@@ -565,7 +562,7 @@ async def test_a_wrong_number_of_keys_fails_before_reaching_redis(env: Env) -> N
     with pytest.raises(ValueError, match=r"is_done takes 1 KEYS .* got 2"):
         env.scripts.is_done(keys=[k.meta, k.ready], args=[NOW])  # an extra key is refused too
     with pytest.raises(ValueError, match=r"take takes at least 4 KEYS .* got 3"):
-        env.scripts.take(keys=[k.meta, k.ready, k.leased], args=[NOW, LEASE_MS, 1, 1, 1, 1])
+        env.scripts.take(keys=[k.meta, k.ready, k.leased], args=[NOW, 1])
     assert await env.client.exists(k.leased, k.ready, k.workers) == 0  # nothing ran
 
 
@@ -579,14 +576,14 @@ async def test_the_raw_script_with_a_key_missing_is_a_redis_error_not_a_silent_n
 
     k = env.keys
     rec = await in_flight(env, 7, record("1"))
-    raw = env.client.register_script(source("end"))
+    raw = env.client.register_script(source("end", CRAWL))
     fp = json.loads(rec)["fp"]
     with pytest.raises(
         ResponseError
     ):  # done_by (KEYS[10]) is missing: a failure's count fails, after the XADD
         await raw(
             keys=[k.meta, k.ready, k.leased, k.owner, *env.host("a.test"), k.records("w1")],
-            args=[NOW, LEASE_MS, PER_HOST, DELAY_MS, 10, "a.test", fp, 7, "ack", "{}", "timeout", "w1"],
+            args=[NOW, "a.test", fp, 7, "ack", "{}", "timeout", "w1"],
         )
     assert await env.client.xlen(k.records("w1")) == 1  # half done: a record, its URL still in flight
 
@@ -626,14 +623,26 @@ def test_every_lua_file_opens_with_a_header_naming_keys_argv_and_the_reply(name:
         assert used in declared_argv, f"{name}.lua uses ARGV[{used}], which its header does not name"
 
 
-def test_the_pacing_rule_is_written_into_every_script_as_a_lua_table() -> None:
-    from crawlpool.frontier.redis_scripts import NAMES, RULE_PLACE, lua_table, source
+def test_constants_are_written_into_the_scripts_as_literals() -> None:
+    from crawlpool.frontier.redis_scripts import NAMES, source, with_constants
 
-    assert lua_table({"step_s": 0.25, "warmup": 3, "overload": [429, 503]}) == (
-        "{step_s = 0.25, warmup = 3, overload = {429, 503}}"
+    values = {"step_s": 0.25, "warmup": 3, "overload": [429, 503], "shift": -2}
+    text = "x = K.step_s * K.warmup + K.shift -- K.<name>\nif K.overload(status) then end"
+    assert with_constants(text, values) == (
+        "x = 0.25 * 3 + (-2) -- K.<name>\nif (status == 429 or status == 503) then end"
     )
+    with pytest.raises(ValueError, match=r"K\.nope is no constant"):
+        with_constants("K.nope", values)
     with pytest.raises(ValueError, match="only finite numbers"):
-        lua_table({"name": "x"})
-    with pytest.raises(ValueError, match="only finite numbers"):
-        lua_table({"step_s": float("inf")})
-    assert all(RULE_PLACE not in source(name) and "local c = {step_s = " in source(name) for name in NAMES)
+        with_constants("K.step_s", {"step_s": float("inf")})
+    with pytest.raises(ValueError, match=r"K\.overload is a list"):
+        with_constants("K.overload", values)
+    with pytest.raises(ValueError, match=r"K\.warmup is not a list"):
+        with_constants("K.warmup(x)", values)
+    with pytest.raises(ValueError, match=r"K\.per_host is no constant"):
+        source("end")  # the crawl's constants are needed
+    for name in NAMES:
+        text = source(name, CRAWL)
+        assert re.search(r"\bK\.[a-z_]+\b(?!>)", text) is None, f"{name}.lua: a constant left unwritten"
+    assert "or (answers >= 3 and elapsed >= 500.0" in source("pace", CRAWL)
+    assert "local per_host, delay, k_max = 2, 1000, 10" in source("end", CRAWL)

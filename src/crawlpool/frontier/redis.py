@@ -122,7 +122,7 @@ from crawlpool.frontier.redis_keys import META as _META
 from crawlpool.frontier.redis_keys import Keys as _Keys
 from crawlpool.frontier.redis_keys import Layout, seen_bucket, slot_host
 from crawlpool.frontier.redis_records import decode, encode, worker_pages
-from crawlpool.frontier.redis_scripts import LuaScript, Scripts, lua_file
+from crawlpool.frontier.redis_scripts import LuaScript, Scripts, source
 from crawlpool.frontier.redis_slots import HeldSlots
 from crawlpool.frontier.redis_status import RATE_SCAN, RATE_WINDOW_MS, build_status, recent_rates
 from crawlpool.frontier.redis_tasks import start_every
@@ -145,7 +145,7 @@ _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are n
 CLUSTER_BUCKETS = 16  # key buckets of a crawl created on a Redis Cluster: a few per node
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
-_LUA_PRELUDE, _INIT = lua_file("prelude"), lua_file("init")
+_INIT = source("init")
 
 
 class RedisFrontier:
@@ -171,11 +171,11 @@ class RedisFrontier:
         buckets: int = 1,
     ) -> None:
         self._client = client
-        self._scripts = Scripts(client)
+        self._scripts = Scripts(client, per_host=per_host, delay_ms=delay_ms, urls_per_lease=urls_per_lease)
         self._url = _safe_url(url)
         self._layout = layout = Layout(crawl_id, buckets)
         self._keys = layout.crawl  # the crawl-wide keys (with one bucket, that bucket's too)
-        self._calls = Calls(worker_id, per_host, delay_ms, seen_bits, lease_ms, urls_per_lease, layout)
+        self._calls = Calls(worker_id, seen_bits, lease_ms, layout)
         self._views = BucketViews(buckets, _POLL_S)
         self._view_clock = clock or time.monotonic  # the views' time: the crawl's clock when injected
         self.crawl_id = crawl_id
@@ -259,7 +259,7 @@ class RedisFrontier:
                 stored = await client.hmget(keys.meta, fields)
             else:
                 now = "" if clock is None else str(round(clock() * 1000))
-                init = client.register_script(_LUA_PRELUDE + _INIT)
+                init = client.register_script(_INIT)
                 init_args: list[str | int] = [
                     now,
                     SCHEMA,
@@ -440,7 +440,7 @@ class RedisFrontier:
         state for every worker of the crawl, so two workers' backoffs add up."""
         keys = self._layout.of(host)
         q, d, cfg, _ = keys.host(host)
-        args: list[str | int] = [self._now(), self._per_host, self._delay_ms, host]
+        args: list[str | int] = [self._now(), host]
         if isinstance(event, Blocked):
             args += ["block", max(0, round(event.for_s * 1000)), "", ""]
         elif isinstance(event, FloorRaised):

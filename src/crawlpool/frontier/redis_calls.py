@@ -21,14 +21,12 @@ Call = tuple[list[str], Args]  # (KEYS, ARGV)
 @dataclass(frozen=True)
 class Calls:
     """The calls of one worker of one crawl; `now` is `''` (Redis TIME) or the injected clock in ms,
-    `keys` the keys of the bucket the call runs in."""
+    `keys` the keys of the bucket the call runs in. The crawl's politeness and the worker's
+    urls_per_lease are no arguments: they are written into the scripts (Scripts)."""
 
     worker: str
-    per_host: int
-    delay_ms: int
     seen_bits: int
     lease_ms: int
-    urls_per_lease: int
     layout: Layout
 
     def add(self, keys: Keys, now: str, requests: Sequence[Request]) -> Call:
@@ -43,7 +41,7 @@ class Calls:
         script_keys = [keys.counts, keys.ready, keys.leased, *(keys.seen(b) for b in buckets)]
         for host in hosts:
             script_keys += keys.host(host)[:3]
-        args: Args = [now, self.per_host, self.delay_ms, len(buckets), len(hosts), *hosts, *quads]
+        args: Args = [now, len(buckets), len(hosts), *hosts, *quads]
         return script_keys, args
 
     def settle(self, keys: Keys, request: Request, page: str, code: str) -> Call:
@@ -60,7 +58,7 @@ class Calls:
         """take.lua for (slot, token, kind) triples; each host's four keys are passed once."""
         script_keys = [keys.counts, keys.ready, keys.leased, keys.owner]
         hosts: dict[str, int] = {}
-        args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease, max(0, limit)]
+        args: Args = [now, max(0, limit)]
         for slot, token, kind in slots:
             host = slot_host(slot)
             if host not in hosts:
@@ -89,8 +87,7 @@ class Calls:
         pace.lua would)."""
         script_keys = [keys.counts, keys.ready, keys.leased, keys.owner, *keys.host(request.host)]
         script_keys += [keys.records(self.worker), keys.done_by, keys.paced]
-        args: Args = [now, self.lease_ms, self.per_host, self.delay_ms, self.urls_per_lease]
-        args += [request.host, str(request.fp), token, mode, payload, extra, self.worker]
+        args: Args = [now, request.host, str(request.fp), token, mode, payload, extra, self.worker]
         args += ["next" if next_url else "", after]
         if answer is not None:
             status = "" if answer.status is None else answer.status
@@ -114,7 +111,7 @@ class Calls:
         """reclaim.lua for (slot, token) pairs; each host's four keys are passed once."""
         script_keys = [keys.counts, keys.ready, keys.leased, keys.owner]
         hosts: dict[str, int] = {}
-        args: Args = [now, self.per_host, self.delay_ms, mode, self.worker]
+        args: Args = [now, mode, self.worker]
         for slot, token in slots:
             host = slot_host(slot)
             if host not in hosts:

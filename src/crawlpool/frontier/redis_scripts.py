@@ -1,8 +1,9 @@
 """The Redis frontier's Lua scripts: loaded from `lua/*.lua`, registered on a client, arity-checked.
 
 Each script is `lua/prelude.lua` (the shared helpers) followed by `lua/<name>.lua`, sent as one chunk,
-with the pacing rule's constants (`policy.pacing`) written into the prelude as a Lua table: decoding
-them from JSON on every call cost an ack about a seventh of its Redis CPU.
+with constants (`K.<name>`: the pacing rule's, and the crawl's politeness) written in as literals:
+decoding the rule from JSON on every call cost an ack about a seventh of its Redis CPU, and each
+argument with its tonumber about 1%.
 Every file opens with a `--[[ ... ]]` header naming each KEYS[i] and ARGV[i] and the return value:
 that header is the script's contract. The loader reads the header's KEYS lines too: a script whose
 KEYS are all numbered (`KEYS[5]`) takes exactly that many keys, one with a repeated group
@@ -16,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -44,7 +45,6 @@ NAMES = (
     "trim",
 )
 PRELUDE = "prelude"
-RULE_PLACE = "{--[[PACE_RULE]]}"  # in prelude.lua: where source() writes the pacing rule's table
 
 _HEADER = re.compile(r"\A--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 _NUMBERED_KEY = re.compile(r"^\s*KEYS\[(\d+)\]\s", re.MULTILINE)
@@ -57,25 +57,40 @@ def lua_file(name: str) -> str:
     return (files("crawlpool.frontier") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def source(name: str) -> str:
-    """What is sent to Redis for script `name`: the prelude with the pacing rule, then the script's file."""
-    prelude = lua_file(PRELUDE)
-    if RULE_PLACE not in prelude:
-        raise ValueError(f"lua/{PRELUDE}.lua has no {RULE_PLACE} for the pacing rule")
-    return prelude.replace(RULE_PLACE, lua_table(json.loads(PACE_RULE)), 1) + lua_file(name)
+def source(name: str, crawl: Mapping[str, int] | None = None) -> str:
+    """What is sent to Redis for script `name`: the prelude, then the script's file, with each constant
+    `K.<name>` written in as a literal: the pacing rule's (`policy.pacing.PACE_RULE`), and `crawl`'s
+    (the crawl's per_host and delay_ms, the worker's urls_per_lease) for scripts that use them."""
+    return with_constants(lua_file(PRELUDE) + lua_file(name), {**json.loads(PACE_RULE), **(crawl or {})})
 
 
-def lua_table(rule: dict[str, Any]) -> str:
-    """`rule` (numbers and lists of numbers) as a Lua table constructor."""
+_CONSTANT = re.compile(r"\bK\.([a-z_]+)(?:\((\w+)\))?")
 
-    def value(v: Any) -> str:
-        if isinstance(v, list):
-            return "{" + ", ".join(value(x) for x in v) + "}"
+
+def with_constants(text: str, values: Mapping[str, Any]) -> str:
+    """`text` with `K.<name>` written as the literal `values[name]`, and `K.<name>(x)` (a list) as
+    `(x == a or x == b ...)`: read by Lua as constants, they cost no argument, table or conversion
+    at run time (an argument and its tonumber cost about 3,000 instructions of a call)."""
+
+    def literal(v: Any) -> str:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ValueError(f"the pacing rule holds {v!r}: only finite numbers go into Lua")
-        return repr(v)
+            raise ValueError(f"constant {v!r}: only finite numbers go into Lua")
+        return repr(v) if v >= 0 else f"({v!r})"
 
-    return "{" + ", ".join(f"{key} = {value(v)}" for key, v in rule.items()) + "}"
+    def replace(found: re.Match[str]) -> str:
+        key, tested = found.group(1), found.group(2)
+        if key not in values:
+            raise ValueError(f"K.{key} is no constant of the pacing rule or the crawl")
+        value = values[key]
+        if tested is None:
+            if isinstance(value, list):
+                raise ValueError(f"K.{key} is a list: test a value with K.{key}(x)")
+            return literal(value)
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"K.{key}({tested}): K.{key} is not a list of numbers")
+        return "(" + " or ".join(f"{tested} == {literal(v)}" for v in value) + ")"
+
+    return _CONSTANT.sub(replace, text)
 
 
 def header(name: str) -> str:
@@ -113,11 +128,11 @@ class LuaScript:
     """One script: `await script(keys=[...], args=[...])`, after the KEYS count check, sent as EVALSHA
     through the client's `Pipeliner` (loaded by SCRIPT LOAD the first time a server does not know it)."""
 
-    def __init__(self, pipeliner: Pipeliner, name: str) -> None:
+    def __init__(self, pipeliner: Pipeliner, name: str, crawl: Mapping[str, int]) -> None:
         self.name = name
         self.arity = arity(name)
         self._pipeliner = pipeliner
-        self._source = source(name)
+        self._source = source(name, crawl)
         self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     def __call__(self, *, keys: list[str], args: list[str | int]) -> Awaitable[Any]:
@@ -126,20 +141,24 @@ class LuaScript:
 
 
 class Scripts:
-    """Every script, for one client; the calls made in one event-loop turn share one pipeline."""
+    """Every script, for one client and one worker of a crawl (its politeness and urls_per_lease are
+    written into the scripts); the calls made in one event-loop turn share one pipeline."""
 
-    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, *, per_host: int, delay_ms: int, urls_per_lease: int
+    ) -> None:
         self.pipeliner = pipeliner = Pipeliner(client)
-        self.init = LuaScript(pipeliner, "init")
-        self.add = LuaScript(pipeliner, "add")
-        self.settle = LuaScript(pipeliner, "settle")
-        self.lease_slots = LuaScript(pipeliner, "lease_slots")
-        self.take = LuaScript(pipeliner, "take")
-        self.end = LuaScript(pipeliner, "end")
-        self.extend = LuaScript(pipeliner, "extend")
-        self.expired = LuaScript(pipeliner, "expired")
-        self.reclaim = LuaScript(pipeliner, "reclaim")
-        self.pace = LuaScript(pipeliner, "pace")
-        self.is_done = LuaScript(pipeliner, "is_done")
-        self.beat = LuaScript(pipeliner, "beat")
-        self.trim = LuaScript(pipeliner, "trim")
+        crawl = {"per_host": per_host, "delay_ms": delay_ms, "urls_per_lease": urls_per_lease}
+        self.init = LuaScript(pipeliner, "init", crawl)
+        self.add = LuaScript(pipeliner, "add", crawl)
+        self.settle = LuaScript(pipeliner, "settle", crawl)
+        self.lease_slots = LuaScript(pipeliner, "lease_slots", crawl)
+        self.take = LuaScript(pipeliner, "take", crawl)
+        self.end = LuaScript(pipeliner, "end", crawl)
+        self.extend = LuaScript(pipeliner, "extend", crawl)
+        self.expired = LuaScript(pipeliner, "expired", crawl)
+        self.reclaim = LuaScript(pipeliner, "reclaim", crawl)
+        self.pace = LuaScript(pipeliner, "pace", crawl)
+        self.is_done = LuaScript(pipeliner, "is_done", crawl)
+        self.beat = LuaScript(pipeliner, "beat", crawl)
+        self.trim = LuaScript(pipeliner, "trim", crawl)

@@ -12,13 +12,12 @@
       KEYS[base + 2]         retry:<host>  ZSET
       KEYS[base + 3]         host:<host>   HASH
 
+      K.per_host, K.delay_ms (the crawl's default delay): constants the loader writes in
       ARGV[1]                now_ms     unused (add needs no time), kept as every script's clock
-      ARGV[2]                per_host
-      ARGV[3]                delay_ms   the crawl's default delay
-      ARGV[4]                nb         number of seen buckets in KEYS
-      ARGV[5]                nh         number of hosts in KEYS
-      ARGV[5 + h]            host name of host h, for h = 1 .. nh
-      then per request, from j = 6 + nh in steps of 4:
+      ARGV[2]                nb         number of seen buckets in KEYS
+      ARGV[3]                nh         number of hosts in KEYS
+      ARGV[3 + h]            host name of host h, for h = 1 .. nh
+      then per request, from j = 4 + nh in steps of 4:
       ARGV[j]                b          index of its seen bucket in KEYS (1-based)
       ARGV[j + 1]            h          index of its host (1-based)
       ARGV[j + 2]            fp         fingerprint as signed decimal int64
@@ -28,10 +27,10 @@
       the number of requests queued (0 when all were seen before: add is idempotent). meta's seen and
       queued grow by it, and a crawl in state 'done' is 'running' again.
 ]]
-local per_host, delay, nb, nh = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local per_host, delay, nb, nh = K.per_host, K.delay_ms, tonumber(ARGV[2]), tonumber(ARGV[3])
 local hosts0 = 3 + nb
 local added, order = 0, {}
-for j = 6 + nh, #ARGV, 4 do
+for j = 4 + nh, #ARGV, 4 do
   local h = tonumber(ARGV[j + 1])
   if redis.call('SADD', KEYS[3 + tonumber(ARGV[j])], ARGV[j + 2]) == 1 then
     -- A queue that was empty before this push: its host's free slots need scores. One that was not
@@ -42,7 +41,7 @@ for j = 6 + nh, #ARGV, 4 do
 end
 for _, h in ipairs(order) do
   local base = hosts0 + (h - 1) * 3
-  rescore(ARGV[5 + h], KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[2], KEYS[3], per_host, delay)
+  rescore(ARGV[3 + h], KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[2], KEYS[3], per_host, delay)
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[1], 'seen', added)

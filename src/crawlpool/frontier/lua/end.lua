@@ -15,30 +15,28 @@
       KEYS[10] done_by          HASH
       KEYS[11] h:paced          ZSET   (pace.lua's KEYS[6])
 
+      K.per_host, K.delay_ms (the crawl's default delay), K.urls_per_lease: constants the loader
+      writes in (redis_scripts.py)
       ARGV[1]  now_ms           or '' for Redis TIME
-      ARGV[2]  lease_ms         unused (the holder's heartbeat pushes deadlines), kept in its place
-      ARGV[3]  per_host
-      ARGV[4]  delay_ms         the crawl's default delay
-      ARGV[5]  urls_per_lease
-      ARGV[6]  host
-      ARGV[7]  fp               the URL's fingerprint (signed decimal)
-      ARGV[8]  token            the lease's fencing token
-      ARGV[9]  mode             'ack', 'retry' or 'release'
-      ARGV[10] payload          ack: the page record (JSON); retry: the URL record with attempts + 1;
+      ARGV[2]  host
+      ARGV[3]  fp               the URL's fingerprint (signed decimal)
+      ARGV[4]  token            the lease's fencing token
+      ARGV[5]  mode             'ack', 'retry' or 'release'
+      ARGV[6]  payload          ack: the page record (JSON); retry: the URL record with attempts + 1;
                                 release: ''
-      ARGV[11] extra            ack: error code or 'ok'; retry: delay ms; release: ''
-      ARGV[12] worker           worker id
-      ARGV[13] next             'next': an ack that keeps the slot of a host without delay hands out
+      ARGV[7]  extra            ack: error code or 'ok'; retry: delay ms; release: ''
+      ARGV[8]  worker           worker id
+      ARGV[9]  next             'next': an ack that keeps the slot of a host without delay hands out
                                 the host's next URL through it; '': never
-      ARGV[14] after            the last id of records:<w> the worker had seen when it first sent
+      ARGV[10] after            the last id of records:<w> the worker had seen when it first sent
                                 this ack ('0-0': none): had it committed, its record is above it
-      ARGV[15] answer           'answer': apply the host's answer to its pacing first, as pace.lua
-                                does, in this same step (ARGV[16..18] are pace.lua's ARGV[6..8]);
+      ARGV[11] answer           'answer': apply the host's answer to its pacing first, as pace.lua
+                                does, in this same step (ARGV[12..14] are pace.lua's ARGV[4..6]);
                                 '': no answer. Only a URL that ends here counts it (not STALE or
                                 ALREADY: a resent call must not count one answer twice)
-      ARGV[16] status           or ''
-      ARGV[17] elapsed_ms
-      ARGV[18] error code       or ''
+      ARGV[12] status           or ''
+      ARGV[13] elapsed_ms
+      ARGV[14] error code       or ''
 
     Output:
       {'KEPT', slot} or {'FREED', slot} when the URL ended; {'NEXT', slot, record} when it ended and
@@ -49,21 +47,20 @@
       call is open, redis_trim.py). An ack's reply ends with its record's stream id.
 ]]
 local now = now_ms()
-local per_host = tonumber(ARGV[3])
-local delay, k_max = tonumber(ARGV[4]), tonumber(ARGV[5])
-local host, fp, token, mode = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local per_host, delay, k_max = K.per_host, K.delay_ms, K.urls_per_lease
+local host, fp, token, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local q, d, cfg, inflight = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local v = redis.call('HGET', inflight, fp)
 if not v then
   -- Rare (a resent ack, a paused worker's): look for the URL's record among this worker's records
   -- since `after`, a page of entries at a time.
   if mode == 'ack' then
-    local from = '(' .. ARGV[14]
+    local from = '(' .. ARGV[10]
     repeat
       local entries = redis.call('XRANGE', KEYS[9], from, '+', 'COUNT', 256)
       for _, entry in ipairs(entries) do
         -- fields: 'fp', fp, 't', token, ...: this very lease's record, not one of a later lease
-        if entry[2][2] == fp and entry[2][4] == ARGV[8] then return {'ALREADY'} end
+        if entry[2][2] == fp and entry[2][4] == ARGV[4] then return {'ALREADY'} end
       end
       if #entries > 0 then from = '(' .. entries[#entries][1] end
     until #entries < 256
@@ -78,24 +75,24 @@ redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
 local times = false  -- the host's last_start_ms, delay_ms, blocked_until_ms and retries
 local host_fields = false  -- what to write to the host's hash, in one HSET at the end
-if ARGV[15] == 'answer' then
+if ARGV[11] == 'answer' then
   -- One read of the host for its pace and its times (an answer starts no block; it may write 0 for
   -- one that is over, which schedules nothing, so the times read here stay right).
   local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms', 'retries')
   local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[11], delay, 'answer',
-    ARGV[16], ARGV[17], ARGV[18], h)
+    ARGV[12], ARGV[13], ARGV[14], h)
   paced_moved, host_fields = moved, fields
   times = {last_start, delay_ms, h[2], h[5]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
 if mode == 'ack' then
-  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 't', ARGV[8], 'worker', ARGV[12], 'page', ARGV[10])
+  record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 't', ARGV[4], 'worker', ARGV[8], 'page', ARGV[6])
   redis.call('HINCRBY', KEYS[1], 'done', '1')
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
-  if ARGV[11] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[11], '1') end
+  if ARGV[7] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[7], '1') end
 elseif mode == 'retry' then
-  redis.call('ZADD', d, now + tonumber(ARGV[11]), ARGV[10])
+  redis.call('ZADD', d, now + tonumber(ARGV[7]), ARGV[6])
   redis.call('HINCRBY', cfg, 'retries', '1')
   queued_by = 1
 else
@@ -111,7 +108,7 @@ local queued_before = 0
 if o.n < k_max and due <= now then queued_before = redis.call('LLEN', q) end
 if queued_before > 0 then
   local next_rec = false
-  if ARGV[13] == 'next' and mode == 'ack' and gap == 0 then
+  if ARGV[9] == 'next' and mode == 'ack' and gap == 0 then
     -- The host has no delay: hand its next URL out at once through this slot (what take would do),
     -- saving the worker a call. Due retries go first, as in take; the host's count of retries
     -- waiting spares the look when there are none (take looks always, so a wrong count only delays).
@@ -130,7 +127,7 @@ if queued_before > 0 then
   end
   if next_rec then
     local next_fp = string.match(next_rec, '"fp":"(-?%d+)"')
-    redis.call('HSET', inflight, next_fp, idx .. '|' .. ARGV[8] .. '|' .. next_rec)
+    redis.call('HSET', inflight, next_fp, idx .. '|' .. ARGV[4] .. '|' .. next_rec)
     o.fp = next_fp
     o.n = o.n + 1
     -- The slot's deadline stays: the holder's heartbeat pushes it, as for a slot kept idle.

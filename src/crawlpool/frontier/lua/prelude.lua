@@ -107,27 +107,22 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   elseif event == 'floor' then
     floor = math.max(floor, tonumber(a6))
   else
-    -- The rule's constants (`policy.pacing.PACE_RULE`), written in by the loader; built here, only
-    -- for an answer: a table made at the top would cost every call of every script.
-    local c = {--[[PACE_RULE]]}
+    -- K.<name>: the rule's constants (`policy.pacing.PACE_RULE`), written in as literals by the loader.
     local status = tonumber(a6)
     local elapsed = tonumber(a7)
-    local overloaded = a8 == 'timeout'
-      or (answers >= c.warmup and elapsed >= c.slow_min_ms and elapsed >= c.slow_factor * baseline)
-    for _, s in ipairs(c.overload) do
-      if status == s then overloaded = true end
-    end
+    local overloaded = a8 == 'timeout' or K.overload(status)
+      or (answers >= K.warmup and elapsed >= K.slow_min_ms and elapsed >= K.slow_factor * baseline)
     if overloaded then
-      extra = math.min(c.max_extra_s, math.max(c.step_s, extra * 2))
+      extra = math.min(K.max_extra_s, math.max(K.step_s, extra * 2))
     elseif status and status < 500 then
-      extra = math.max(0, extra - math.max(c.step_s, extra * c.recovery))
+      extra = math.max(0, extra - math.max(K.step_s, extra * K.recovery))
     end
     if status then
       if answers == 0 then
         baseline = elapsed
       else
-        local weight = c.up_weight
-        if elapsed < baseline then weight = c.down_weight end
+        local weight = K.up_weight
+        if elapsed < baseline then weight = K.down_weight end
         baseline = baseline + weight * (elapsed - baseline)
       end
       answers = answers + 1

@@ -13,15 +13,14 @@
       KEYS[base + 3]         host:<host>     HASH
       KEYS[base + 4]         inflight:<host> HASH
 
+      K.per_host, K.delay_ms (the crawl's default delay): constants the loader writes in
       ARGV[1]                now_ms          or '' for Redis TIME
-      ARGV[2]                per_host
-      ARGV[3]                delay_ms        the crawl's default delay
-      ARGV[4]                mode            'expired' (the reaper: the deadline is re-checked here,
+      ARGV[2]                mode            'expired' (the reaper: the deadline is re-checked here,
                                              so of two racing reapers only one requeues; attempts + 1),
                                              'release' (aclose: token checked; no attempt charged),
                                              'mine' (start-up: owned by this worker id; attempts + 1)
-      ARGV[5]                worker          worker id (mode 'mine')
-      then per slot, from j = 6 in steps of 3:
+      ARGV[3]                worker          worker id (mode 'mine')
+      then per slot, from j = 4 in steps of 3:
       ARGV[j]                slot
       ARGV[j + 1]            token           checked in mode 'release' only
       ARGV[j + 2]            h               index of the slot's host in KEYS (1-based)
@@ -30,9 +29,9 @@
       the number of URLs requeued.
 ]]
 local now = now_ms()
-local per_host, delay, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local per_host, delay, mode = K.per_host, K.delay_ms, ARGV[2]
 local moved = 0
-for j = 6, #ARGV, 3 do
+for j = 4, #ARGV, 3 do
   local slot = ARGV[j]
   local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
   local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
@@ -45,7 +44,7 @@ for j = 6, #ARGV, 3 do
   elseif mode == 'release' then
     ok = o and o.t == tonumber(ARGV[j + 1])
   else
-    ok = o and o.w == ARGV[5]
+    ok = o and o.w == ARGV[3]
   end
   if ok then
     if o and o.fp then

@@ -14,14 +14,11 @@
       KEYS[base + 3]         host:<host>    HASH
       KEYS[base + 4]         inflight:<host> HASH
 
+      K.per_host, K.delay_ms (the crawl's default delay), K.urls_per_lease (most URLs taken under
+      one lease): constants the loader writes in (redis_scripts.py)
       ARGV[1]                now_ms         or '' for Redis TIME
-      ARGV[2]                lease_ms       unused (a slot's deadline is its lease's and the
-                                            holder's heartbeat's to push), kept in its place
-      ARGV[3]                per_host
-      ARGV[4]                delay_ms       the crawl's default delay
-      ARGV[5]                urls_per_lease most URLs taken under one lease
-      ARGV[6]                limit          most URLs handed out by this call
-      then per slot, from j = 7 in steps of 4:
+      ARGV[2]                limit          most URLs handed out by this call
+      then per slot, from j = 3 in steps of 4:
       ARGV[j]                slot           `<host>#<i>`
       ARGV[j + 1]            token          the slot's fencing token
       ARGV[j + 2]            h              index of the slot's host in KEYS (1-based)
@@ -34,10 +31,10 @@
       'FREED'; wait_ms and leased_slots as in lease_slots.lua.
 ]]
 local now = now_ms()
-local per_host, delay = tonumber(ARGV[3]), tonumber(ARGV[4])
-local k_max, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+local per_host, delay, k_max = K.per_host, K.delay_ms, K.urls_per_lease
+local limit = tonumber(ARGV[2])
 local given, out = 0, {}
-for j = 7, #ARGV, 4 do
+for j = 3, #ARGV, 4 do
   local slot, token, kind = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 3]
   local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
   local q, d, cfg, inflight = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
