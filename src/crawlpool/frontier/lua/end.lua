@@ -67,10 +67,10 @@ if not v then
   end
   return {'STALE'}
 end
-local idx, t, rec = string.match(v, '^(%d+)|(%d+)|(.*)$')
+local idx, t = string.match(v, '^(%d+)|(%d+)|')
 local slot = host .. '#' .. idx
 local o = owner_of(KEYS[4], slot)
-if tonumber(t) ~= token or not o or o.t ~= token then return {'STALE'} end
+if t ~= ARGV[4] or not o or o.t ~= token then return {'STALE'} end
 redis.call('HDEL', inflight, fp)
 local paced_moved = false  -- the answer moved the host's next start: its free slots need a rescore
 local times = false  -- the host's last_start_ms, delay_ms, blocked_until_ms and retries
@@ -96,7 +96,7 @@ elseif mode == 'retry' then
   redis.call('HINCRBY', cfg, 'retries', '1')
   queued_by = 1
 else
-  redis.call('LPUSH', q, rec)
+  redis.call('LPUSH', q, string.sub(v, #idx + #t + 3))  -- the URL record after 'idx|token|'
   queued_by = 1
 end
 o.fp = nil

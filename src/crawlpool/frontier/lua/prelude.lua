@@ -130,7 +130,9 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
   end
   local after = cjson.encode({floor, extra, baseline, answers})
   local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
-  local fields = {'pace', after, 'delay_ms', int(delay_ms)}
+  local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
+  local fields = {'pace', after}
+  if moved then fields[3] = 'delay_ms'; fields[4] = int(delay_ms) end  -- most answers keep the delay
   local blocked_until = tonumber(old_blocked or '0')
   if event == 'block' then blocked_until = math.max(blocked_until, now + tonumber(a6)) end
   if extra > 0 or blocked_until > now then
@@ -140,7 +142,6 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
     -- A block that is over schedules nothing: 0 says so, and no later answer removes it again.
     if blocked_until > 0 then fields[#fields + 1] = 'blocked_until_ms'; fields[#fields + 1] = '0' end
   end
-  local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
   local started = event == 'answer' and delay_ms > 0 and (a6 ~= '' or tonumber(a7) > 0)
     and now - tonumber(a7)
   if started and (not last_start or started > tonumber(last_start)) then
