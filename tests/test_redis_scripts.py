@@ -160,7 +160,8 @@ async def test_init_writes_the_config_once_and_returns_the_stored_one(env: Env) 
     ]
     meta = await env.client.hgetall(k.meta)
     assert meta["created_ms"] == str(NOW) and meta["state"] == "running"
-    assert [meta[c] for c in ("seen", "queued", "leased", "done")] == ["0", "0", "0", "0"]
+    assert [meta[c] for c in ("seen", "queued", "leased")] == ["0", "0", "0"]
+    assert "done" not in meta, "done is seen - queued - leased"
 
 
 async def test_add_queues_new_fingerprints_per_host_and_scores_their_free_slots(env: Env) -> None:
@@ -210,7 +211,7 @@ async def test_settle_records_an_unseen_url_once(env: Env) -> None:
     assert record_id == stream_id, "settle answers its record's id"
     assert entry == {"fp": "-42", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {"robots": "1"}
-    assert await env.meta("seen", "done") == [1, 1]
+    assert await env.meta("seen", "queued", "leased") == [1, 0, 0], "seen and so done (seen - queued - leased)"
 
 
 # -- lease_slots, take ---------------------------------------------------------------------------
@@ -308,7 +309,7 @@ async def in_flight(env: Env, token: int, *recs: str) -> str:
     The host's last start is cleared first, so that take may start it now."""
     await env.client.hdel(env.host("a.test")[2], "last_start_ms")
     await env.client.rpush(env.host("a.test")[0], *recs)
-    await env.client.hset(env.keys.meta, mapping={"queued": len(recs), "leased": 0, "done": 0})
+    await env.client.hset(env.keys.meta, mapping={"seen": len(recs), "queued": len(recs), "leased": 0})
     await lease_slot(env, "a.test#0", token)
     return await take_one(env, "a.test#0", token)
 
@@ -321,7 +322,8 @@ async def test_end_ack_commits_once_then_answers_already(env: Env) -> None:
     assert reply == ["FREED", "a.test#0", stream_id], "an ack answers its record's id last"
     assert entry == {"fp": json.loads(rec)["fp"], "t": "7", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {}  # failures by code only: an ok costs no command
-    assert await env.meta("queued", "leased", "done") == [0, 0, 1]
+    seen, queued, leased = await env.meta("seen", "queued", "leased")
+    assert (queued, leased, seen - queued - leased) == (0, 0, 1), "done is seen - queued - leased"
     assert await env.owner("a.test#0") is None  # nothing queued: the slot was freed, and not re-scored
     assert await env.client.zscore(k.ready, "a.test#0") is None
     # The same ack again (a lost reply, retried): ALREADY, nothing changes.

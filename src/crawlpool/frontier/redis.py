@@ -105,7 +105,14 @@ from crawlpool.frontier.base import (
     Request,
     RobotsState,
 )
-from crawlpool.frontier.redis_buckets import BucketViews, merged_meta, stream_ms, summed, summed_hashes
+from crawlpool.frontier.redis_buckets import (
+    COUNTERS,
+    BucketViews,
+    merged_meta,
+    stream_ms,
+    summed,
+    summed_hashes,
+)
 from crawlpool.frontier.redis_calls import Calls
 from crawlpool.frontier.redis_connection import (
     REDIS_ERRORS,
@@ -785,7 +792,7 @@ class RedisFrontier:
         """`read(keys)` of every bucket, sent together (one pipeline per node)."""
         return list(await asyncio.gather(*(self._call(read(keys)) for keys in self._layout.buckets)))
 
-    async def _bucket_counts(self, fields: Sequence[str] = ("seen", "queued", "leased", "done")) -> list[Any]:
+    async def _bucket_counts(self, fields: Sequence[str] = COUNTERS) -> list[Any]:
         """Each bucket's counters (strings or None), one atomic HMGET per bucket."""
         return await self._each(lambda keys: self._client.hmget(keys.counts, list(fields)))
 

@@ -15,7 +15,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-COUNTERS = ("seen", "queued", "leased", "done")
+# What each bucket counts; `done` is not counted but follows from them: every URL seen is queued,
+# leased or done, and no script breaks that, so an ack spares a command (about 1.5% of a page).
+COUNTERS = ("seen", "queued", "leased")
 
 
 class BucketViews:
@@ -87,8 +89,10 @@ def now() -> float:
 
 
 def summed(counts: Sequence[Sequence[str | None]]) -> dict[str, int]:
-    """The crawl's counters from each bucket's (seen, queued, leased, done)."""
-    return {name: sum(int(row[i] or 0) for row in counts) for i, name in enumerate(COUNTERS)}
+    """The crawl's counters seen, queued, leased and done from each bucket's (seen, queued, leased)."""
+    total = {name: sum(int(row[i] or 0) for row in counts) for i, name in enumerate(COUNTERS)}
+    total["done"] = total["seen"] - total["queued"] - total["leased"]
+    return total
 
 
 def merged_meta(meta: Mapping[str, str], counts: Mapping[str, int]) -> dict[str, str]:

@@ -7,7 +7,8 @@ the keys of one tag, so one Cluster slot; per-host key names are built in Python
 | key               | type   | contents                                                                     |
 |-------------------|--------|------------------------------------------------------------------------------|
 | `meta`            | HASH   | schema, per_host, delay_ms, seen_bits, created_ms, state (running/done),     |
-|                   |        | counters seen, queued (incl. waiting retries), leased (URLs in flight), done |
+|                   |        | counters seen, queued (incl. waiting retries), leased (URLs in flight); done |
+|                   |        | is seen - queued - leased (a crawl from before kept a `done` field: unused)  |
 |                   |        | and `m:<key>` for `set_meta(key)` (m:crawl: seeds, scope and filters, JSON)  |
 | `tok`             | STRING | fencing-token counter, INCR only                                             |
 | `seen:<b>`        | SET    | seen fingerprints as signed decimal int64 (so the set is an intset);         |
@@ -55,7 +56,7 @@ its crawl-wide keys (`meta` without counters, `workers`, `leases`) under `crawlp
 other key above under one of B prefixes `crawlpool:b:{C:<b>}:`, b = crc32(host) % B for the host's
 keys: a host, its slots, queue, pacing and robots, and the seen bucket, records and counters of the
 URLs it serves all live in one Cluster slot, so every script touches one slot. The counters seen,
-queued, leased and done move to each bucket's `counts` HASH (summed for the crawl), and tokens stay
+queued and leased move to each bucket's `counts` HASH (summed for the crawl), and tokens stay
 unique across buckets: a bucket's INCR value n gives token n * B + b. A worker's records go to the
 stream `records:<w>` of the bucket that served the URL, so a worker has one stream per bucket, each
 with its own ids (its node's clock) and its own claim in that bucket's `claims`. With B = 1 (the
@@ -83,7 +84,7 @@ def crawl_id_of(meta_key: str) -> str | None:
 class Keys:
     """Key names of one crawl, or of one bucket of it (see Buckets in the module docstring): all share
     one hash tag, `{crawl_id}` or, for bucket b of a crawl of several, `{crawl_id:b}`. `counts` is the
-    HASH of the counters seen, queued, leased and done: `meta` itself when the crawl has one bucket."""
+    HASH of the counters seen, queued and leased: `meta` itself when the crawl has one bucket."""
 
     def __init__(self, crawl_id: str, bucket: int | None = None) -> None:
         if bucket is None:

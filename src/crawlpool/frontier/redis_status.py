@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from crawlpool.frontier.base import CrawlState, FrontierStatus, Politeness, WorkerStatus, backoff_rows
+from crawlpool.frontier.redis_buckets import COUNTERS
 from crawlpool.frontier.redis_keys import META
 from crawlpool.policy.pacing import HostPace
 
@@ -60,7 +61,8 @@ def build_status(
         )
         for worker in sorted(set(slots) | alive)
     )
-    counts = {name: int(meta.get(name, 0)) for name in ("seen", "queued", "leased", "done")}
+    counts = {name: int(meta.get(name, 0)) for name in COUNTERS}
+    counts["done"] = counts["seen"] - counts["queued"] - counts["leased"]  # see COUNTERS
     state: CrawlState = "running" if alive else "stopped"
     if meta.get("state") == "done" or (counts["queued"] == 0 and counts["leased"] == 0):
         state = "finished"

@@ -88,7 +88,6 @@ local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id
 if mode == 'ack' then
   record_id = redis.call('XADD', KEYS[9], '*', 'fp', fp, 't', ARGV[4], 'worker', ARGV[8], 'page', ARGV[6])
-  redis.call('HINCRBY', KEYS[1], 'done', '1')
   -- Failures by code; successes are done minus the failures, so 'ok' costs no command.
   if ARGV[7] ~= 'ok' then redis.call('HINCRBY', KEYS[10], ARGV[7], '1') end
 elseif mode == 'retry' then

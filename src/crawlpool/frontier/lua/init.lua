@@ -14,8 +14,8 @@
 
     Output:
       {schema, per_host, delay_ms, seen_bits, buckets} as stored (strings; buckets nil for an old
-      crawl). Counters seen, queued, leased and
-      done are created at 0 and state at 'running' when absent.
+      crawl). Counters seen, queued and leased
+      are created at 0 and state at 'running' when absent (done is seen - queued - leased).
 ]]
 local now = now_ms()
 if redis.call('HSETNX', KEYS[1], 'schema', ARGV[2]) == 1 then
@@ -26,7 +26,7 @@ redis.call('HSETNX', KEYS[1], 'delay_ms', ARGV[4])
 redis.call('HSETNX', KEYS[1], 'seen_bits', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'created_ms', now)
 redis.call('HSETNX', KEYS[1], 'state', 'running')
-for _, counter in ipairs({'seen', 'queued', 'leased', 'done'}) do
+for _, counter in ipairs({'seen', 'queued', 'leased'}) do
   redis.call('HSETNX', KEYS[1], counter, 0)
 end
 return redis.call('HMGET', KEYS[1], 'schema', 'per_host', 'delay_ms', 'seen_bits', 'buckets')

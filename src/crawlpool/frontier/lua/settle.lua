@@ -13,12 +13,11 @@
       ARGV[4] worker     worker id
 
     Output:
-      the record's stream id when recorded (seen and done +1, one stream entry, done_by[code] +1);
+      the record's stream id when recorded (seen +1, so done +1 too, one stream entry, done_by[code] +1);
       0 when the fingerprint was already seen, and nothing changed.
 ]]
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 local id = redis.call('XADD', KEYS[3], '*', 'fp', ARGV[1], 'worker', ARGV[4], 'page', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'seen', 1)
-redis.call('HINCRBY', KEYS[1], 'done', 1)
 redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
 return id
