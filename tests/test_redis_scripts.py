@@ -211,7 +211,7 @@ async def test_settle_records_an_unseen_url_once(env: Env) -> None:
     assert record_id == stream_id, "settle answers its record's id"
     assert entry == {"fp": "-42", "worker": "w1", "page": '{"page":1}'}
     assert await env.client.hgetall(k.done_by) == {"robots": "1"}
-    assert await env.meta("seen", "queued", "leased") == [1, 0, 0], "seen and so done (seen - queued - leased)"
+    assert await env.meta("seen", "queued", "leased") == [1, 0, 0], "seen, so done (seen - queued - leased)"
 
 
 # -- lease_slots, take ---------------------------------------------------------------------------
