@@ -415,10 +415,7 @@ async def measure(
         node_calls["usec_sys_total"] -= node_calls0["usec_sys_total"]
         for name, n in node_calls.items():
             calls[name] = calls.get(name, 0) + n
-    if cluster:
-        done = await cluster_done(url, crawl_id)
-    else:
-        done = int(await clients[0].hget(f"crawlpool:{{{crawl_id}}}:meta", "done") or 0)
+    done = await crawl_done(url, crawl_id)
     left, held = 0, 0
     for node in clients:  # every records stream: per worker and bucket (an older tree: one per bucket)
         async for key in node.scan_iter(match=f"crawlpool:*{crawl_id}*:records*", count=1000):
@@ -456,7 +453,8 @@ async def measure(
     }
 
 
-async def cluster_done(url: str, crawl_id: str) -> int:
+async def crawl_done(url: str, crawl_id: str) -> int:
+    """The crawl's done count, as this checkout reads it (seen - queued - leased, on any tree's crawl)."""
     from crawlpool.frontier.base import Politeness
     from crawlpool.frontier.redis import RedisFrontier
 

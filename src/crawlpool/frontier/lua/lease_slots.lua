@@ -28,13 +28,18 @@ if n > 0 then
   if #slots > 0 then
     -- One command per key for the whole batch: tokens last - #slots + 1 .. last, one per slot.
     local last = redis.call('INCRBY', KEYS[4], #slots)
+    local stride, offset = tonumber(ARGV[5]), tonumber(ARGV[6])
+    -- Each number given to a command or to JSON is formatted: the deadline once, each owner record
+    -- by one format (the JSON cjson would write, at half its cost).
+    local deadline = int(now + tonumber(ARGV[2]))
+    local worker = cjson.encode(ARGV[3])
     local deadlines, owners = {}, {}
     for i, slot in ipairs(slots) do
-      local token = (last - #slots + i) * tonumber(ARGV[5]) + tonumber(ARGV[6])
-      deadlines[#deadlines + 1] = now + tonumber(ARGV[2])
+      local token = (last - #slots + i) * stride + offset
+      deadlines[#deadlines + 1] = deadline
       deadlines[#deadlines + 1] = slot
       owners[#owners + 1] = slot
-      owners[#owners + 1] = cjson.encode({w = ARGV[3], t = token, n = 0})
+      owners[#owners + 1] = string.format('{"w":%s,"t":%d,"n":0}', worker, token)
       out[#out + 1] = slot
       out[#out + 1] = token
     end

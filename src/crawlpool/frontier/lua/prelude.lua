@@ -19,6 +19,7 @@
 -- An integer as a command argument: Redis formats a Lua number with %.17g, a floating-point
 -- conversion that cost an ack more instructions than most of its commands (measured with callgrind).
 local function int(n)
+  if n == 1 then return '1' elseif n == -1 then return '-1' end  -- a counter's usual step, unformatted
   return string.format('%d', n)
 end
 

@@ -34,6 +34,7 @@ local now = now_ms()
 local per_host, delay, k_max = K.per_host, K.delay_ms, K.urls_per_lease
 local limit = tonumber(ARGV[2])
 local given, out = 0, {}
+local now_text = false  -- now as a command argument, formatted once
 for j = 3, #ARGV, 4 do
   local slot, token, kind = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 3]
   local base = 4 + (tonumber(ARGV[j + 2]) - 1) * 4
@@ -67,7 +68,8 @@ for j = 3, #ARGV, 4 do
       o.fp = fp
       o.n = o.n + 1
       redis.call('HSET', KEYS[4], slot, cjson.encode(o))
-      redis.call('HSET', cfg, 'last_start_ms', int(now))
+      now_text = now_text or int(now)
+      redis.call('HSET', cfg, 'last_start_ms', now_text)
       -- This start moves the host's next one: re-score its other free slots (none with one slot).
       -- Without a delay the host stays due now, so only a queue this emptied changes their scores.
       if per_host > 1 and (gap > 0 or redis.call('LLEN', q) == 0) then
