@@ -307,6 +307,24 @@ async def test_links_another_worker_queued_are_not_sent_to_add_lua(
     assert (await w1.counts()).queued == 5
 
 
+async def test_a_worker_told_that_others_hold_every_slot_asks_again_only_after_a_while(
+    open_worker: OpenWorker, clock: FakeClock
+) -> None:
+    w1, w2 = await open_worker(ONE_PER_HOST, urls_per_lease=1), await open_worker(ONE_PER_HOST)
+    await w1.add([req(u) for u in urls("a.test", 2)])
+    (lease,) = (await w1.lease(1)).leases
+    batches = w2._scripts.pipeliner.batches
+    told = await w2.lease(1)
+    assert (told.leases, told.wait_s) == ([], 1.0), "w1 holds the slot: ask again within POLL_S"
+    assert w2._scripts.pipeliner.batches == batches + 1
+    assert await w1.ack(lease, page(lease))  # the slot is free now, but w2 was told otherwise just now
+    assert (await w2.lease(1)).leases == []
+    assert w2._scripts.pipeliner.batches == batches + 1, "asked Redis again at once"
+    clock.now += 0.06
+    (got,) = (await w2.lease(1)).leases
+    assert got.request.url == "http://a.test/1"
+
+
 async def test_per_host_holds_across_workers_for_a_whole_crawl(open_worker: OpenWorker, raw: Any) -> None:
     workers = [await open_worker(Politeness(per_host=2), urls_per_lease=3) for _ in range(3)]
     everything = [u for h in ("a.test", "b.test", "c.test") for u in urls(h, 8)]
@@ -392,7 +410,9 @@ async def test_aclose_gives_the_slots_back_uncharged(open_worker: OpenWorker) ->
     assert again.request == out.request
 
 
-async def test_urls_per_lease_bounds_how_long_a_worker_keeps_a_host(open_worker: OpenWorker) -> None:
+async def test_urls_per_lease_bounds_how_long_a_worker_keeps_a_host(
+    open_worker: OpenWorker, clock: FakeClock
+) -> None:
     w1 = await open_worker(urls_per_lease=2)
     w2 = await open_worker(urls_per_lease=2)
     await w1.add([req(u) for u in urls("a.test", 3)])
@@ -400,6 +420,7 @@ async def test_urls_per_lease_bounds_how_long_a_worker_keeps_a_host(open_worker:
         (lease,) = (await w1.lease(1)).leases
         assert (await w2.lease(1)).leases == []
         assert await w1.ack(lease, page(lease))
+    clock.now += 0.06  # past the time w2 trusts its answer that w1 holds the only slot
     (third,) = (await w2.lease(1)).leases  # w1 gave the slot up after its 2nd URL
     assert third.request.url == "http://a.test/2"
 

@@ -149,6 +149,10 @@ _REAP_BATCH = 100
 _LEASE_ROUNDS = 4  # lease() retries while due slots remain and fewer than `limit` URLs came out
 WAITING_SCAN = 10_000  # free slots hosts_waiting looks at
 _POLL_S = 1.0  # wait_s when other workers hold slots: their lease endings are not seen here
+# How long one bucket's answer that no slot is due while others hold slots is trusted: lease() comes
+# with each page a worker ends, and at 4 workers four calls in five asked Redis in vain (a tenth of
+# its work). A slot another worker frees waits at most this long; one this worker frees, not at all.
+_TRUST_ONE_S = 0.05
 CLUSTER_BUCKETS = 16  # key buckets of a crawl created on a Redis Cluster: a few per node
 
 # The scripts are lua/*.lua (see redis_scripts.py); open() registers init before a frontier exists.
@@ -799,7 +803,7 @@ class RedisFrontier:
     async def _lease_slots(self, n: int) -> list[tuple[str, int]]:
         """Lease up to n due slots from the buckets that may have some: n split among the first n
         of them, then the next ones while slots are missing (one bucket: all n from it, once)."""
-        left = self._views.candidates(self._view_clock())
+        left = self._views.candidates(self._view_clock(), len(self._slots.tokens), _TRUST_ONE_S)
         slots: list[tuple[str, int]] = []
         while left and len(slots) < n:
             want = n - len(slots)

@@ -33,7 +33,11 @@ class BucketViews:
         self._cursor = random.randrange(n)  # workers start on different buckets
 
     def seen(self, bucket: int, wait_ms: int, leased: int, at: float) -> None:
-        """Bucket `bucket` answered at monotonic time `at`: `wait_ms` (-1: no free slot) and `leased`."""
+        """Bucket `bucket` answered a call sent at monotonic time `at`: `wait_ms` (-1: no free slot) and
+        `leased`. An answer to a call sent before this worker's latest news of the bucket (`added`)
+        is older than what it knows, and left out: replies of concurrent calls come in any order."""
+        if at < self.asked[bucket]:
+            return
         self.due[bucket] = None if wait_ms < 0 else at + wait_ms / 1000
         self.leased[bucket] = leased
         self.asked[bucket] = at
@@ -43,12 +47,15 @@ class BucketViews:
         self.due[bucket] = 0.0
         self.asked[bucket] = max(self.asked[bucket], at)
 
-    def candidates(self, now: float) -> list[int]:
+    def candidates(self, now: float, held: int = 0, trust_one_s: float = 0.0) -> list[int]:
         """The buckets that may have a slot due now: those known to, then those not asked lately, each
-        from a cursor that moves on each call so that workers and calls spread over the buckets; the
-        one bucket of a crawl of one always."""
+        from a cursor that moves on each call so that workers and calls spread over the buckets. The
+        one bucket of a crawl of one always, unless it answered less than `trust_one_s` ago that no
+        slot is due while other workers hold some (`held`: this worker's): their ends are not seen
+        here, and asking again at once would most likely hear the same."""
         if self.n == 1:
-            return [0]
+            told_none = not self._due_by(0, now) and self.leased[0] > held
+            return [] if told_none and now - self.asked[0] < trust_one_s else [0]
         start = self._cursor
         self._cursor = (self._cursor + 1) % self.n
         order = [(start + i) % self.n for i in range(self.n)]
