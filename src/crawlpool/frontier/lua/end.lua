@@ -78,11 +78,11 @@ local host_fields = false  -- what to write to the host's hash, in one HSET at t
 if ARGV[11] == 'answer' then
   -- One read of the host for its pace and its times (an answer starts no block; it may write 0 for
   -- one that is over, which schedules nothing, so the times read here stay right).
-  local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms', 'retries')
+  local h = redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'last_start_ms', 'retries')
   local _, moved, delay_ms, last_start, fields = apply_pace(now, host, cfg, KEYS[11], delay, 'answer',
     ARGV[12], ARGV[13], ARGV[14], h)
   paced_moved, host_fields = moved, fields
-  times = {last_start, delay_ms, h[2], h[5]}
+  times = {last_start, delay_ms, h[2], h[4]}
 end
 local leased_by, queued_by = -1, 0  -- meta's counters move once, at the end
 local record_id

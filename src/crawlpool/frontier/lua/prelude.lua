@@ -89,17 +89,18 @@ end
 -- code or ''), 'floor' (a6 the new floor in s) or 'block' (a6 for how many ms). Writes a new block and
 -- the host's place in `paced`; works out its pace, delay_ms, a block that is over (0) and, for an
 -- answer, its last start: a worker may send a while after its lease began (schedule.request_start),
--- so with a delay the next start waits from now - elapsed when that is later. Returns the pace as JSON, whether the host's next start moved (a
--- new delay, a new block or a later last start: its free slots need a rescore), its new delay_ms,
--- its last_start_ms (or false) and the host fields to write: `HSET cfg unpack(fields)`, which the
--- caller does, once with any fields of its own. `held`: the host's pace, blocked_until_ms, delay_ms
--- and last_start_ms when the caller read them already (nil: read).
+-- so with a delay the next start waits from now - elapsed when that is later. Returns the pace as
+-- JSON, whether the host's next start moved (a new delay, a new block or a later last start: its free
+-- slots need a rescore), its new delay_ms, its last_start_ms (or false) and the host fields to write:
+-- `HSET cfg unpack(fields)`, which the caller does, once with any fields of its own. `held`: the
+-- host's pace, blocked_until_ms and last_start_ms when the caller read them already (nil: read).
 local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a8, held)
-  held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'delay_ms', 'last_start_ms')
-  local raw, old_blocked, old_delay, last_start = held[1], held[2], held[3], held[4]
+  held = held or redis.call('HMGET', cfg, 'pace', 'blocked_until_ms', 'last_start_ms')
+  local raw, old_blocked, last_start = held[1], held[2], held[3]
   local pace
   if raw then pace = cjson.decode(raw) else pace = {default_delay / 1000, 0, 0, 0} end
   local floor, extra, baseline, answers = pace[1], pace[2], pace[3], pace[4]
+  local old_delay = math.floor((floor + extra) * 1000 + 0.5)  -- delay_ms is written with the pace
   if event == 'block' then
     local blocked = now + tonumber(a6)
     if not old_blocked or tonumber(old_blocked) < blocked then
@@ -129,9 +130,10 @@ local function apply_pace(now, host, cfg, paced, default_delay, event, a6, a7, a
       answers = answers + 1
     end
   end
-  local after = cjson.encode({floor, extra, baseline, answers})
+  -- What cjson.encode would write (its numbers are %.14g), in one format instead of four.
+  local after = string.format('[%.14g,%.14g,%.14g,%.14g]', floor, extra, baseline, answers)
   local delay_ms = math.floor((floor + extra) * 1000 + 0.5)
-  local moved = event == 'block' or tonumber(old_delay or '-1') ~= delay_ms
+  local moved = event == 'block' or old_delay ~= delay_ms
   local fields = {'pace', after}
   if moved then fields[3] = 'delay_ms'; fields[4] = int(delay_ms) end  -- most answers keep the delay
   local blocked_until = tonumber(old_blocked or '0')
