@@ -318,11 +318,21 @@ async def test_a_worker_told_that_others_hold_every_slot_asks_again_only_after_a
     assert (told.leases, told.wait_s) == ([], 1.0), "w1 holds the slot: ask again within POLL_S"
     assert w2._scripts.pipeliner.batches == batches + 1
     assert await w1.ack(lease, page(lease))  # the slot is free now, but w2 was told otherwise just now
-    assert (await w2.lease(1)).leases == []
+    trusted = await w2.lease(1)
     assert w2._scripts.pipeliner.batches == batches + 1, "asked Redis again at once"
+    assert (trusted.leases, trusted.wait_s) == ([], pytest.approx(0.05)), "ask again when the trust ends"
     clock.now += 0.06
     (got,) = (await w2.lease(1)).leases
     assert got.request.url == "http://a.test/1"
+
+
+async def test_a_floor_that_is_no_number_of_seconds_is_refused_before_redis(open_worker: OpenWorker) -> None:
+    from crawlpool.policy.pacing import FloorRaised
+
+    worker = await open_worker()
+    with pytest.raises(ValueError, match="no delay"):
+        await worker.observe("http://a.test:80", FloorRaised(float("inf")))
+    assert (await worker.observe("http://a.test:80", FloorRaised(2.0))).floor_s == 2.0
 
 
 async def test_per_host_holds_across_workers_for_a_whole_crawl(open_worker: OpenWorker, raw: Any) -> None:

@@ -628,11 +628,12 @@ def test_every_lua_file_opens_with_a_header_naming_keys_argv_and_the_reply(name:
 def test_constants_are_written_into_the_scripts_as_literals() -> None:
     from crawlpool.frontier.redis_scripts import NAMES, source, with_constants
 
-    values = {"step_s": 0.25, "warmup": 3, "overload": [429, 503], "shift": -2}
-    text = "x = K.step_s * K.warmup + K.shift -- K.<name>\nif K.overload(status) then end"
+    values = {"step_s": 0.25, "warmup": 3, "overload": [429, 503], "shift": -2, "zero": -0.0}
+    text = "x = K.step_s * K.warmup + K.shift -K.zero -- K.<name>\nif K.overload(status) then end"
     assert with_constants(text, values) == (
-        "x = 0.25 * 3 + (-2) -- K.<name>\nif (status == 429 or status == 503) then end"
+        "x = 0.25 * 3 + (-2) -(-0.0) -- K.<name>\nif (status == 429 or status == 503) then end"
     )
+    assert with_constants("t.K.step_s, OK.step_s", values) == "t.K.step_s, OK.step_s", "only K. alone"
     with pytest.raises(ValueError, match=r"K\.nope is no constant"):
         with_constants("K.nope", values)
     with pytest.raises(ValueError, match="only finite numbers"):

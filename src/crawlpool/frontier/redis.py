@@ -84,6 +84,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -187,7 +188,7 @@ class RedisFrontier:
         self._layout = layout = Layout(crawl_id, buckets)
         self._keys = layout.crawl  # the crawl-wide keys (with one bucket, that bucket's too)
         self._calls = Calls(worker_id, seen_bits, lease_ms, layout)
-        self._views = BucketViews(buckets, _POLL_S)
+        self._views = BucketViews(buckets, _POLL_S, _TRUST_ONE_S)
         self._view_clock = clock or time.monotonic  # the views' time: the crawl's clock when injected
         self.crawl_id = crawl_id
         self.worker_id = worker_id
@@ -455,6 +456,8 @@ class RedisFrontier:
         if isinstance(event, Blocked):
             args += ["block", max(0, round(event.for_s * 1000)), "", ""]
         elif isinstance(event, FloorRaised):
+            if not math.isfinite(event.floor_s):  # pace.lua would store it: the host's delay ruined
+                raise ValueError(f"a floor of {event.floor_s!r} s is no delay (the caller caps Crawl-delay)")
             args += ["floor", repr(event.floor_s), "", ""]
         else:
             status = "" if event.status is None else event.status
@@ -803,7 +806,7 @@ class RedisFrontier:
     async def _lease_slots(self, n: int) -> list[tuple[str, int]]:
         """Lease up to n due slots from the buckets that may have some: n split among the first n
         of them, then the next ones while slots are missing (one bucket: all n from it, once)."""
-        left = self._views.candidates(self._view_clock(), len(self._slots.tokens), _TRUST_ONE_S)
+        left = self._views.candidates(self._view_clock(), len(self._slots.tokens))
         slots: list[tuple[str, int]] = []
         while left and len(slots) < n:
             want = n - len(slots)

@@ -24,13 +24,16 @@ class BucketViews:
     """Per bucket: monotonic time its earliest free slot is due (None: none), slots leased, when
     it was last asked."""
 
-    def __init__(self, n: int, poll_s: float) -> None:
+    def __init__(self, n: int, poll_s: float, trust_one_s: float = 0.0) -> None:
+        """`trust_one_s`: see `candidates`."""
         self.n = n
         self.poll_s = poll_s
+        self.trust_one_s = trust_one_s
         self.due: list[float | None] = [0.0] * n
         self.leased = [0] * n
         self.asked = [float("-inf")] * n
         self._cursor = random.randrange(n)  # workers start on different buckets
+        self._trusted = False  # the last candidates() did not ask the one bucket: its answer was trusted
 
     def seen(self, bucket: int, wait_ms: int, leased: int, at: float) -> None:
         """Bucket `bucket` answered a call sent at monotonic time `at`: `wait_ms` (-1: no free slot) and
@@ -38,6 +41,7 @@ class BucketViews:
         is older than what it knows, and left out: replies of concurrent calls come in any order."""
         if at < self.asked[bucket]:
             return
+        self._trusted = False
         self.due[bucket] = None if wait_ms < 0 else at + wait_ms / 1000
         self.leased[bucket] = leased
         self.asked[bucket] = at
@@ -47,15 +51,17 @@ class BucketViews:
         self.due[bucket] = 0.0
         self.asked[bucket] = max(self.asked[bucket], at)
 
-    def candidates(self, now: float, held: int = 0, trust_one_s: float = 0.0) -> list[int]:
+    def candidates(self, now: float, held: int = 0) -> list[int]:
         """The buckets that may have a slot due now: those known to, then those not asked lately, each
         from a cursor that moves on each call so that workers and calls spread over the buckets. The
         one bucket of a crawl of one always, unless it answered less than `trust_one_s` ago that no
         slot is due while other workers hold some (`held`: this worker's): their ends are not seen
-        here, and asking again at once would most likely hear the same."""
+        here, and asking again at once would most likely hear the same (`wait_s` then says to ask
+        when that trust runs out)."""
         if self.n == 1:
             told_none = not self._due_by(0, now) and self.leased[0] > held
-            return [] if told_none and now - self.asked[0] < trust_one_s else [0]
+            self._trusted = told_none and now - self.asked[0] < self.trust_one_s
+            return [] if self._trusted else [0]
         start = self._cursor
         self._cursor = (self._cursor + 1) % self.n
         order = [(start + i) % self.n for i in range(self.n)]
@@ -83,6 +89,9 @@ class BucketViews:
             return 0.0
         dues = [due for due in self.due if due is not None]
         wait = max(0.0, min(dues) - now) if dues else None
+        if self._trusted:  # an answer was trusted instead of asked for: ask once the trust runs out
+            until = max(0.0, self.asked[0] + self.trust_one_s - now)
+            wait = until if wait is None else min(wait, until)
         if sum(self.leased) > held:
             return self.poll_s if wait is None else min(wait, self.poll_s)
         return wait

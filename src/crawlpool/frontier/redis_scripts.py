@@ -64,7 +64,7 @@ def source(name: str, crawl: Mapping[str, int] | None = None) -> str:
     return with_constants(lua_file(PRELUDE) + lua_file(name), {**json.loads(PACE_RULE), **(crawl or {})})
 
 
-_CONSTANT = re.compile(r"\bK\.([a-z_]+)(?:\((\w+)\))?")
+_CONSTANT = re.compile(r"(?<![\w.])K\.([a-z_]+)(?:\((\w+)\))?")  # not x.K.a, not OK.a
 
 
 def with_constants(text: str, values: Mapping[str, Any]) -> str:
@@ -75,7 +75,7 @@ def with_constants(text: str, values: Mapping[str, Any]) -> str:
     def literal(v: Any) -> str:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ValueError(f"constant {v!r}: only finite numbers go into Lua")
-        return repr(v) if v >= 0 else f"({v!r})"
+        return repr(v) if math.copysign(1, v) > 0 else f"({v!r})"  # -0.0 too: `3 -K.x` must not be `3 --0.0`
 
     def replace(found: re.Match[str]) -> str:
         key, tested = found.group(1), found.group(2)
