@@ -143,7 +143,9 @@ async def test_workers_crawl_every_page_once_within_the_per_host_limit(
     assert len(set(watch.joined)) == 2, err
     committed = COMMITTED.search(err)
     assert committed is not None, err
-    assert int(committed.group(1)) > 0 and int(committed.group(2)) == PAGES
+    # One host's 4 slots for 3 processes: a slot the first process frees goes to a worker waiting for
+    # one (they had 7 of the 900 when the first process took its freed slots back every time).
+    assert int(committed.group(1)) >= PAGES // 10 and int(committed.group(2)) == PAGES
     assert_complete_and_exactly_once(output, site.urls(base))
     assert site.max_in_flight <= 4  # --per-host 4, whichever process sent them
     assert f"pages stored    {PAGES}" in err

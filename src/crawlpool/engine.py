@@ -362,9 +362,12 @@ class Engine:
         self._hosts_in_flight[host] -= 1
         if not self._hosts_in_flight[host]:
             del self._hosts_in_flight[host]
-        self._changed.set()
+        # Worker processes that wait for a lease (they hold none) are woken first, so the slot this one
+        # freed goes to them: woken after, they found it taken again by this process's own feeder every
+        # time one host's limit was what everyone waited for, and sat idle the whole crawl.
         if self.elsewhere is not None:
             self.elsewhere.changed()
+        self._changed.set()
 
     async def _process(self, lease: Lease) -> None:
         request = lease.request

@@ -232,9 +232,11 @@ class WorkerProcesses:
         samples: deque[tuple[float, float]] = deque(maxlen=round(BUSY_WINDOW_S / START_CHECK_S) + 1)
         while True:
             samples.append((time.monotonic(), time.process_time()))
-            if self._engine.stats.pages >= START_AFTER_PAGES and len(samples) == samples.maxlen:
-                (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
-                busy = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
+            if self._engine.stats.pages >= START_AFTER_PAGES:
+                busy = None  # not known before a whole window: only a number asked for starts then
+                if len(samples) == samples.maxlen:
+                    (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
+                    busy = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
                 counts = await self._frontier.counts()
                 if worth_starting(
                     self._engine.stats.pages, counts.queued, self._cfg.concurrency, busy, self._cfg.processes
@@ -467,11 +469,14 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def worth_starting(stored: int, queued: int, concurrency: int, busy: float, processes: int | str) -> bool:
+def worth_starting(
+    stored: int, queued: int, concurrency: int, busy: float | None, processes: int | str
+) -> bool:
     """Whether to start the workers now: the crawl is large (it stored START_AFTER_PAGES pages and has
     more queued than it may have in flight) and, with `processes` auto, this process is what holds it
-    back (it kept `busy` share of a core busy over the last BUSY_WINDOW_S): a crawl held back by its
-    sites' speed or its per-host limits would only pay the workers' start-up and messages. A number of
-    processes the user asked for is started on size alone."""
+    back (it kept `busy` share of a core busy over the last BUSY_WINDOW_S; None before a whole window
+    has passed): a crawl held back by its sites' speed or its per-host limits would only pay the
+    workers' start-up and messages. A number of processes the user asked for is started on size alone,
+    without waiting for a window: every second of one process is a core left idle."""
     large = stored >= START_AFTER_PAGES and queued > concurrency
-    return large and (processes != "auto" or busy >= BUSY_SHARE)
+    return large and (processes != "auto" or (busy is not None and busy >= BUSY_SHARE))
