@@ -95,6 +95,28 @@ def test_remembered_verdicts_stay_right_past_the_cache_bound(monkeypatch: pytest
     assert len(scope._verdicts) <= 3
 
 
+@pytest.mark.parametrize("mode", ["host", "domain"])
+def test_one_scope_remembers_origins_and_answers_each_url_as_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch, mode: ScopeMode
+) -> None:
+    """The verdict is remembered per origin, so the userinfo trick and a longer name that starts with
+    a seed's must not share a seed's answer, even once the cache fills and starts over."""
+    monkeypatch.setattr(scope_module, "VERDICTS_MAX", 4)
+    tricky = {
+        "https://www.example.co.uk@evil.com/": False,  # the host is evil.com
+        "https://user@www.example.co.uk/": True,
+        "https://www.example.co.uk.evil.com/": False,
+    }
+    expected = {url: dict(zip(("host", "domain", "any"), e, strict=True))[mode] for url, e in CASES.items()}
+    expected |= tricky
+    scope = Scope(SEEDS, mode)
+    for _ in range(3):
+        assert {url: scope.allows(url) for url in expected} == expected
+    many = Scope(SEEDS, mode)
+    assert all(many.allows(f"http://127.0.0.1:9000/page{i}.html") for i in range(100))
+    assert len(many._origins) == 1 and not many._verdicts  # one entry for a whole site
+
+
 def test_exclude_only() -> None:
     scope = Scope(["https://example.com/"], "any", exclude=[r"^https://ads\."])
     assert scope.allows("https://example.com/ads/")
