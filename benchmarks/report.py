@@ -202,6 +202,7 @@ def markdown(report: Report) -> str:
         "",
         f"{meta['pages']:,} pages (~{meta['page_kb']} KB, ~{meta['links']} links each) served by "
         f"{meta['server']} on 127.0.0.1; concurrency {meta['concurrency']} (per host {meta['concurrency']}); "
+        f"outputs in {meta.get('outputs', 'a temp dir')}; "
         f"{meta['rounds']} round(s), variants interleaved, each in a fresh process; each row is its median "
         f"run by pages/s. crawlpool {meta['crawlpool']} at {meta['commit']}; Python {meta['python']}; "
         f"{meta['cpus']} CPUs; {meta['date']}.",
