@@ -6,7 +6,7 @@ from typing import NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from crawlpool import urls
@@ -488,3 +488,35 @@ clean_looking_urls = st.builds(
 def test_fast_path_agrees_with_slow_path(url: str) -> None:
     # White-box: the fast path may only return URLs that the full rules leave unchanged.
     assert normalize_url(url) == urls._canonicalize(url)
+
+
+# Root-relative hrefs, clean or not, fragments with odd characters; bases of every shape.
+rooted_hrefs = st.builds(
+    "/{}{}".format,
+    st.text(alphabet=RAW + "/.?&=%# \t\x00", max_size=15),
+    st.sampled_from(["", "#", "#x", "#a b", "#\x00", "#\t", " ", "\n"]),
+)
+
+
+@given(
+    rooted_hrefs,
+    st.sampled_from(
+        [
+            "http://a.com/d/p?q",
+            "https://u:p@a.com:8443/",
+            "http://[::1]:8080/x/",
+            "http://xn--bcher-kva.de/",
+            "bad",
+        ]
+    ),
+)
+@example("/a#\x00", "http://a.com/")  # a control in the fragment: no URL, as for an absolute one
+@example("/a b", "http://a.com/")
+@example("/./a", "http://a.com/")
+@example("/?b&a", "http://a.com/")
+def test_a_root_relative_href_resolves_like_the_absolute_url(href: str, base: str) -> None:
+    """White-box: the fast path for a root-relative href gives what the absolute spelling gives."""
+    assume(not href.replace("\t", "").replace("\n", "").startswith("//"))  # scheme-relative then
+    parts = urls._base_parts(base)
+    absolute = None if parts is None else normalize_url(parts[1] + href)
+    assert normalize_url(href, base) == absolute

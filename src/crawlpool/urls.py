@@ -59,6 +59,8 @@ _HOST_LABELS = r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?"
 _CLEAN = re.compile(
     rf"(https?)://{_HOST_LABELS}(?::([1-9][0-9]{{0,4}}))?(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?",
 )
+# The path and query of a URL `_CLEAN` matches: what a root-relative href must be to need no work.
+_CLEAN_TAIL = re.compile(rf"(/[{_RAW.replace('?', '')}]*)(?:\?([{_RAW}]+))?")
 _HOST_OK = re.compile(_HOST_LABELS)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -79,6 +81,14 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     """
     if _is_clean(url):
         return url
+    if base is not None and url[:1] == "/" and url[1:2] != "/":
+        # Most links of a site are root-relative and clean: joined to the canonical origin of the base,
+        # they are canonical. Checked here, before the general steps and without the cache of joined
+        # URLs, which a large site's links overflow (then 1.9 us a link, against 0.4 here).
+        tail, _, fragment = url.partition("#")
+        if _is_clean_tail(tail) and not (fragment and _CONTROL.search(fragment)):
+            parts = _base_parts(base)
+            return None if parts is None else parts[1] + tail
     url = url.strip(_SURROUNDING)
     if "\t" in url or "\n" in url or "\r" in url:
         url = url.replace("\t", "").replace("\n", "").replace("\r", "")
@@ -146,7 +156,17 @@ def _is_clean(url: str) -> bool:
     # A site on a non-default port (every local test server) has it in each of its URLs.
     if port is not None and (int(port) > 65535 or int(port) == _DEFAULT_PORTS[m.group(1)]):
         return False
-    query = m.group(4)
+    return _query_is_clean(m.group(4))
+
+
+def _is_clean_tail(tail: str) -> bool:
+    """True when the path and query `tail` (no fragment) need no work: joined to a canonical origin,
+    they make a canonical URL."""
+    m = _CLEAN_TAIL.fullmatch(tail)
+    return m is not None and "/." not in m.group(1) and _query_is_clean(m.group(2))
+
+
+def _query_is_clean(query: str | None) -> bool:
     if query is None or "&" not in query:
         return True
     params = query.split("&")
