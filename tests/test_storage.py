@@ -146,6 +146,9 @@ async def test_page_writes_small_and_large_store_the_body_or_fail_naming_the_pat
     (tmp_path / "pages/file").write_bytes(b"")  # a file where a directory should be
     with pytest.raises(StorageError, match=f"^storage: cannot write {tmp_path / 'pages/file/x.html'}: "):
         await store.write("pages/file/x.html", body)
+    (tmp_path / "pages/dir.html").mkdir()  # the temp file is written, then cannot take its place
+    with pytest.raises(StorageError, match=f"^storage: cannot write {tmp_path / 'pages/dir.html'}: "):
+        await store.write("pages/dir.html", body)
     assert not list((tmp_path / ".crawlpool" / "tmp").glob("*.part"))
 
 

@@ -9,6 +9,7 @@ the frontier committed the record), so every `path` a manifest line names exists
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -124,15 +125,23 @@ async def with_manifest(output: Path, pages: AsyncIterator[Page]) -> AsyncIterat
             yield page
 
 
-def _write_file(tmp: Path, target: Path, body: bytes, make_dir: bool) -> None:
+def _write_file(tmp: str, target: str, body: bytes, make_dir: bool) -> None:
+    # os.open and os.write, not Path.open: a buffered file object and pathlib's steps cost a third of
+    # this function's CPU for a 30 KB page on tmpfs (37 us against 27).
     try:
         if make_dir:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as fh:
-            fh.write(body)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a half-written temp file only takes space a full disk lacks
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a half-written temp file only takes space a full disk lacks
         raise
 
 
@@ -144,7 +153,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
+def _storage_error(action: str, path: Path | str, exc: OSError) -> StorageError:
     return StorageError(f"storage: cannot {action} {path}: {exc.strerror or type(exc).__name__}")
 
 
@@ -162,16 +171,18 @@ class PageStore:
 
     def __init__(self, output: Path) -> None:
         self._output = output
-        self._tmp_dir = output / STATE_DIR / "tmp"
+        # Paths as strings: joining them costs less than pathlib's steps, once per page.
+        self._root = str(output)
+        self._tmp_prefix = os.path.join(output, STATE_DIR, "tmp", f"{os.getpid()}-")
         self._counter = itertools.count()
-        self._made_dirs: set[Path] = set()
+        self._made_dirs: set[str] = set()
 
     async def write(self, relpath: str, body: bytes) -> str:
         """Store `body` at OUTPUT/`relpath`; return its sha256 (hex). Raises StorageError."""
-        target = self._output / relpath
-        parent = target.parent
+        target = os.path.join(self._root, relpath)
+        parent = os.path.dirname(target)
         make_dir = parent not in self._made_dirs
-        tmp = self._tmp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+        tmp = f"{self._tmp_prefix}{next(self._counter)}.part"
         # At most one trip to aiofiles' thread pool per page, not one per open/write/close/rename.
         try:
             if len(body) <= INLINE_WRITE_MAX:
