@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,14 +21,21 @@ import pytest
 
 import crawlpool
 from crawlpool.config import CrawlConfig
+from crawlpool.engine import Engine
 from crawlpool.errors import ConfigError
+from crawlpool.frontier import Politeness, Request
+from crawlpool.frontier.memory import MemoryFrontier
 from crawlpool.multiproc import pool
+from crawlpool.policy.rules import make_request
+from crawlpool.scope import Scope
+from crawlpool.store import Manifest, PageStore, prepare_output
 from tests.generated_site import SRC, Site, assert_complete_and_exactly_once, finish
 from tests.test_resume import _run_cli
 from tests.test_warc import assert_archive_matches_manifest, warcio_check
 
 pytestmark = pytest.mark.slow  # wall-clock crawls with real processes
 
+SEED = "http://127.0.0.1:8000/"
 PAGES = 900  # workers start after 200 stored pages: the crawl must outlast their start-up
 JOINED = re.compile(r"worker process (\d+) is crawling")
 COMMITTED = re.compile(r"worker processes committed (\d+) of the (\d+) records")
@@ -358,6 +365,38 @@ def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() ->
     assert pool.worth_starting(*large, busy=0.2, processes=2)  # asked for: started on size alone
     assert not pool.worth_starting(pool.START_AFTER_PAGES - 1, 33, 32, busy=1.0, processes=2)
     assert not pool.worth_starting(pool.START_AFTER_PAGES, 32, 32, busy=1.0, processes=2)
+
+
+async def test_a_url_reaches_the_frontier_once_whichever_process_found_it(tmp_path: Path) -> None:
+    """A worker knows only the links it found: the first process drops those it (or another worker)
+    handed the frontier before, and its own pages' links skip those a worker sent."""
+    config = CrawlConfig(output=tmp_path, robots=False, processes=2)
+    frontier = MemoryFrontier(Politeness(config.per_host, config.delay_s))
+    handed: list[list[str]] = []
+    add = frontier.add
+
+    async def recorded(requests: Sequence[Request]) -> int:
+        handed.append([r.url for r in requests])
+        return await add(requests)
+
+    frontier.add = recorded  # type: ignore[method-assign]
+    prepare_output(tmp_path)
+    engine = Engine(
+        config,
+        frontier=frontier,
+        fetcher=None,  # type: ignore[arg-type]
+        store=PageStore(tmp_path),
+        manifest=Manifest(tmp_path),
+        scope=Scope([SEED]),
+        on_page=lambda page: None,
+    )
+    workers = pool.WorkerProcesses(engine, frontier, config, [SEED], 2)
+    worker = pool._Worker(SimpleNamespace(pid=0, returncode=None), channel=None)  # type: ignore[arg-type]
+    a, b, c = (make_request(SEED + name, 1, SEED) for name in "abc")
+    await workers._call(worker, "add", ([a, b],))
+    await workers._call(worker, "add", ([b, c],))  # another worker found b too
+    await engine._queue([a, c])  # and so did this process's own pages
+    assert handed == [[a.url, b.url], [c.url]]
 
 
 def test_processes_is_checked_before_any_request() -> None:

@@ -665,12 +665,18 @@ class Engine:
 
     async def _queue(self, requests: Sequence[Request]) -> None:
         """Hand requests to the frontier, skipping those this process handed it before."""
+        fresh = self.unknown(requests)
+        if fresh:
+            await self._frontier.add(fresh)
+
+    def unknown(self, requests: Sequence[Request]) -> list[Request]:
+        """Those of `requests` this process has not handed the frontier (nor been told of, by `unknown`)
+        before; from now on they count as handed to it."""
         known = self._known
         fresh = [r for r in requests if r.fp not in known]
         known.update(r.fp for r in fresh)
         self._forget_known()
-        if fresh:
-            await self._frontier.add(fresh)
+        return fresh
 
     def _forget_known(self) -> None:
         if len(self._known) > KNOWN_LINKS_MAX:

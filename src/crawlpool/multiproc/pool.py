@@ -438,7 +438,11 @@ class WorkerProcesses:
             self.changed()
             return done
         if method == "add":
-            added = await frontier.add(args[0])
+            # A worker knows only the links it found itself: without this, every URL of a crawl in two
+            # processes reached the frontier twice (each process adding it once), and a link found here
+            # after a worker added it still went to the frontier too.
+            fresh = self._engine.unknown(args[0])
+            added = await frontier.add(fresh) if fresh else 0
             if added:
                 self._engine.wake()
                 self.changed()
