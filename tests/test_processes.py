@@ -365,6 +365,44 @@ def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() ->
     assert pool.worth_starting(*large, busy=0.2, processes=2)  # asked for: started on size alone
     assert not pool.worth_starting(pool.START_AFTER_PAGES - 1, 33, 32, busy=1.0, processes=2)
     assert not pool.worth_starting(pool.START_AFTER_PAGES, 32, 32, busy=1.0, processes=2)
+    assert pool.worth_starting(*large, busy=None, processes=2)  # no need to wait for a whole window
+    assert not pool.worth_starting(*large, busy=None, processes="auto")
+
+
+@pytest.mark.parametrize("processes", [2, "auto"])
+async def test_a_number_asked_for_starts_at_the_first_look_auto_after_a_busy_window(
+    monkeypatch: pytest.MonkeyPatch, processes: int | str
+) -> None:
+    """A large crawl: `--processes 2` starts its worker at the first look; auto waits until it has
+    measured a whole BUSY_WINDOW_S of this process being busy (every look here finds it busy)."""
+    looks_needed = 1 if processes == 2 else round(pool.BUSY_WINDOW_S / pool.START_CHECK_S) + 1
+    assert looks_needed > 1 or processes == 2
+    clock = {"wall": 0.0, "cpu": 0.0}
+    looks = []
+    started = []
+
+    async def tick(delay_s: float) -> None:
+        clock["wall"] += delay_s
+        clock["cpu"] += delay_s  # fully busy
+
+    async def counts() -> SimpleNamespace:
+        looks.append(clock["wall"])
+        return SimpleNamespace(queued=1000)
+
+    async def start_one() -> None:
+        started.append(clock["wall"])
+
+    monkeypatch.setattr(pool.asyncio, "sleep", tick)
+    monkeypatch.setattr(pool.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(pool.time, "process_time", lambda: clock["cpu"])
+    engine = SimpleNamespace(stats=SimpleNamespace(pages=pool.START_AFTER_PAGES))
+    frontier = SimpleNamespace(counts=counts)
+    cfg = CrawlConfig(concurrency=8, processes=processes)
+    workers = pool.WorkerProcesses(engine, frontier, cfg, [], 2)  # type: ignore[arg-type]
+    monkeypatch.setattr(workers, "_start_one", start_one)
+    await workers._start_when_large()
+    assert len(looks) == looks_needed
+    assert started == [pool.START_CHECK_S * (looks_needed - 1)]
 
 
 async def test_a_url_reaches_the_frontier_once_whichever_process_found_it(tmp_path: Path) -> None:

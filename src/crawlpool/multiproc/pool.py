@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 START_AFTER_PAGES = 200  # a worker takes a second or so to start: a small crawl does without
 START_CHECK_S = 0.25
-BUSY_WINDOW_S = 1.0
+BUSY_WINDOW_S = 0.5  # the crawl runs in one process while it fills; still long enough to tell a burst
 BUSY_SHARE = 0.6  # of one core, over BUSY_WINDOW_S
 EXIT_WAIT_S = 5.0  # after "over", a worker has nothing in flight: it ends at once
 STOP_MARGIN_S = 5.0  # past grace_s, a worker that has not ended at a stop is ended
