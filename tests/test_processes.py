@@ -367,42 +367,133 @@ def test_auto_starts_workers_only_for_a_large_crawl_this_process_holds_back() ->
     assert not pool.worth_starting(pool.START_AFTER_PAGES, 32, 32, busy=1.0, processes=2)
     assert pool.worth_starting(*large, busy=None, processes=2)  # no need to wait for a whole window
     assert not pool.worth_starting(*large, busy=None, processes="auto")
+    likely = (pool.PREPARE_AFTER_PAGES, 33, 32)
+    assert pool.worth_preparing(*likely, busy=None, processes=2)
+    assert pool.worth_preparing(*likely, busy=0.9, processes="auto")
+    assert not pool.worth_preparing(*likely, busy=0.2, processes="auto")
+    assert not pool.worth_preparing(*likely, busy=None, processes="auto")
+    assert not pool.worth_preparing(pool.PREPARE_AFTER_PAGES - 1, 33, 32, busy=1.0, processes=2)
+    assert not pool.worth_preparing(pool.PREPARE_AFTER_PAGES, 32, 32, busy=1.0, processes=2)
 
 
-@pytest.mark.parametrize("processes", [2, "auto"])
-async def test_a_number_asked_for_starts_at_the_first_look_auto_after_a_busy_window(
-    monkeypatch: pytest.MonkeyPatch, processes: int | str
-) -> None:
-    """A large crawl: `--processes 2` starts its worker at the first look; auto waits until it has
-    measured a whole BUSY_WINDOW_S of this process being busy (every look here finds it busy)."""
-    looks_needed = 1 if processes == 2 else round(pool.BUSY_WINDOW_S / pool.START_CHECK_S) + 1
-    assert looks_needed > 1 or processes == 2
+class _Enough(Exception):
+    """Ends a watched start loop that would go on waiting."""
+
+
+async def watch_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+    processes: int | str,
+    pages: Callable[[float], int],
+    busy: Callable[[float], float] = lambda t: 1.0,
+    until_s: float = 2.0,
+) -> list[tuple[str, float]]:
+    """Run `_start_when_large` on virtual time, `pages(t)` stored and `busy(t)` of a core used at each
+    moment t, with launching, starting and ending worker processes replaced by notes of when they
+    happened: ("launch", t), ("start", t) or ("start unlaunched", t), ("discard", t)."""
     clock = {"wall": 0.0, "cpu": 0.0}
-    looks = []
-    started = []
+    said: list[tuple[str, float]] = []
 
     async def tick(delay_s: float) -> None:
+        clock["cpu"] += delay_s * busy(clock["wall"])
         clock["wall"] += delay_s
-        clock["cpu"] += delay_s  # fully busy
+        if clock["wall"] > until_s:
+            raise _Enough
 
     async def counts() -> SimpleNamespace:
-        looks.append(clock["wall"])
         return SimpleNamespace(queued=1000)
 
+    async def exited() -> int:
+        return 0
+
+    def launched() -> pool._Worker:
+        said.append(("launch", clock["wall"]))
+        process = SimpleNamespace(pid=0, returncode=0, wait=exited)
+        closing = SimpleNamespace(close=lambda: said.append(("discard", clock["wall"])))
+        return pool._Worker(process, channel=closing)  # type: ignore[arg-type]
+
+    async def launch() -> pool._Worker:
+        return launched()
+
     async def start_one() -> None:
-        started.append(clock["wall"])
+        prepared = workers._prepared.pop() if workers._prepared else None
+        said.append(("start" if prepared else "start unlaunched", clock["wall"]))
 
     monkeypatch.setattr(pool.asyncio, "sleep", tick)
     monkeypatch.setattr(pool.time, "monotonic", lambda: clock["wall"])
     monkeypatch.setattr(pool.time, "process_time", lambda: clock["cpu"])
-    engine = SimpleNamespace(stats=SimpleNamespace(pages=pool.START_AFTER_PAGES))
-    frontier = SimpleNamespace(counts=counts)
+    stats = type("Stats", (), {"pages": property(lambda _: pages(clock["wall"]))})()
+    engine = SimpleNamespace(stats=stats)
     cfg = CrawlConfig(concurrency=8, processes=processes)
-    workers = pool.WorkerProcesses(engine, frontier, cfg, [], 2)  # type: ignore[arg-type]
+    workers = pool.WorkerProcesses(engine, SimpleNamespace(counts=counts), cfg, [], 2)  # type: ignore[arg-type]
+    monkeypatch.setattr(workers, "_launch", launch)
     monkeypatch.setattr(workers, "_start_one", start_one)
-    await workers._start_when_large()
-    assert len(looks) == looks_needed
-    assert started == [pool.START_CHECK_S * (looks_needed - 1)]
+    with contextlib.suppress(_Enough):
+        await workers._start_when_large()
+    return said
+
+
+def large_after(t_s: float) -> Callable[[float], int]:
+    """Pages stored: enough to launch workers at once, enough to start them from `t_s` on."""
+    return lambda t: pool.START_AFTER_PAGES if t >= t_s else pool.PREPARE_AFTER_PAGES
+
+
+async def test_a_number_asked_for_starts_at_the_first_look_of_a_large_crawl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert await watch_the_start(monkeypatch, 2, large_after(0.0)) == [("start unlaunched", 0.0)]
+
+
+async def test_workers_are_launched_before_the_crawl_is_large_and_started_once_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They import crawlpool while the first process crawls: started, they crawl at once."""
+    said = await watch_the_start(monkeypatch, 2, large_after(0.5))
+    assert said == [("launch", 0.0), ("start", 0.5)]
+    assert await watch_the_start(monkeypatch, 2, lambda t: pool.PREPARE_AFTER_PAGES - 1) == []
+
+
+async def test_auto_launches_a_busy_crawls_workers_and_starts_them_after_a_whole_busy_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window = pool.BUSY_WINDOW_S
+    said = await watch_the_start(monkeypatch, "auto", large_after(0.0))
+    assert said == [("launch", pool.START_CHECK_S), ("start", window)]  # busy: known after two looks
+
+
+async def test_auto_lets_its_launched_workers_go_when_a_whole_window_finds_it_not_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Busy at first, then waiting on its sites: launched, then ended, never started."""
+    window = pool.BUSY_WINDOW_S
+    said = await watch_the_start(
+        monkeypatch, "auto", large_after(0.0), busy=lambda t: 1.0 if t < pool.START_CHECK_S else 0.0
+    )
+    assert said == [("launch", pool.START_CHECK_S), ("discard", window)]
+
+
+async def test_a_crawl_that_stays_small_ends_the_workers_it_launched(
+    serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Launched past PREPARE_AFTER_PAGES (the site holds its answers until then), never started: the
+    crawl ends in one process, and so do they, reaped."""
+    site = Site(pages=150, gate_after=pool.PREPARE_AFTER_PAGES + 10)
+    launched: list[int] = []
+    launch = pool.WorkerProcesses._launch
+
+    async def noted(self: pool.WorkerProcesses) -> pool._Worker:
+        worker = await launch(self)
+        launched.append(worker.process.pid)
+        site.gate.set()
+        return worker
+
+    monkeypatch.setattr(pool.WorkerProcesses, "_launch", noted)
+    base = await serve(site)
+    result = await crawlpool.crawl(
+        [base + "/"], output=tmp_path / "out", processes=2, concurrency=8, per_host=8, robots=False
+    )
+    assert result.stats.pages == 150
+    assert len(launched) == 1
+    assert not os.path.exists(f"/proc/{launched[0]}")  # ended and reaped
 
 
 async def test_a_url_reaches_the_frontier_once_whichever_process_found_it(tmp_path: Path) -> None:

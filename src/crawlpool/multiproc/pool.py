@@ -49,6 +49,10 @@ from crawlpool.warc_index import WARC_DIR, repair_some_warc_files, warc_files
 log = logging.getLogger(__name__)
 
 START_AFTER_PAGES = 200  # a worker takes a second or so to start: a small crawl does without
+# A crawl this far along, with more queued than in flight, may well grow large: its worker processes are
+# launched then, and import crawlpool (0.3 s of a core) while this process crawls, so that they crawl as
+# soon as they are started.
+PREPARE_AFTER_PAGES = 50
 START_CHECK_S = 0.25
 BUSY_WINDOW_S = 0.5  # the crawl runs in one process while it fills; still long enough to tell a burst
 BUSY_SHARE = 0.6  # of one core, over BUSY_WINDOW_S
@@ -75,13 +79,7 @@ class _Worker:
         a worker that has just died before asyncio's child watcher does, which then reports exit code
         255 (a killed worker was said to have exited with 255). A pidfd names this process even once
         it is reaped, where a bare pid could name another by then."""
-        if self.process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if self.pidfd is not None:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            else:
-                os.kill(self.process.pid, signal.SIGKILL)
+        _kill(self.process, self.pidfd)
 
     def close_pidfd(self) -> None:
         if self.pidfd is not None:
@@ -111,6 +109,7 @@ class WorkerProcesses:
         self._extra = count - 1
         self._restarts_left = count - 1
         self._workers: list[_Worker] = []
+        self._prepared: list[_Worker] = []  # launched, not yet told to crawl (see PREPARE_AFTER_PAGES)
         self._ending = False
         self._event = asyncio.Event()
         self.in_flight = 0
@@ -150,6 +149,8 @@ class WorkerProcesses:
         finally:
             grow.cancel()
             watchdog.cancel()
+            await asyncio.gather(grow, return_exceptions=True)  # a launch under way ends first
+            await self._discard_prepared()
             self._kill_all()
             for worker in self._workers:
                 if worker.served is not None:
@@ -228,20 +229,28 @@ class WorkerProcesses:
             worker.kill()
 
     async def _start_when_large(self) -> None:
-        """Start the workers once `worth_starting` says so, asking every START_CHECK_S."""
+        """Start the workers once `worth_starting` says so, asking every START_CHECK_S; launch them
+        before, once `worth_preparing` says so (and let them go if a whole window then finds this process
+        not busy enough, with `processes` auto)."""
         samples: deque[tuple[float, float]] = deque(maxlen=round(BUSY_WINDOW_S / START_CHECK_S) + 1)
+        cfg = self._cfg
         while True:
             samples.append((time.monotonic(), time.process_time()))
-            if self._engine.stats.pages >= START_AFTER_PAGES:
-                busy = None  # not known before a whole window: only a number asked for starts then
-                if len(samples) == samples.maxlen:
-                    (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
-                    busy = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
-                counts = await self._frontier.counts()
-                if worth_starting(
-                    self._engine.stats.pages, counts.queued, self._cfg.concurrency, busy, self._cfg.processes
-                ):
+            stored = self._engine.stats.pages
+            if stored >= PREPARE_AFTER_PAGES:
+                (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
+                busy_so_far = (cpu1 - cpu0) / (wall1 - wall0) if wall1 > wall0 else None
+                # Not known before a whole window: only a number asked for starts then.
+                busy = busy_so_far if len(samples) == samples.maxlen else None
+                queued = (await self._frontier.counts()).queued
+                if worth_starting(stored, queued, cfg.concurrency, busy, cfg.processes):
                     break
+                if not self._prepared:
+                    if worth_preparing(stored, queued, cfg.concurrency, busy_so_far, cfg.processes):
+                        for _ in range(self._extra):
+                            self._prepared.append(await self._launch())
+                elif cfg.processes == "auto" and busy is not None and busy < BUSY_SHARE:
+                    await self._discard_prepared()  # the crawl waits on its sites: they would idle
             await asyncio.sleep(START_CHECK_S)
         plural = "es" if self._extra > 1 else ""
         log.info(
@@ -266,6 +275,31 @@ class WorkerProcesses:
         )
 
     async def _start_one(self) -> None:
+        """Tell a launched worker process to crawl (one launched before, if any)."""
+        worker = self._prepared.pop() if self._prepared else await self._launch()
+        level = logging.getLogger("crawlpool").getEffectiveLevel()
+        worker.channel.send(("init", self._worker_config(), self._cfg, self._seeds, level))
+        worker.served = asyncio.create_task(
+            self._serve(worker), name=f"crawlpool worker {worker.process.pid}"
+        )
+        self._workers.append(worker)
+
+    async def _discard_prepared(self) -> None:
+        """End the worker processes launched and never told to crawl: each waits for its first message,
+        so closing its end of the socket ends it."""
+        prepared, self._prepared = self._prepared, []
+        for worker in prepared:
+            worker.channel.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(EXIT_WAIT_S):
+                for worker in prepared:
+                    await worker.process.wait()
+        for worker in prepared:
+            worker.kill()  # still there after EXIT_WAIT_S: it never got as far as waiting
+            worker.close_pidfd()
+
+    async def _launch(self) -> _Worker:
+        """A worker process, started and connected, waiting for its "init" message."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -282,12 +316,14 @@ class WorkerProcesses:
         finally:
             theirs.close()
         pidfd = _pidfd(process.pid)  # before any await: until asyncio reaps it, the pid is this process
-        channel = await Channel.over(ours)
-        level = logging.getLogger("crawlpool").getEffectiveLevel()
-        channel.send(("init", self._worker_config(), self._cfg, self._seeds, level))
-        worker = _Worker(process, channel, pidfd=pidfd)
-        worker.served = asyncio.create_task(self._serve(worker), name=f"crawlpool worker {process.pid}")
-        self._workers.append(worker)
+        try:
+            return _Worker(process, await Channel.over(ours), pidfd=pidfd)
+        except BaseException:  # cancelled (the crawl ended) before it was ours to end
+            _kill(process, pidfd)
+            ours.close()
+            if pidfd is not None:
+                os.close(pidfd)
+            raise
 
     async def _serve(self, worker: _Worker) -> None:
         held: set[asyncio.Task[None]] = set()
@@ -464,6 +500,17 @@ def _said_if_failed(grow: asyncio.Task[None]) -> None:
         )
 
 
+def _kill(process: asyncio.subprocess.Process, pidfd: int | None) -> None:
+    """SIGKILL `process` if it still runs, through its pidfd where there is one (see `_Worker.kill`)."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGKILL)
+
+
 def _pidfd(pid: int) -> int | None:
     """A pidfd for our child `pid`, not yet reaped (asyncio reaps it only after telling its exit), or
     None where the system has none (Linux before 5.3, other systems)."""
@@ -471,6 +518,16 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+def worth_preparing(
+    stored: int, queued: int, concurrency: int, busy: float | None, processes: int | str
+) -> bool:
+    """Whether to launch the workers now, to start them later (`worth_starting`): the crawl may grow
+    large (it stored PREPARE_AFTER_PAGES pages and has more queued than it may have in flight) and, with
+    `processes` auto, this process has been busy so far (`busy`: over what it measured of its window)."""
+    likely = stored >= PREPARE_AFTER_PAGES and queued > concurrency
+    return likely and (processes != "auto" or (busy is not None and busy >= BUSY_SHARE))
 
 
 def worth_starting(
