@@ -151,8 +151,9 @@ async def test_workers_crawl_every_page_once_within_the_per_host_limit(
     committed = COMMITTED.search(err)
     assert committed is not None, err
     # One host's 4 slots for 3 processes: a slot the first process frees goes to a worker waiting for
-    # one (they had 7 of the 900 when the first process took its freed slots back every time).
-    assert int(committed.group(1)) >= PAGES // 10 and int(committed.group(2)) == PAGES
+    # one (they had 7 of the 900 when the first process took its freed slots back every time; about
+    # 230 since, and the bound leaves room for a loaded machine).
+    assert int(committed.group(1)) >= PAGES // 30 and int(committed.group(2)) == PAGES
     assert_complete_and_exactly_once(output, site.urls(base))
     assert site.max_in_flight <= 4  # --per-host 4, whichever process sent them
     assert f"pages stored    {PAGES}" in err
@@ -471,6 +472,22 @@ async def test_auto_lets_its_launched_workers_go_when_a_whole_window_finds_it_no
     assert said == [("launch", pool.START_CHECK_S), ("discard", window)]
 
 
+async def test_auto_launches_ahead_only_once_when_its_load_comes_and_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Busy and idle by turns, half a second each, never large: launched, let go, and not launched
+    again (over and over, they would take CPU from the process they were to help)."""
+    window = pool.BUSY_WINDOW_S
+    said = await watch_the_start(
+        monkeypatch,
+        "auto",
+        lambda t: pool.START_AFTER_PAGES - 1,
+        busy=lambda t: 1.0 if int(t / window) % 2 == 0 else 0.0,
+        until_s=4 * window,
+    )
+    assert said == [("launch", pool.START_CHECK_S), ("discard", window + pool.START_CHECK_S)]
+
+
 async def test_a_crawl_that_stays_small_ends_the_workers_it_launched(
     serve: Callable[[Site], asyncio.Future[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -488,9 +505,10 @@ async def test_a_crawl_that_stays_small_ends_the_workers_it_launched(
 
     monkeypatch.setattr(pool.WorkerProcesses, "_launch", noted)
     base = await serve(site)
-    result = await crawlpool.crawl(
-        [base + "/"], output=tmp_path / "out", processes=2, concurrency=8, per_host=8, robots=False
-    )
+    async with asyncio.timeout(60):  # without a launch the site would hold its answers for ever
+        result = await crawlpool.crawl(
+            [base + "/"], output=tmp_path / "out", processes=2, concurrency=8, per_host=8, robots=False
+        )
     assert result.stats.pages == 150
     assert len(launched) == 1
     with pytest.raises(ProcessLookupError):  # ended and reaped

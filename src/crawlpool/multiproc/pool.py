@@ -149,16 +149,18 @@ class WorkerProcesses:
         finally:
             grow.cancel()
             watchdog.cancel()
-            await asyncio.gather(grow, return_exceptions=True)  # a launch under way ends first
-            await self._discard_prepared()
-            self._kill_all()
-            for worker in self._workers:
-                if worker.served is not None:
-                    worker.served.cancel()
-            served = (w.served for w in self._workers if w.served)
-            await asyncio.gather(grow, watchdog, *served, return_exceptions=True)
-            for worker in self._workers:
-                worker.close_pidfd()
+            try:
+                await asyncio.gather(grow, return_exceptions=True)  # a launch under way ends first
+                await self._discard_prepared()
+            finally:  # cancelled meanwhile too: no worker outlives the crawl
+                self._kill_all()
+                for worker in self._workers:
+                    if worker.served is not None:
+                        worker.served.cancel()
+                served = (w.served for w in self._workers if w.served)
+                await asyncio.gather(grow, watchdog, *served, return_exceptions=True)
+                for worker in self._workers:
+                    worker.close_pidfd()
 
     async def _stop(self, crawl: asyncio.Task[CrawlStats]) -> None:
         """Stop every process gracefully: the engines give back what they did not start and let what is
@@ -234,7 +236,10 @@ class WorkerProcesses:
         not busy enough, with `processes` auto)."""
         samples: deque[tuple[float, float]] = deque(maxlen=round(BUSY_WINDOW_S / START_CHECK_S) + 1)
         cfg = self._cfg
+        discarded = False
         while True:
+            if self._ending:
+                return  # a stop, or the crawl's end: no more workers
             samples.append((time.monotonic(), time.process_time()))
             stored = self._engine.stats.pages
             if stored >= PREPARE_AFTER_PAGES:
@@ -246,17 +251,24 @@ class WorkerProcesses:
                 if worth_starting(stored, queued, cfg.concurrency, busy, cfg.processes):
                     break
                 if not self._prepared:
-                    if worth_preparing(stored, queued, cfg.concurrency, busy_so_far, cfg.processes):
+                    # Once let go, never launched ahead again: a crawl whose load hovers near
+                    # BUSY_SHARE would launch and end them over and over.
+                    if not discarded and worth_preparing(
+                        stored, queued, cfg.concurrency, busy_so_far, cfg.processes
+                    ):
                         for _ in range(self._extra):
                             self._prepared.append(await self._launch())
                 elif cfg.processes == "auto" and busy is not None and busy < BUSY_SHARE:
                     await self._discard_prepared()  # the crawl waits on its sites: they would idle
+                    discarded = True
             await asyncio.sleep(START_CHECK_S)
         plural = "es" if self._extra > 1 else ""
         log.info(
             "crawling in %d processes: this one and %d worker process%s", self._extra + 1, self._extra, plural
         )
         for _ in range(self._extra):
+            if self._ending:
+                return
             await self._start_one()
 
     def _share_slots(self) -> None:
@@ -285,18 +297,22 @@ class WorkerProcesses:
         self._workers.append(worker)
 
     async def _discard_prepared(self) -> None:
-        """End the worker processes launched and never told to crawl: each waits for its first message,
-        so closing its end of the socket ends it."""
+        """End the worker processes launched and never told to crawl. They hold nothing yet (no lease, no
+        file), so they are killed: one still loading crawlpool would see its socket close only once
+        loaded, and the crawl's end would wait for that."""
         prepared, self._prepared = self._prepared, []
-        for worker in prepared:
-            worker.channel.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(EXIT_WAIT_S):
-                for worker in prepared:
-                    await worker.process.wait()
-        for worker in prepared:
-            worker.kill()  # still there after EXIT_WAIT_S: it never got as far as waiting
-            worker.close_pidfd()
+        try:
+            for worker in prepared:
+                worker.channel.close()
+                worker.kill()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EXIT_WAIT_S):
+                    for worker in prepared:
+                        await worker.process.wait()  # reaped
+        finally:
+            for worker in prepared:
+                worker.kill()  # cancelled before the first kill reached it
+                worker.close_pidfd()
 
     async def _launch(self) -> _Worker:
         """A worker process, started and connected, waiting for its "init" message."""
