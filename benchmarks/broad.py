@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.broad_site import Coverage, Site, root_url, serve
-from benchmarks.measure import Measurement, become_subreaper, measure
+from benchmarks.measure import Measurement, become_subreaper, measure, tmpfs_scratch
 from benchmarks.variants import DEFAULT_SCRAPY_PYTHON, NOT_BUILT, refused
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +199,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        help="where crawl outputs go while measured (default: a temp dir in /dev/shm if there is one)",
+        help="where crawl outputs go while measured (default: a temp dir in /dev/shm if it has room)",
     )
     args = parser.parse_args(argv)
     if min(args.hosts, args.pages, args.per_host, *args.concurrency) < 1 or args.latency <= 0:
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "| peak RSS MB | most in flight to one host |"
     )
     print("|---|---|--:|--:|---|--:|--:|--:|--:|--:|", flush=True)
-    scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    scratch = tmpfs_scratch(2 * site.hosts * site.pages * (30_000 if args.realistic else 2_000))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="broad-", dir=args.work_dir or scratch) as tmp:
         for concurrency in args.concurrency:

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -58,6 +59,16 @@ class TreeSampler(threading.Thread):
             pids = _tree(self.pid)
             self.peak_kib = max(self.peak_kib, sum(_pss_kib(pid) for pid in pids))
             self.most_processes = max(self.most_processes, len(pids))
+
+
+def tmpfs_scratch(needed_bytes: int) -> Path | None:
+    """/dev/shm when it is there with room for `needed_bytes` (a container's is often 64 MB), else None:
+    the system's temp dir then."""
+    shm = Path("/dev/shm")
+    try:
+        return shm if shutil.disk_usage(shm).free >= needed_bytes else None
+    except OSError:
+        return None
 
 
 def become_subreaper() -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 
 import crawlpool
 from benchmarks import sitegen
-from benchmarks.measure import Measurement, become_subreaper, measure
+from benchmarks.measure import Measurement, become_subreaper, measure, tmpfs_scratch
 from benchmarks.report import TARGET_KEYS, build_report, markdown, write
 from benchmarks.server import REPO_ROOT, serve_site
 from benchmarks.variants import DEFAULT_SCRAPY_PYTHON, Variant, all_variants
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        help="where crawl outputs go while measured (default: a temp dir in /dev/shm if there is one)",
+        help="where crawl outputs go while measured (default: a temp dir in /dev/shm if it has room)",
     )
     parser.add_argument("--cache-dir", type=Path, help="where generated sites are kept")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -156,11 +156,12 @@ def progress(variant: Variant, m: Measurement, round_no: int, rounds: int) -> st
 
 def work_dir(args: argparse.Namespace) -> Path | None:
     """Outputs go to tmpfs unless told otherwise, as in the issue's measurements: a disk's writeback
-    lands in whichever variant runs next and moved its CPU per page by 50% between runs here."""
+    lands in whichever variant runs next and moved its CPU per page by 50% between runs here. One
+    variant's output is there at a time (~30 KB a page), with room to spare."""
     if args.work_dir is not None:
         return Path(args.work_dir)
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() else None
+    pages = args.pages or (SMALL_PAGES if args.small else FULL_PAGES)
+    return tmpfs_scratch(2 * pages * sitegen.PAGE_BYTES)
 
 
 def metadata(pages: int, server: str, args: argparse.Namespace, elapsed_s: float) -> dict[str, Any]:
