@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|--:|--:|---|--:|--:|--:|--:|--:|", flush=True)
     scratch = tmpfs_scratch(2 * site.hosts * site.pages * (30_000 if args.realistic else 2_000))
     started = time.perf_counter()
+    rates: dict[tuple[str, str, int], float] = {}  # (parser, processes, C) -> crawlpool's pages/s
     with tempfile.TemporaryDirectory(prefix="broad-", dir=args.work_dir or scratch) as tmp:
         for concurrency in args.concurrency:
             best = bound(concurrency, args.hosts, args.per_host, args.latency)
@@ -243,7 +244,22 @@ def main(argv: list[str] | None = None) -> None:
                         f"{outcome.server_cpu_s / max(outcome.measurement.process_wall_s, 1e-9):.0%}"
                     )
                 print(table_line(row, concurrency, outcome, best, args.per_host), flush=True)
+                if row.crawler == "crawlpool" and outcome is not None and outcome.coverage is not None:
+                    rates[(row.parser, row.processes, concurrency)] = outcome.coverage.pages / outcome.wall_s
+    scaling = scaling_lines(rates)
+    if scaling:
+        print("\n" + "\n".join(scaling))
     log(f"done in {time.perf_counter() - started:.0f} s")
+
+
+def scaling_lines(rates: dict[tuple[str, str, int], float]) -> list[str]:
+    """What two processes made against one, per parser and C (a crawl that waits on its sites gains
+    little; issue 14 asks 1.7x of a CPU-bound one)."""
+    return [
+        f"- {parser}, C={c}: 2 processes / 1 = {two / rates[(parser, '1', c)]:.2f}x"
+        for (parser, processes, c), two in rates.items()
+        if processes == "2" and (parser, "1", c) in rates
+    ]
 
 
 def log(message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from benchmarks.broad import bound, crawlpool_rows
+from benchmarks.broad import bound, crawlpool_rows, scaling_lines
 from benchmarks.broad_site import PORT, Coverage, Site, host_address, root_url
 
 
@@ -116,3 +116,8 @@ def test_with_a_processes_field_each_count_is_passed_unless_the_config_refuses_i
     refused = crawlpool_rows(["lxml"], "memory", WithProcesses)
     assert refused[0].unavailable is None
     assert "only one process" in str(refused[1].unavailable)
+
+
+def test_scaling_says_two_processes_against_one_per_parser_and_concurrency() -> None:
+    rates = {("bs4", "1", 256): 600.0, ("bs4", "2", 256): 1020.0, ("lxml", "2", 64): 300.0}
+    assert scaling_lines(rates) == ["- bs4, C=256: 2 processes / 1 = 1.70x"]
